@@ -1,0 +1,65 @@
+// The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//
+// Sums are taken over native-order 16-bit loads: the ones' complement sum is
+// independent of byte order (RFC 1071 section 2(B)), so a checksum read from a
+// packet with a native load can be updated and stored back the same way without
+// a byte swap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "lb/net.h"
+
+namespace atl::lb {
+
+// Adds `len` bytes to a running 32-bit ones' complement sum (odd tails padded
+// with a zero byte, RFC 1071).
+uint32_t ChecksumAdd(uint32_t sum, const uint8_t* data, size_t len);
+
+// Folds a running sum to 16 bits and complements it: the value a checksum field holds.
+inline uint16_t ChecksumFinish(uint32_t sum) {
+  uint64_t s = sum;
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+
+// The full checksum of an IPv4 header whose checksum field is zero or is
+// skipped: `header` is ihl*4 bytes long.
+uint16_t Ipv4HeaderChecksum(const uint8_t* header, size_t len);
+
+// The full TCP/UDP/SCTP-less/ICMPv6 checksum of `len` bytes of transport data
+// including the IPv4 or IPv6 pseudo-header (RFC 793, RFC 768, RFC 8200 section
+// 8.1). The data's own checksum field must be zero.
+uint16_t L4Checksum(const IpAddr& src, const IpAddr& dst, IpProto proto, const uint8_t* data,
+                    size_t len);
+
+// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for one 16-bit word changing from
+// `old_word` to `new_word`, all in the same (native) byte order.
+inline uint16_t ChecksumReplace16(uint16_t csum, uint16_t old_word, uint16_t new_word) {
+  uint32_t sum = static_cast<uint16_t>(~csum);
+  sum += static_cast<uint16_t>(~old_word);
+  sum += new_word;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+// The same for a run of `len` bytes (even, at an even offset of the covered data).
+inline uint16_t ChecksumReplace(uint16_t csum, const uint8_t* old_bytes, const uint8_t* new_bytes,
+                                size_t len) {
+  uint32_t sum = static_cast<uint16_t>(~csum);
+  for (size_t i = 0; i + 1 < len; i += 2) {
+    uint16_t o;
+    uint16_t n;
+    std::memcpy(&o, old_bytes + i, 2);
+    std::memcpy(&n, new_bytes + i, 2);
+    sum += static_cast<uint16_t>(~o);
+    sum += n;
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+}  // namespace atl::lb

@@ -1,0 +1,192 @@
+#include "lb/conntrack.h"
+
+#include "absl/strings/str_cat.h"
+#include "lb/packet.h"
+
+namespace atl::lb {
+namespace {
+constexpr uint64_t kNsPerSec = 1'000'000'000;
+}
+
+const char* CtStateName(CtState state) {
+  switch (state) {
+    case CtState::kSynSent: return "syn_sent";
+    case CtState::kSynRecv: return "syn_recv";
+    case CtState::kEstablished: return "established";
+    case CtState::kFinWait: return "fin_wait";
+    case CtState::kTimeWait: return "time_wait";
+    case CtState::kClosed: return "closed";
+    case CtState::kUnreplied: return "unreplied";
+    case CtState::kReplied: return "replied";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::unique_ptr<ConntrackShard>> ConntrackShard::Create(const ConntrackConfig& config) {
+  // A reference packs the flow id with one direction bit, and kNone is reserved.
+  if (config.max_flows == 0 || config.max_flows >= (1u << 30)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("conntrack max_flows ", config.max_flows, " is outside 1 .. 2^30-1"));
+  }
+  if (config.eviction_scan == 0) {
+    return absl::InvalidArgumentError("conntrack eviction_scan 0: must examine at least one record");
+  }
+  return std::unique_ptr<ConntrackShard>(new ConntrackShard(config));
+}
+
+ConntrackShard::ConntrackShard(const ConntrackConfig& config)
+    : config_(config), index_(2 * config.max_flows), flows_(config.max_flows) {
+  free_.reserve(config.max_flows);
+  for (uint32_t id = config.max_flows; id > 0; --id) free_.push_back(id - 1);
+}
+
+uint64_t ConntrackShard::TimeoutNs(const Flow& f) const {
+  uint32_t s;
+  switch (f.tuple[0].proto) {
+    case IpProto::kTcp:
+      switch (f.state) {
+        case CtState::kEstablished: s = config_.tcp_established_s; break;
+        case CtState::kFinWait: s = config_.tcp_fin_wait_s; break;
+        case CtState::kTimeWait:
+        case CtState::kClosed: s = config_.tcp_closing_s; break;
+        default: s = config_.tcp_syn_s; break;
+      }
+      break;
+    case IpProto::kUdp:
+      s = f.state == CtState::kReplied ? config_.udp_replied_s : config_.udp_unreplied_s;
+      break;
+    case IpProto::kIcmp:
+    case IpProto::kIcmpV6: s = config_.icmp_s; break;
+    default: s = config_.other_s; break;
+  }
+  return s * kNsPerSec;
+}
+
+ConntrackShard::Hit ConntrackShard::Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns) {
+  const uint32_t ref =
+      index_.Find(hash, [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; });
+  if (ref == HashIndex::kNone) return {};
+  const uint32_t id = ref >> 1;
+  if (flows_[id].expires_ns <= now_ns) {
+    Remove(id);
+    ++stats_.expired;
+    return {};
+  }
+  return {id, static_cast<CtDir>(ref & 1)};
+}
+
+uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
+  if (!free_.empty()) {
+    const uint32_t id = free_.back();
+    free_.pop_back();
+    return id;
+  }
+  // Full. Look at a bounded window of records: take the first expired one,
+  // else the embryonic one closest to expiry; established flows are never
+  // evicted, so a new flow is refused rather than breaking a live connection.
+  uint32_t victim = kNoFlow;
+  for (uint32_t n = 0; n < config_.eviction_scan; ++n) {
+    const uint32_t id = evict_cursor_;
+    evict_cursor_ = evict_cursor_ + 1 == config_.max_flows ? 0 : evict_cursor_ + 1;
+    const Flow& f = flows_[id];
+    if (f.expires_ns <= now_ns) {
+      victim = id;
+      ++stats_.expired;
+      break;
+    }
+    if (IsEmbryonic(f.state) && (victim == kNoFlow || f.expires_ns < flows_[victim].expires_ns)) {
+      victim = id;
+    }
+  }
+  if (victim == kNoFlow) return kNoFlow;
+  if (flows_[victim].expires_ns > now_ns) ++stats_.evicted_embryonic;
+  Remove(victim);
+  free_.pop_back();  // Remove pushed it
+  return victim;
+}
+
+uint32_t ConntrackShard::Create(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
+                                uint64_t now_ns, uint32_t service, uint32_t backend) {
+  const uint32_t id = Allocate(now_ns);
+  if (id == kNoFlow) {
+    ++stats_.full;
+    return kNoFlow;
+  }
+  Flow& f = flows_[id];
+  f.tuple[0] = original;
+  f.tuple[1] = reply;
+  f.hash[0] = Hash(original);
+  f.hash[1] = Hash(reply);
+  f.service = service;
+  f.backend = backend;
+  f.fin_seen = 0;
+  f.in_use = true;
+  if (original.proto == IpProto::kTcp) {
+    // A flow first seen mid-stream (after a restart, or asymmetric routing) is
+    // taken as established, like Linux's nf_conntrack_tcp_loose.
+    const bool syn_only = (first_tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+    f.state = syn_only ? CtState::kSynSent : CtState::kEstablished;
+  } else {
+    f.state = CtState::kUnreplied;
+  }
+  f.expires_ns = now_ns + TimeoutNs(f);
+  index_.Insert(f.hash[0], Ref(id, CtDir::kOriginal));
+  index_.Insert(f.hash[1], Ref(id, CtDir::kReply));
+  ++live_;
+  ++stats_.created;
+  return id;
+}
+
+void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t now_ns) {
+  Flow& f = flows_[id];
+  if (f.tuple[0].proto == IpProto::kTcp) {
+    if (tcp_flags & kTcpRst) {
+      f.state = CtState::kClosed;
+    } else if (tcp_flags & kTcpSyn) {
+      if (!(tcp_flags & kTcpAck)) {
+        // A new SYN on a closed 4-tuple reuses it (a client recycling its port).
+        if (dir == CtDir::kOriginal && (f.state == CtState::kTimeWait || f.state == CtState::kClosed)) {
+          f.state = CtState::kSynSent;
+          f.fin_seen = 0;
+        }
+      } else if (dir == CtDir::kReply && f.state == CtState::kSynSent) {
+        f.state = CtState::kSynRecv;
+      }
+    } else {
+      if (f.state == CtState::kSynRecv && dir == CtDir::kOriginal && (tcp_flags & kTcpAck)) {
+        f.state = CtState::kEstablished;
+      }
+      if (tcp_flags & kTcpFin) f.fin_seen |= static_cast<uint8_t>(1u << static_cast<unsigned>(dir));
+      if (f.fin_seen != 0) f.state = f.fin_seen == 3 ? CtState::kTimeWait : CtState::kFinWait;
+    }
+  } else if (dir == CtDir::kReply && f.state == CtState::kUnreplied) {
+    f.state = CtState::kReplied;
+  }
+  f.expires_ns = now_ns + TimeoutNs(f);
+}
+
+void ConntrackShard::Remove(uint32_t id) {
+  Flow& f = flows_[id];
+  if (!f.in_use) return;
+  index_.Erase(f.hash[0], Ref(id, CtDir::kOriginal));
+  index_.Erase(f.hash[1], Ref(id, CtDir::kReply));
+  f.in_use = false;
+  free_.push_back(id);
+  --live_;
+}
+
+uint32_t ConntrackShard::ExpireSome(uint64_t now_ns, uint32_t budget) {
+  uint32_t removed = 0;
+  for (uint32_t n = 0; n < budget && n < config_.max_flows; ++n) {
+    const uint32_t id = expire_cursor_;
+    expire_cursor_ = expire_cursor_ + 1 == config_.max_flows ? 0 : expire_cursor_ + 1;
+    if (flows_[id].in_use && flows_[id].expires_ns <= now_ns) {
+      Remove(id);
+      ++stats_.expired;
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+}  // namespace atl::lb

@@ -1,0 +1,150 @@
+// Connection tracking: one record per flow, found from either direction.
+//
+// A shard has a fixed capacity chosen at start and is used by one thread (a
+// worker core) without locks; a dataplane keeps one shard per worker and
+// steers each flow to one worker. Nothing is allocated after Create().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lb/flow_hash.h"
+#include "lb/hash_index.h"
+#include "lb/net.h"
+
+namespace atl::lb {
+
+// TCP states are just those needed for the right timeout (RFC 9293 section 3.3.2
+// collapsed: who sent SYN, SYN-ACK and FIN is all that matters here).
+enum class CtState : uint8_t {
+  kSynSent,      // SYN from the original side
+  kSynRecv,      // SYN-ACK from the reply side
+  kEstablished,  // the handshake completed, or the flow was picked up mid-stream
+  kFinWait,      // one side sent FIN
+  kTimeWait,     // both sides sent FIN
+  kClosed,       // RST
+  kUnreplied,    // UDP, ICMP and others: no reply yet
+  kReplied,      // ... a reply was seen
+};
+const char* CtStateName(CtState state);
+// Embryonic flows are the first to go when the table is full: they cost the
+// client one retransmission, an established flow would cost it the connection.
+inline bool IsEmbryonic(CtState s) {
+  return s == CtState::kSynSent || s == CtState::kSynRecv || s == CtState::kUnreplied;
+}
+
+enum class CtDir : uint8_t { kOriginal = 0, kReply = 1 };
+
+struct ConntrackConfig {
+  uint32_t max_flows = 1 << 20;
+  uint32_t hash_seed = 0x6a09e667;
+  // Timeouts in seconds. TCP follows Cilium's (shorter than Linux's, which
+  // keeps established flows 5 days); UDP and ICMP follow Linux's nf_conntrack.
+  uint32_t tcp_syn_s = 60;
+  uint32_t tcp_established_s = 21600;
+  uint32_t tcp_fin_wait_s = 120;
+  uint32_t tcp_closing_s = 10;  // both FINs, or a RST
+  uint32_t udp_unreplied_s = 30;
+  uint32_t udp_replied_s = 120;
+  uint32_t icmp_s = 30;
+  uint32_t other_s = 60;
+  // Records examined per insertion into a full table for one to evict.
+  uint32_t eviction_scan = 64;
+};
+
+struct ConntrackStats {
+  uint64_t created = 0;
+  uint64_t expired = 0;            // removed after their timeout
+  uint64_t evicted_embryonic = 0;  // removed early to make room
+  uint64_t full = 0;  // creations refused: the caller fell back to a stateless choice
+};
+
+// What a flow is: its two tuples as they appear on the wire. original is the
+// first packet's key; reply is the key the replies carry, after any NAT, e.g.
+// for a client reaching a service: original = client -> VIP:port,
+// reply = backend:port -> client.
+struct alignas(64) Flow {
+  FlowKey tuple[2];
+  uint64_t expires_ns = 0;
+  // Opaque to conntrack: the caller's service and backend for this flow.
+  uint32_t service = 0;
+  uint32_t backend = 0;
+  uint32_t hash[2] = {0, 0};
+  CtState state = CtState::kUnreplied;
+  uint8_t fin_seen = 0;  // bit per direction
+  bool in_use = false;
+
+  // The tuple a packet travelling in `dir` is rewritten to so that it looks
+  // like the other side expects: the reverse of the other direction's tuple.
+  FlowKey Translated(CtDir dir) const { return tuple[dir == CtDir::kOriginal ? 1 : 0].Reversed(); }
+};
+
+class ConntrackShard {
+ public:
+  static constexpr uint32_t kNoFlow = HashIndex::kNone;
+
+  static absl::StatusOr<std::unique_ptr<ConntrackShard>> Create(const ConntrackConfig& config);
+  ConntrackShard(const ConntrackShard&) = delete;
+  ConntrackShard& operator=(const ConntrackShard&) = delete;
+
+  uint32_t Hash(const FlowKey& key) const { return FlowHash(key, config_.hash_seed); }
+  // Burst callers hash a few packets ahead and prefetch their slots.
+  void Prefetch(uint32_t hash) const { index_.Prefetch(hash); }
+  // Once the slot is loaded: prefetches the flow it most likely names.
+  void PrefetchFlow(uint32_t hash) const {
+    const uint32_t ref = index_.HomeRef(hash);
+    if (ref != HashIndex::kNone) {
+      const char* f = reinterpret_cast<const char*>(&flows_[ref >> 1]);
+      __builtin_prefetch(f);
+      __builtin_prefetch(f + 64);
+    }
+  }
+
+  struct Hit {
+    uint32_t flow = kNoFlow;
+    CtDir dir = CtDir::kOriginal;
+    bool found() const { return flow != kNoFlow; }
+  };
+  // Finds the live flow that `key` belongs to; an expired one is removed and
+  // not found.
+  Hit Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns);
+
+  // Records a new flow and returns its id, or kNoFlow when the table is full
+  // and nothing could be evicted (stats().full counts these). `first_tcp_flags`
+  // is the first packet's TCP flags (0 for other protocols).
+  uint32_t Create(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
+                  uint64_t now_ns, uint32_t service = 0, uint32_t backend = 0);
+
+  // Advances the state for a packet of the flow and extends its lifetime.
+  void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);
+
+  void Remove(uint32_t flow);
+
+  // Removes up to `budget` expired flows, continuing where the last call
+  // stopped; returns how many it removed. Workers call it between bursts.
+  uint32_t ExpireSome(uint64_t now_ns, uint32_t budget);
+
+  const Flow& flow(uint32_t id) const { return flows_[id]; }
+  uint32_t size() const { return live_; }
+  uint32_t capacity() const { return config_.max_flows; }
+  const ConntrackStats& stats() const { return stats_; }
+
+ private:
+  explicit ConntrackShard(const ConntrackConfig& config);
+  uint64_t TimeoutNs(const Flow& f) const;
+  uint32_t Allocate(uint64_t now_ns);
+  static uint32_t Ref(uint32_t flow, CtDir dir) { return flow << 1 | static_cast<uint32_t>(dir); }
+
+  ConntrackConfig config_;
+  HashIndex index_;  // two entries per flow, one per direction
+  std::vector<Flow> flows_;
+  std::vector<uint32_t> free_;  // a stack of unused flow ids
+  uint32_t live_ = 0;
+  uint32_t expire_cursor_ = 0;
+  uint32_t evict_cursor_ = 0;
+  ConntrackStats stats_;
+};
+
+}  // namespace atl::lb

@@ -1,0 +1,80 @@
+// The seeded 5-tuple hash that picks a Maglev slot for a new flow.
+//
+// Why Jenkins' lookup3 (the kernel's jhash2) and not xxHash or a CRC: the eBPF
+// backend must compute the very same value inside a tc program, where no library
+// can be linked and the verifier wants short, loop-free code; lookup3 over ten
+// 32-bit words is three mixing rounds of adds, xors and rotates, it is what
+// Katran and Cilium already run in BPF, and it costs a few nanoseconds here. It
+// is hand-written because the only packaged copies live in the kernel's private
+// headers and in DPDK, and lb depends on neither.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "lb/net.h"
+
+namespace atl::lb {
+
+namespace jhash_detail {
+constexpr uint32_t Rol32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+constexpr void Mix(uint32_t& a, uint32_t& b, uint32_t& c) {
+  a -= c; a ^= Rol32(c, 4);  c += b;
+  b -= a; b ^= Rol32(a, 6);  a += c;
+  c -= b; c ^= Rol32(b, 8);  b += a;
+  a -= c; a ^= Rol32(c, 16); c += b;
+  b -= a; b ^= Rol32(a, 19); a += c;
+  c -= b; c ^= Rol32(b, 4);  b += a;
+}
+constexpr void Final(uint32_t& a, uint32_t& b, uint32_t& c) {
+  c ^= b; c -= Rol32(b, 14);
+  a ^= c; a -= Rol32(c, 11);
+  b ^= a; b -= Rol32(a, 25);
+  c ^= b; c -= Rol32(b, 16);
+  a ^= c; a -= Rol32(c, 4);
+  b ^= a; b -= Rol32(a, 14);
+  c ^= b; c -= Rol32(b, 24);
+}
+}  // namespace jhash_detail
+
+// lookup3 hashword() / the kernel's jhash2(): `n` 32-bit words, seeded.
+constexpr uint32_t Jhash2(const uint32_t* k, uint32_t n, uint32_t seed) {
+  uint32_t a = 0xdeadbeef + (n << 2) + seed;
+  uint32_t b = a;
+  uint32_t c = a;
+  while (n > 3) {
+    a += k[0];
+    b += k[1];
+    c += k[2];
+    jhash_detail::Mix(a, b, c);
+    n -= 3;
+    k += 3;
+  }
+  switch (n) {
+    case 3: c += k[2]; [[fallthrough]];
+    case 2: b += k[1]; [[fallthrough]];
+    case 1:
+      a += k[0];
+      jhash_detail::Final(a, b, c);
+      break;
+    default:
+      break;
+  }
+  return c;
+}
+
+// Hash of the whole flow key, read as ten native-order 32-bit words.
+inline uint32_t FlowHash(const FlowKey& key, uint32_t seed) {
+  uint32_t words[sizeof(FlowKey) / 4];
+  std::memcpy(words, &key, sizeof(words));
+  return Jhash2(words, sizeof(FlowKey) / 4, seed);
+}
+
+// Maps a 32-bit hash onto [0, n) with a multiply and a shift instead of a
+// division (Lemire's fast range reduction): unbiased enough for n far below 2^32
+// and cheap in BPF, which has 64-bit multiplies but slow or no 64-bit modulo.
+constexpr uint32_t ReduceHash(uint32_t hash, uint32_t n) {
+  return static_cast<uint32_t>((static_cast<uint64_t>(hash) * n) >> 32);
+}
+
+}  // namespace atl::lb

@@ -1,0 +1,175 @@
+#include "lb/nat.h"
+
+namespace atl::lb {
+namespace {
+
+// The sum of changes to words covered by a checksum: each overwrite adds
+// ~old + new (RFC 1624 eqn. 3), and Apply folds the total into a checksum. One
+// delta can be applied to every checksum that covers the changed bytes.
+class ChecksumDelta {
+ public:
+  void Add(const uint8_t* old_bytes, const uint8_t* new_bytes, size_t len) {
+    for (size_t i = 0; i + 1 < len; i += 2) {
+      uint16_t o;
+      uint16_t n;
+      std::memcpy(&o, old_bytes + i, 2);
+      std::memcpy(&n, new_bytes + i, 2);
+      sum_ += static_cast<uint16_t>(~o);
+      sum_ += n;
+    }
+  }
+  void Add(const ChecksumDelta& other) { sum_ += other.sum_; }
+  uint16_t Apply(uint16_t csum) const {
+    uint64_t s = static_cast<uint16_t>(~csum) + sum_;
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(~s);
+  }
+
+ private:
+  uint64_t sum_ = 0;
+};
+
+uint16_t LoadNative(const uint8_t* p) {
+  uint16_t x;
+  std::memcpy(&x, p, 2);
+  return x;
+}
+void StoreNative(uint8_t* p, uint16_t x) { std::memcpy(p, &x, 2); }
+
+// Overwrites `len` bytes at `at` and records the change in `delta`.
+void Patch(uint8_t* at, const uint8_t* new_bytes, size_t len, ChecksumDelta* delta) {
+  delta->Add(at, new_bytes, len);
+  std::memcpy(at, new_bytes, len);
+}
+void PatchPort(uint8_t* at, uint16_t port, ChecksumDelta* delta) {
+  const uint8_t be[2] = {static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port)};
+  Patch(at, be, 2, delta);
+}
+
+// Where the transport checksum of `proto` sits, or -1 for none we maintain.
+int L4ChecksumOffset(IpProto proto) {
+  switch (proto) {
+    case IpProto::kTcp: return 16;
+    case IpProto::kUdp: return 6;
+    case IpProto::kIcmp:
+    case IpProto::kIcmpV6: return 2;
+    default: return -1;
+  }
+}
+
+struct HeaderDeltas {
+  ChecksumDelta addrs;  // covered by the IPv4 header and by pseudo-headers
+  ChecksumDelta ports;  // covered by the transport checksum only
+};
+
+// Rewrites the addresses of the IP header `ip` to those of `to`.
+void PatchAddresses(uint8_t* packet, const IpHeaders& ip, const FlowKey& to, HeaderDeltas* d) {
+  uint8_t* l3 = packet + ip.l3_offset;
+  if (ip.family == Family::kIpv4) {
+    if (to.src != ip.key.src) Patch(l3 + 12, to.src.v4_bytes(), 4, &d->addrs);
+    if (to.dst != ip.key.dst) Patch(l3 + 16, to.dst.v4_bytes(), 4, &d->addrs);
+    StoreNative(l3 + 10, d->addrs.Apply(LoadNative(l3 + 10)));
+  } else {
+    if (to.src != ip.key.src) Patch(l3 + 8, to.src.bytes.data(), 16, &d->addrs);
+    if (to.dst != ip.key.dst) Patch(l3 + 24, to.dst.bytes.data(), 16, &d->addrs);
+  }
+}
+
+// Rewrites the ports (or the echo identifier) of `ip`'s transport header, as
+// far as `end` holds it.
+void PatchPorts(uint8_t* packet, const IpHeaders& ip, const FlowKey& to, size_t end, HeaderDeltas* d) {
+  if (!ip.has_l4) return;
+  uint8_t* l4 = packet + ip.l4_offset;
+  if (ip.proto == IpProto::kIcmp || ip.proto == IpProto::kIcmpV6) {
+    if (to.src_port != ip.key.src_port && ip.l4_offset + 6u <= end) PatchPort(l4 + 4, to.src_port, &d->ports);
+    return;
+  }
+  if (to.src_port != ip.key.src_port) PatchPort(l4, to.src_port, &d->ports);
+  if (to.dst_port != ip.key.dst_port) PatchPort(l4 + 2, to.dst_port, &d->ports);
+}
+
+// Folds the deltas into the transport checksum of `ip` when the buffer holds
+// it; records the change of the checksum field itself in `outer` if given.
+void PatchL4Checksum(uint8_t* packet, const IpHeaders& ip, size_t end, const HeaderDeltas& d,
+                     ChecksumDelta* outer) {
+  const int off = L4ChecksumOffset(ip.proto);
+  if (off < 0 || ip.non_first_fragment || ip.l4_offset + static_cast<size_t>(off) + 2 > end) return;
+  uint8_t* field = packet + ip.l4_offset + off;
+  const uint16_t old = LoadNative(field);
+  // RFC 768: an IPv4 UDP checksum of zero means none was computed.
+  if (ip.proto == IpProto::kUdp && ip.family == Family::kIpv4 && old == 0) return;
+  ChecksumDelta total = d.ports;
+  // ICMPv4 has no pseudo-header; every other checksum here has one.
+  if (ip.proto != IpProto::kIcmp) total.Add(d.addrs);
+  uint16_t updated = total.Apply(old);
+  if (ip.proto == IpProto::kUdp && updated == 0) updated = 0xffff;
+  if (outer != nullptr) {
+    const uint8_t* nb = reinterpret_cast<const uint8_t*>(&updated);
+    outer->Add(field, nb, 2);
+  }
+  StoreNative(field, updated);
+}
+
+bool Translatable(const IpHeaders& ip, const FlowKey& to) {
+  if (to.src.IsV4() != ip.key.src.IsV4() || to.dst.IsV4() != ip.key.dst.IsV4()) return false;
+  if (ip.proto == IpProto::kSctp && ip.has_l4 &&
+      (to.src_port != ip.key.src_port || to.dst_port != ip.key.dst_port)) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {
+  const IpHeaders& ip = parsed.ip;
+  if (!Translatable(ip, to)) return false;
+  const size_t end = ip.l3_offset + ip.l3_len;
+  HeaderDeltas d;
+  PatchAddresses(packet, ip, to, &d);
+  if (!ip.non_first_fragment) {
+    PatchPorts(packet, ip, to, end, &d);
+    PatchL4Checksum(packet, ip, end, d, nullptr);
+  }
+  return true;
+}
+
+bool RewriteIcmpError(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& quoted_to,
+                      const IpAddr& outer_src, const IpAddr& outer_dst) {
+  if (!parsed.icmp_error) return false;
+  const IpHeaders& outer = parsed.ip;
+  const IpHeaders& inner = parsed.inner;
+  FlowKey outer_to = outer.key;
+  outer_to.src = outer_src;
+  outer_to.dst = outer_dst;
+  if (!Translatable(inner, quoted_to) || !Translatable(outer, outer_to)) return false;
+  const size_t end = outer.l3_offset + outer.l3_len;
+
+  // Everything changed inside the ICMP message must be folded into its checksum.
+  ChecksumDelta icmp;
+  HeaderDeltas in;
+  uint8_t* inner_l3 = packet + inner.l3_offset;
+  uint16_t inner_ip_csum = 0;
+  if (inner.family == Family::kIpv4) inner_ip_csum = LoadNative(inner_l3 + 10);
+  PatchAddresses(packet, inner, quoted_to, &in);
+  if (inner.family == Family::kIpv4) {
+    const uint16_t now = LoadNative(inner_l3 + 10);
+    icmp.Add(reinterpret_cast<const uint8_t*>(&inner_ip_csum), reinterpret_cast<const uint8_t*>(&now), 2);
+  }
+  if (!inner.non_first_fragment) {
+    PatchPorts(packet, inner, quoted_to, end, &in);
+    PatchL4Checksum(packet, inner, end, in, &icmp);
+  }
+  icmp.Add(in.addrs);
+  icmp.Add(in.ports);
+
+  HeaderDeltas out;
+  PatchAddresses(packet, outer, outer_to, &out);
+  // ICMPv6 covers the outer pseudo-header too (RFC 4443 section 2.3).
+  if (outer.family == Family::kIpv6) icmp.Add(out.addrs);
+  uint8_t* csum = packet + outer.l4_offset + 2;
+  StoreNative(csum, icmp.Apply(LoadNative(csum)));
+  return true;
+}
+
+}  // namespace atl::lb

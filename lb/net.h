@@ -1,0 +1,119 @@
+// Addresses, protocol numbers and the flow key shared by every part of lb.
+//
+// Atoll's C++ namespace is `atl`: `atoll` is taken by the C library's atoll().
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace atl::lb {
+
+// IANA protocol numbers (https://www.iana.org/assignments/protocol-numbers).
+enum class IpProto : uint8_t {
+  kHopByHop = 0,
+  kIcmp = 1,
+  kTcp = 6,
+  kUdp = 17,
+  kRouting = 43,
+  kFragment = 44,
+  kEsp = 50,
+  kAh = 51,
+  kIcmpV6 = 58,
+  kNoNext = 59,
+  kDestOpts = 60,
+  kSctp = 132,
+};
+
+enum class Family : uint8_t { kIpv4 = 4, kIpv6 = 6 };
+
+// An IPv4 or IPv6 address in network byte order. IPv4 is held IPv4-mapped
+// (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2) so that one key layout serves both
+// families and a v4 flow can never equal a v6 one.
+struct IpAddr {
+  std::array<uint8_t, 16> bytes{};
+
+  static IpAddr V4(uint32_t host_order) {
+    IpAddr a;
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    a.bytes[12] = static_cast<uint8_t>(host_order >> 24);
+    a.bytes[13] = static_cast<uint8_t>(host_order >> 16);
+    a.bytes[14] = static_cast<uint8_t>(host_order >> 8);
+    a.bytes[15] = static_cast<uint8_t>(host_order);
+    return a;
+  }
+  static IpAddr FromV4Bytes(const uint8_t* p) {
+    IpAddr a;
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    std::memcpy(&a.bytes[12], p, 4);
+    return a;
+  }
+  static IpAddr FromV6Bytes(const uint8_t* p) {
+    IpAddr a;
+    std::memcpy(a.bytes.data(), p, 16);
+    return a;
+  }
+  // Parses dotted-quad IPv4 or RFC 4291 IPv6 text; nullopt when malformed.
+  static std::optional<IpAddr> Parse(std::string_view text);
+
+  bool IsV4() const {
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(bytes.data(), kMapped, 12) == 0;
+  }
+  Family family() const { return IsV4() ? Family::kIpv4 : Family::kIpv6; }
+  // The four address bytes of an IPv4 address, as they stand in the header.
+  const uint8_t* v4_bytes() const { return &bytes[12]; }
+  bool IsUnspecified() const {
+    return bytes == std::array<uint8_t, 16>{} ||
+           (IsV4() && bytes[12] == 0 && bytes[13] == 0 && bytes[14] == 0 && bytes[15] == 0);
+  }
+  std::string ToString() const;
+
+  friend bool operator==(const IpAddr&, const IpAddr&) = default;
+  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
+};
+
+// The 5-tuple of a packet as the dataplane sees it. Ports are in host byte
+// order; for ICMP echo both ports hold the identifier so that a request and its
+// reply are each other's reverse. The layout is fixed (40 bytes, no implicit
+// padding) because the flow hash reads it as ten 32-bit words.
+struct FlowKey {
+  IpAddr src;
+  IpAddr dst;
+  uint16_t src_port = 0;
+  uint16_t dst_port = 0;
+  IpProto proto = IpProto::kHopByHop;
+  uint8_t pad[3] = {0, 0, 0};
+
+  FlowKey Reversed() const {
+    FlowKey r = *this;
+    r.src = dst;
+    r.dst = src;
+    r.src_port = dst_port;
+    r.dst_port = src_port;
+    return r;
+  }
+  std::string ToString() const;
+
+  friend bool operator==(const FlowKey& a, const FlowKey& b) {
+    return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
+  }
+};
+static_assert(sizeof(FlowKey) == 40, "FlowKey is hashed as ten 32-bit words");
+
+// An address with a port: a service frontend or a backend.
+struct Endpoint {
+  IpAddr addr;
+  uint16_t port = 0;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+  friend auto operator<=>(const Endpoint&, const Endpoint&) = default;
+};
+
+}  // namespace atl::lb

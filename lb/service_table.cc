@@ -1,0 +1,114 @@
+#include "lb/service_table.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace atl::lb {
+namespace {
+
+const char* ProtoName(IpProto p) {
+  switch (p) {
+    case IpProto::kTcp: return "TCP";
+    case IpProto::kUdp: return "UDP";
+    case IpProto::kSctp: return "SCTP";
+    default: return "?";
+  }
+}
+
+}  // namespace
+
+std::string FrontendKey::ToString() const {
+  const std::string a = addr.IsUnspecified() ? "*" : addr.ToString();
+  return absl::StrCat(addr.IsV4() ? a : absl::StrCat("[", a, "]"), ":", port, "/", ProtoName(proto),
+                      scope == Scope::kInternal ? " (internal)" : " (external)");
+}
+
+std::vector<Backend> EligibleBackends(const ServiceConfig& config, Scope scope) {
+  const TrafficPolicy policy =
+      scope == Scope::kExternal ? config.external_policy : config.internal_policy;
+  std::vector<Backend> ready;
+  std::vector<Backend> draining;
+  for (const Backend& b : config.backends) {
+    if (policy == TrafficPolicy::kLocal && !b.node_local) continue;
+    if (!b.serving) continue;
+    (b.terminating ? draining : ready).push_back(b);
+  }
+  return ready.empty() ? draining : ready;
+}
+
+absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, const ServiceConfig& config) {
+  const std::string name = frontend.ToString();
+  if (frontend.proto != IpProto::kTcp && frontend.proto != IpProto::kUdp &&
+      frontend.proto != IpProto::kSctp) {
+    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": protocol ",
+                                                   static_cast<int>(frontend.proto),
+                                                   " is not TCP, UDP or SCTP"));
+  }
+  if (frontend.port == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": port 0 is not a valid port"));
+  }
+  for (const Backend& b : config.backends) {
+    const std::string ep = absl::StrCat(b.endpoint.addr.ToString(), ":", b.endpoint.port);
+    if (b.endpoint.port == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ", ep, " has port 0"));
+    }
+    if (b.endpoint.addr.IsV4() != frontend.addr.IsV4()) {
+      return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ", ep,
+                                                     " is not of the frontend's address family"));
+    }
+  }
+  auto service = std::make_unique<Service>();
+  service->frontend = frontend;
+  service->affinity_timeout_s = config.affinity_timeout_s;
+  service->eligible = EligibleBackends(config, frontend.scope);
+  std::vector<MaglevBackend> mb;
+  mb.reserve(service->eligible.size());
+  for (const Backend& b : service->eligible) mb.push_back({b.endpoint, b.weight});
+  auto table = BuildMaglev(mb, config.maglev_size, maglev_seed_);
+  if (!table.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": ", table.status().message()));
+  }
+  service->maglev = *std::move(table);
+
+  auto it = by_frontend_.find(frontend);
+  if (it != by_frontend_.end()) {
+    Service& old = *services_[it->second];
+    service->id = old.id;
+    service->generation = old.eligible == service->eligible ? old.generation : ++last_generation_;
+    services_[it->second] = std::move(service);
+    return it->second;
+  }
+  ServiceId id;
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  } else {
+    id = static_cast<ServiceId>(services_.size());
+    services_.emplace_back();
+  }
+  service->id = id;
+  service->generation = ++last_generation_;
+  services_[id] = std::move(service);
+  by_frontend_.emplace(frontend, id);
+  return id;
+}
+
+bool ServiceTable::Remove(const FrontendKey& frontend) {
+  auto it = by_frontend_.find(frontend);
+  if (it == by_frontend_.end()) return false;
+  services_[it->second].reset();
+  free_ids_.push_back(it->second);
+  by_frontend_.erase(it);
+  return true;
+}
+
+const Service* ServiceTable::Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const {
+  auto it = by_frontend_.find(FrontendKey{addr, port, proto, scope});
+  if (it == by_frontend_.end()) {
+    const IpAddr any = addr.IsV4() ? IpAddr::V4(0) : IpAddr{};
+    it = by_frontend_.find(FrontendKey{any, port, proto, scope});
+    if (it == by_frontend_.end()) return nullptr;
+  }
+  return services_[it->second].get();
+}
+
+}  // namespace atl::lb

@@ -1,0 +1,111 @@
+#include "lb/worker.h"
+
+#include "lb/nat.h"
+
+namespace atl::lb {
+
+Verdict Worker::Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns) {
+  ++stats_.packets;
+  ParsedPacket p;
+  const DropReason r = ParseEthernet(frame, len, &p);
+  if (r != DropReason::kNone) return Drop(r);
+  if (!p.is_ip()) return {};
+  if (p.icmp_error) return IcmpError(frame, p, now_ns);
+  if (!p.ip.has_l4) return {};  // no ports: nothing to balance or track
+  return Continue(frame, p, conntrack_->Hash(p.ip.key), scope, now_ns);
+}
+
+void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
+  ParsedPacket parsed[kMaxBurst];
+  uint32_t hash[kMaxBurst];
+  n = n < kMaxBurst ? n : kMaxBurst;
+  // Stage 1: parse, hash, and start loading each flow's index slot.
+  for (size_t i = 0; i < n; ++i) {
+    ++stats_.packets;
+    const DropReason r = ParseEthernet(pkts[i].data, pkts[i].len, &parsed[i]);
+    if (r != DropReason::kNone) {
+      out[i] = Drop(r);
+      continue;
+    }
+    out[i] = {};
+    if (!parsed[i].is_ip() || parsed[i].icmp_error || !parsed[i].ip.has_l4) continue;
+    hash[i] = conntrack_->Hash(parsed[i].ip.key);
+    conntrack_->Prefetch(hash[i]);
+  }
+  // Stage 2: the slots are (mostly) in cache now; start loading the flows.
+  for (size_t i = 0; i < n; ++i) {
+    if (out[i].action == Action::kPass && parsed[i].is_ip() && !parsed[i].icmp_error && parsed[i].ip.has_l4) {
+      conntrack_->PrefetchFlow(hash[i]);
+    }
+  }
+  // Stage 3: finish each packet.
+  for (size_t i = 0; i < n; ++i) {
+    if (out[i].action == Action::kDrop || !parsed[i].is_ip()) continue;
+    if (parsed[i].icmp_error) {
+      out[i] = IcmpError(pkts[i].data, parsed[i], now_ns);
+    } else if (parsed[i].ip.has_l4) {
+      out[i] = Continue(pkts[i].data, parsed[i], hash[i], scope, now_ns);
+    }
+  }
+}
+
+Verdict Worker::Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
+  // conntrack: an established flow follows its entry, never a table change.
+  const ConntrackShard::Hit hit = conntrack_->Lookup(p.ip.key, hash, now_ns);
+  if (!hit.found()) return NewFlow(frame, p, hash, scope, now_ns);
+  conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
+  const FlowKey to = conntrack_->flow(hit.flow).Translated(hit.dir);
+  if (to == p.ip.key) return {};
+  if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
+  ++stats_.translated;
+  return {Action::kTranslated, DropReason::kNone};
+}
+
+Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
+  // service_lb: the affinity binding if any, else the Maglev slot of the flow hash.
+  const FlowKey& key = p.ip.key;
+  const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
+  if (svc == nullptr) return {};
+  if (!svc->has_backend()) return Drop(DropReason::kNoBackend);
+  uint16_t index;
+  std::optional<uint16_t> bound;
+  if (svc->affinity_timeout_s > 0 && (bound = affinity_->Lookup(*svc, key.src, now_ns))) {
+    index = *bound;
+  } else {
+    index = svc->MaglevPick(hash);
+    if (svc->affinity_timeout_s > 0) affinity_->Record(*svc, key.src, index, now_ns);
+  }
+  FlowKey to = key;
+  to.dst = svc->eligible[index].endpoint.addr;
+  to.dst_port = svc->eligible[index].endpoint.port;
+  ++stats_.new_flows;
+  if (conntrack_->Create(key, to.Reversed(), p.tcp_flags, now_ns, svc->id, index) == ConntrackShard::kNoFlow) {
+    ++stats_.stateless;
+  }
+  if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
+  ++stats_.translated;
+  return {Action::kTranslated, DropReason::kNone};
+}
+
+Verdict Worker::IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns) {
+  // An error travels against the packet it quotes, so its flow is found by
+  // the quote's reverse (RFC 5508 section 6).
+  if (!p.inner.has_l4) return {};
+  const FlowKey back = p.inner.key.Reversed();
+  const ConntrackShard::Hit hit = conntrack_->Lookup(back, conntrack_->Hash(back), now_ns);
+  if (!hit.found()) return {};
+  const Flow& f = conntrack_->flow(hit.flow);
+  // The quote was translated in the other direction; restore it as it was sent.
+  const FlowKey& quoted_to = f.tuple[hit.dir == CtDir::kOriginal ? 1 : 0];
+  if (quoted_to == p.inner.key) return {};
+  // The outer source is the far endpoint itself or a router on the way; only
+  // the endpoint's address is translated.
+  const IpAddr outer_src = p.ip.key.src == p.inner.key.dst ? quoted_to.dst : p.ip.key.src;
+  if (!RewriteIcmpError(frame, p, quoted_to, outer_src, quoted_to.src)) {
+    return Drop(DropReason::kNatUnsupported);
+  }
+  ++stats_.translated;
+  return {Action::kTranslated, DropReason::kNone};
+}
+
+}  // namespace atl::lb

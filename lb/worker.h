@@ -1,0 +1,79 @@
+// The load-balancing packet path of one worker core:
+//   parse -> conntrack -> service_lb -> NAT
+// over single packets or bursts. It owns no tables: the service table is
+// shared read-only, the conntrack shard and the affinity table are this
+// worker's alone. Backends (DPDK, the agent's in-process renderer, tests and
+// benchmarks) drive it; the eBPF programs implement the same stages in C.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "lb/affinity.h"
+#include "lb/conntrack.h"
+#include "lb/packet.h"
+#include "lb/service_table.h"
+
+namespace atl::lb {
+
+enum class Action : uint8_t {
+  kPass,        // not a service flow: forward unchanged
+  kTranslated,  // rewritten in place (DNAT to a backend, or reverse NAT of a reply)
+  kDrop,        // see Verdict::reason
+};
+
+struct Verdict {
+  Action action = Action::kPass;
+  DropReason reason = DropReason::kNone;
+};
+
+struct WorkerStats {
+  uint64_t packets = 0;
+  uint64_t new_flows = 0;
+  uint64_t translated = 0;
+  // New service flows balanced without a conntrack entry because the shard
+  // was full: they still reach Maglev's backend, but a backend change can
+  // move them.
+  uint64_t stateless = 0;
+  std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops{};
+};
+
+struct PacketRef {
+  uint8_t* data;
+  uint16_t len;
+};
+
+class Worker {
+ public:
+  static constexpr size_t kMaxBurst = 64;
+
+  Worker(const ServiceTable* services, ConntrackShard* conntrack, AffinityTable* affinity)
+      : services_(services), conntrack_(conntrack), affinity_(affinity) {}
+
+  // `scope` says where the packet entered: from a local pod (internal) or
+  // from outside the cluster (external); `now_ns` is a monotonic clock.
+  Verdict Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns);
+
+  // The same over up to kMaxBurst Ethernet frames, hiding memory latency by
+  // prefetching every packet's conntrack slot and flow before using any.
+  void ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out);
+
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  Verdict Drop(DropReason reason) {
+    ++stats_.drops[static_cast<size_t>(reason)];
+    return {Action::kDrop, reason};
+  }
+  Verdict Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
+
+  const ServiceTable* services_;
+  ConntrackShard* conntrack_;
+  AffinityTable* affinity_;
+  WorkerStats stats_;
+};
+
+}  // namespace atl::lb
