@@ -124,12 +124,14 @@ uint32_t ConntrackShard::Create(const FlowKey& original, const FlowKey& reply, u
   if (original.proto == IpProto::kTcp) {
     // A flow first seen mid-stream (after a restart, or asymmetric routing) is
     // taken as established, like Linux's nf_conntrack_tcp_loose.
+    // A first packet carrying FIN or RST then moves it on at once, so that a
+    // stray RST or FIN does not pin an entry for the established timeout.
     const bool syn_only = (first_tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
     f.state = syn_only ? CtState::kSynSent : CtState::kEstablished;
   } else {
     f.state = CtState::kUnreplied;
   }
-  f.expires_ns = now_ns + TimeoutNs(f);
+  Update(id, CtDir::kOriginal, first_tcp_flags, now_ns);  // sets the expiry too
   index_.Insert(f.hash[0], Ref(id, CtDir::kOriginal));
   index_.Insert(f.hash[1], Ref(id, CtDir::kReply));
   ++live_;
@@ -157,7 +159,11 @@ void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t 
         f.state = CtState::kEstablished;
       }
       if (tcp_flags & kTcpFin) f.fin_seen |= static_cast<uint8_t>(1u << static_cast<unsigned>(dir));
-      if (f.fin_seen != 0) f.state = f.fin_seen == 3 ? CtState::kTimeWait : CtState::kFinWait;
+      // After a RST only a new SYN revives the tuple: a late FIN or ACK must not
+      // give a reset flow the longer FIN_WAIT timeout back.
+      if (f.fin_seen != 0 && f.state != CtState::kClosed) {
+        f.state = f.fin_seen == 3 ? CtState::kTimeWait : CtState::kFinWait;
+      }
     }
   } else if (dir == CtDir::kReply && f.state == CtState::kUnreplied) {
     f.state = CtState::kReplied;

@@ -13,6 +13,7 @@
 #include "lb/flow_hash.h"
 #include "lb/hash_index.h"
 #include "lb/net.h"
+#include "lb/table_memory.h"
 
 namespace atl::lb {
 
@@ -122,8 +123,9 @@ class ConntrackShard {
 
   void Remove(uint32_t flow);
 
-  // Removes up to `budget` expired flows, continuing where the last call
-  // stopped; returns how many it removed. Workers call it between bursts.
+  // Examines up to `budget` records, continuing where the last call stopped,
+  // and removes the expired ones; returns how many it removed. Workers call it
+  // between bursts, so the budget bounds the work, not the removals.
   uint32_t ExpireSome(uint64_t now_ns, uint32_t budget);
 
   const Flow& flow(uint32_t id) const { return flows_[id]; }
@@ -139,7 +141,7 @@ class ConntrackShard {
 
   ConntrackConfig config_;
   HashIndex index_;  // two entries per flow, one per direction
-  std::vector<Flow> flows_;
+  TableArray<Flow> flows_;
   std::vector<uint32_t> free_;  // a stack of unused flow ids
   uint32_t live_ = 0;
   uint32_t expire_cursor_ = 0;

@@ -6,7 +6,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+
+#include "lb/table_memory.h"
 
 namespace atl::lb {
 
@@ -16,10 +17,13 @@ class HashIndex {
 
   // Room for `max_entries` at a load factor of at most one half.
   explicit HashIndex(uint32_t max_entries) {
-    uint32_t cap = 16;
-    while (cap < 2ull * max_entries) cap <<= 1;
-    slots_.assign(cap, Slot{0, kNone});
-    mask_ = cap - 1;
+    // 64-bit because above 2^30 entries the capacity is 2^32 (a 32-bit count
+    // would wrap to 0 and never stop doubling); a 32-bit hash addresses no more.
+    uint64_t cap = 16;
+    while (cap < 2ull * max_entries && cap < (uint64_t{1} << 32)) cap <<= 1;
+    slots_ = TableArray<Slot>(cap);
+    for (uint64_t i = 0; i < cap; ++i) slots_[i] = Slot{0, kNone};
+    mask_ = static_cast<uint32_t>(cap - 1);
   }
 
   // The reference whose record `matches` (called as matches(ref)), or kNone.
@@ -61,14 +65,14 @@ class HashIndex {
   void Prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
   // The reference in the hash's home slot (a guess for prefetching), or kNone.
   uint32_t HomeRef(uint32_t hash) const { return slots_[hash & mask_].ref; }
-  uint32_t capacity() const { return mask_ + 1; }
+  uint64_t capacity() const { return uint64_t{mask_} + 1; }
 
  private:
   struct Slot {
     uint32_t hash;
     uint32_t ref;
   };
-  std::vector<Slot> slots_;
+  TableArray<Slot> slots_;
   uint32_t mask_;
 };
 

@@ -46,13 +46,15 @@ void PatchPort(uint8_t* at, uint16_t port, ChecksumDelta* delta) {
   Patch(at, be, 2, delta);
 }
 
-// Where the transport checksum of `proto` sits, or -1 for none we maintain.
-int L4ChecksumOffset(IpProto proto) {
-  switch (proto) {
+// Where the transport checksum of `ip` sits, or -1 for none we maintain.
+int L4ChecksumOffset(const IpHeaders& ip) {
+  switch (ip.proto) {
     case IpProto::kTcp: return 16;
     case IpProto::kUdp: return 6;
-    case IpProto::kIcmp:
-    case IpProto::kIcmpV6: return 2;
+    // ICMP in IPv6 or ICMPv6 in IPv4 is opaque to the parser; its bytes are
+    // not ours to change.
+    case IpProto::kIcmp: return ip.family == Family::kIpv4 ? 2 : -1;
+    case IpProto::kIcmpV6: return ip.family == Family::kIpv6 ? 2 : -1;
     default: return -1;
   }
 }
@@ -92,7 +94,7 @@ void PatchPorts(uint8_t* packet, const IpHeaders& ip, const FlowKey& to, size_t 
 // it; records the change of the checksum field itself in `outer` if given.
 void PatchL4Checksum(uint8_t* packet, const IpHeaders& ip, size_t end, const HeaderDeltas& d,
                      ChecksumDelta* outer) {
-  const int off = L4ChecksumOffset(ip.proto);
+  const int off = L4ChecksumOffset(ip);
   if (off < 0 || ip.non_first_fragment || ip.l4_offset + static_cast<size_t>(off) + 2 > end) return;
   uint8_t* field = packet + ip.l4_offset + off;
   const uint16_t old = LoadNative(field);

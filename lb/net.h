@@ -63,8 +63,17 @@ struct IpAddr {
   static std::optional<IpAddr> Parse(std::string_view text);
 
   bool IsV4() const {
+    // ::ffff:0:0/96 read as two words, in whatever byte order loads them.
     static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return std::memcmp(bytes.data(), kMapped, 12) == 0;
+    uint64_t head;
+    uint32_t mid;
+    uint64_t want_head;
+    uint32_t want_mid;
+    std::memcpy(&head, bytes.data(), 8);
+    std::memcpy(&mid, bytes.data() + 8, 4);
+    std::memcpy(&want_head, kMapped, 8);
+    std::memcpy(&want_mid, kMapped + 8, 4);
+    return head == want_head && mid == want_mid;
   }
   Family family() const { return IsV4() ? Family::kIpv4 : Family::kIpv6; }
   // The four address bytes of an IPv4 address, as they stand in the header.
@@ -75,8 +84,14 @@ struct IpAddr {
   }
   std::string ToString() const;
 
-  friend bool operator==(const IpAddr&, const IpAddr&) = default;
-  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
+  friend bool operator==(const IpAddr& a, const IpAddr& b) {
+    uint64_t x[2];
+    uint64_t y[2];
+    std::memcpy(x, a.bytes.data(), 16);
+    std::memcpy(y, b.bytes.data(), 16);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+  }
+  friend auto operator<=>(const IpAddr& a, const IpAddr& b) { return a.bytes <=> b.bytes; }
 };
 
 // The 5-tuple of a packet as the dataplane sees it. Ports are in host byte
@@ -101,8 +116,13 @@ struct FlowKey {
   }
   std::string ToString() const;
 
+  // Five 8-byte compares the compiler keeps inline; memcmp would be a call.
   friend bool operator==(const FlowKey& a, const FlowKey& b) {
-    return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
+    uint64_t x[5];
+    uint64_t y[5];
+    std::memcpy(x, &a, sizeof(x));
+    std::memcpy(y, &b, sizeof(y));
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
   }
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is hashed as ten 32-bit words");

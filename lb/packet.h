@@ -68,8 +68,9 @@ struct IpHeaders {
   uint16_t l3_offset = 0;
   uint16_t l4_offset = 0;  // valid only when has_l4
   // Bytes from l3_offset to the end of the IP packet (its total length), or to
-  // the end of the buffer for a quoted header, whichever is shorter.
-  uint16_t l3_len = 0;
+  // the end of the buffer for a quoted header, whichever is shorter. 32 bits:
+  // an IPv6 packet with a full 65535-byte payload is 65575 bytes long.
+  uint32_t l3_len = 0;
   bool has_l4 = false;  // a transport header with ports is present in full
   bool fragment = false;            // IPv4 MF/offset or an IPv6 fragment header
   bool non_first_fragment = false;  // offset > 0: no transport header

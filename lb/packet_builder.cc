@@ -96,15 +96,18 @@ PacketBuilder& PacketBuilder::Sctp(uint16_t sport, uint16_t dport) {
   return *this;
 }
 PacketBuilder& PacketBuilder::IcmpEcho(bool request, uint16_t id, uint16_t seq) {
-  proto_ = src_.IsV4() ? IpProto::kIcmp : IpProto::kIcmpV6;
-  icmp_type_ = src_.IsV4() ? (request ? 8 : 0) : (request ? 128 : 129);
+  // ICMP or ICMPv6 and the echo type are settled in Build(), when the family
+  // is known whichever order Ip() and IcmpEcho() were called in.
+  proto_ = IpProto::kIcmp;
+  icmp_echo_request_ = request;
   icmp_code_ = 0;
   icmp_id_ = id;
   icmp_seq_ = seq;
   return *this;
 }
 PacketBuilder& PacketBuilder::IcmpError(uint8_t type, uint8_t code, std::vector<uint8_t> quoted) {
-  proto_ = src_.IsV4() ? IpProto::kIcmp : IpProto::kIcmpV6;
+  proto_ = IpProto::kIcmp;  // of the packet's family, settled in Build()
+  icmp_echo_request_.reset();
   icmp_type_ = type;
   icmp_code_ = code;
   icmp_id_ = icmp_seq_ = 0;
@@ -121,9 +124,15 @@ PacketBuilder& PacketBuilder::Payload(std::vector<uint8_t> bytes) {
 }
 
 std::vector<uint8_t> PacketBuilder::Build() const {
+  const bool v4 = src_.IsV4();
+  const bool icmp = proto_ == IpProto::kIcmp || proto_ == IpProto::kIcmpV6;
+  const IpProto proto = icmp ? (v4 ? IpProto::kIcmp : IpProto::kIcmpV6) : proto_;
+  uint8_t icmp_type = icmp_type_;
+  if (icmp_echo_request_) icmp_type = v4 ? (*icmp_echo_request_ ? 8 : 0) : (*icmp_echo_request_ ? 128 : 129);
+
   // Transport header and data first: the IP header needs their length.
   std::vector<uint8_t> l4;
-  switch (proto_) {
+  switch (proto) {
     case IpProto::kTcp:
       l4.resize(kTcpMinHeaderLen);
       Put16(l4, 0, sport_);
@@ -147,20 +156,19 @@ std::vector<uint8_t> PacketBuilder::Build() const {
       break;
     default:
       l4.resize(kIcmpHeaderLen);
-      l4[0] = icmp_type_;
+      l4[0] = icmp_type;
       l4[1] = icmp_code_;
       Put16(l4, 4, icmp_id_);
       Put16(l4, 6, icmp_seq_);
       break;
   }
   l4.insert(l4.end(), payload_.begin(), payload_.end());
-  const bool v4 = src_.IsV4();
-  if (proto_ == IpProto::kIcmp) {
+  if (proto == IpProto::kIcmp) {
     Store(l4, 2, ChecksumFinish(ChecksumAdd(0, l4.data(), l4.size())));
-  } else if (proto_ != IpProto::kSctp) {
-    const size_t csum_off = proto_ == IpProto::kTcp ? 16 : proto_ == IpProto::kUdp ? 6 : 2;
-    uint16_t c = L4Checksum(src_, dst_, proto_, l4.data(), l4.size());
-    if (proto_ == IpProto::kUdp && c == 0) c = 0xffff;  // RFC 768: zero means "none"
+  } else if (proto != IpProto::kSctp) {
+    const size_t csum_off = proto == IpProto::kTcp ? 16 : proto == IpProto::kUdp ? 6 : 2;
+    uint16_t c = L4Checksum(src_, dst_, proto, l4.data(), l4.size());
+    if (proto == IpProto::kUdp && c == 0) c = 0xffff;  // RFC 768: zero means "none"
     Store(l4, csum_off, c);
   }
 
@@ -173,7 +181,7 @@ std::vector<uint8_t> PacketBuilder::Build() const {
     Put16(ip, 4, 0x4242);  // identification
     Put16(ip, 6, static_cast<uint16_t>((more_fragments_ ? 0x2000 : 0) | (frag_offset_ & 0x1fff)));
     ip[8] = ttl_;
-    ip[9] = static_cast<uint8_t>(proto_);
+    ip[9] = static_cast<uint8_t>(proto);
     std::memcpy(&ip[12], src_.v4_bytes(), 4);
     std::memcpy(&ip[16], dst_.v4_bytes(), 4);
     std::copy(ip_options_.begin(), ip_options_.end(), ip.begin() + kIpv4MinHeaderLen);
@@ -196,12 +204,14 @@ std::vector<uint8_t> PacketBuilder::Build() const {
         Put16(ip, at + 2, static_cast<uint16_t>(frag_offset_ << 3 | (more_fragments_ ? 1 : 0)));
         Put16(ip, at + 4, 0x4242);
       } else {
-        ip[at + 1] = static_cast<uint8_t>(e.len8 - 1);
+        // RFC 4302 section 2.2: AH counts 4-byte units less 2; the others
+        // 8-byte units less 1 (RFC 8200 section 4.3).
+        ip[at + 1] = static_cast<uint8_t>(e.proto == IpProto::kAh ? 2 * e.len8 - 2 : e.len8 - 1);
         if (e.len8 > 0) ip[at + 2] = 1;  // a PadN option (RFC 8200 section 4.2) ...
         ip[at + 3] = static_cast<uint8_t>(8 * e.len8 - 4);  // ... filling the header
       }
     }
-    ip[next_field] = static_cast<uint8_t>(proto_);
+    ip[next_field] = static_cast<uint8_t>(proto);
     Put16(ip, 4, static_cast<uint16_t>(ip.size() - kIpv6HeaderLen + l4.size()));
   }
 
@@ -231,9 +241,6 @@ bool ChecksumsValid(const std::vector<uint8_t>& frame, bool ethernet) {
     return false;
   }
   if (p.ip.non_first_fragment) return true;
-  const uint8_t* l4 = frame.data() + p.ip.l4_offset;
-  const size_t l4_len = p.ip.l3_offset + p.ip.l3_len - p.ip.l4_offset;
-  std::vector<uint8_t> copy(l4, l4 + l4_len);
   size_t csum_off;
   switch (p.ip.proto) {
     case IpProto::kTcp: csum_off = 16; break;
@@ -242,6 +249,14 @@ bool ChecksumsValid(const std::vector<uint8_t>& frame, bool ethernet) {
     case IpProto::kIcmpV6: csum_off = 2; break;
     default: return true;
   }
+  // ICMP in IPv6 or ICMPv6 in IPv4 is opaque to the parser, which does not
+  // check that it holds even a checksum field; it has none we maintain.
+  const bool icmp_of_other_family = (p.ip.proto == IpProto::kIcmp && p.ip.family != Family::kIpv4) ||
+                                    (p.ip.proto == IpProto::kIcmpV6 && p.ip.family != Family::kIpv6);
+  if (icmp_of_other_family) return true;
+  const uint8_t* l4 = frame.data() + p.ip.l4_offset;
+  const size_t l4_len = p.ip.l3_offset + p.ip.l3_len - p.ip.l4_offset;
+  std::vector<uint8_t> copy(l4, l4 + l4_len);
   const uint16_t stored = LoadNative(l4 + csum_off);
   if (p.ip.proto == IpProto::kUdp && p.ip.family == Family::kIpv4 && stored == 0) return true;
   copy[csum_off] = copy[csum_off + 1] = 0;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -27,7 +28,7 @@ class PacketBuilder {
   // IPv4: offset in 8-byte units and the MF bit. IPv6: adds a fragment header.
   PacketBuilder& Fragment(uint16_t offset_units, bool more);
   // An IPv6 extension header of `proto` (hop-by-hop, routing, destination
-  // options) of `len8` 8-byte units, inserted in order.
+  // options, AH) of `len8` 8-byte units (at least 1), inserted in order.
   PacketBuilder& Ipv6Ext(IpProto proto, uint8_t len8 = 1);
   PacketBuilder& Tcp(uint16_t sport, uint16_t dport, uint8_t flags = kTcpSyn);
   PacketBuilder& Udp(uint16_t sport, uint16_t dport);
@@ -62,6 +63,7 @@ class PacketBuilder {
   uint16_t dport_ = 0;
   uint8_t tcp_flags_ = 0;
   uint8_t icmp_type_ = 0;
+  std::optional<bool> icmp_echo_request_;  // set for an echo: true for a request
   uint8_t icmp_code_ = 0;
   uint16_t icmp_id_ = 0;
   uint16_t icmp_seq_ = 0;

@@ -14,6 +14,12 @@ const char* ProtoName(IpProto p) {
   }
 }
 
+// An IPv6 address is bracketed so that its port reads apart from it (RFC 3986 section 3.2.2).
+std::string EndpointString(const Endpoint& e) {
+  return e.addr.IsV4() ? absl::StrCat(e.addr.ToString(), ":", e.port)
+                       : absl::StrCat("[", e.addr.ToString(), "]:", e.port);
+}
+
 }  // namespace
 
 std::string FrontendKey::ToString() const {
@@ -46,8 +52,19 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
   if (frontend.port == 0) {
     return absl::InvalidArgumentError(absl::StrCat("service ", name, ": port 0 is not a valid port"));
   }
+  if (frontend.proto == IpProto::kSctp) {
+    // An SCTP port change would need the packet's CRC32c recomputed (RFC 9260
+    // appendix A), which the packet path does not do.
+    for (const Backend& b : config.backends) {
+      if (b.endpoint.port != frontend.port) {
+        return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ",
+                                                       EndpointString(b.endpoint),
+                                                       " has another port, which SCTP cannot translate"));
+      }
+    }
+  }
   for (const Backend& b : config.backends) {
-    const std::string ep = absl::StrCat(b.endpoint.addr.ToString(), ":", b.endpoint.port);
+    const std::string ep = EndpointString(b.endpoint);
     if (b.endpoint.port == 0) {
       return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ", ep, " has port 0"));
     }
@@ -74,6 +91,8 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
     Service& old = *services_[it->second];
     service->id = old.id;
     service->generation = old.eligible == service->eligible ? old.generation : ++last_generation_;
+    IndexBackends(old, false);
+    IndexBackends(*service, true);
     services_[it->second] = std::move(service);
     return it->second;
   }
@@ -87,6 +106,7 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
   }
   service->id = id;
   service->generation = ++last_generation_;
+  IndexBackends(*service, true);
   services_[id] = std::move(service);
   by_frontend_.emplace(frontend, id);
   return id;
@@ -95,10 +115,40 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
 bool ServiceTable::Remove(const FrontendKey& frontend) {
   auto it = by_frontend_.find(frontend);
   if (it == by_frontend_.end()) return false;
+  IndexBackends(*services_[it->second], false);
   services_[it->second].reset();
   free_ids_.push_back(it->second);
   by_frontend_.erase(it);
   return true;
+}
+
+void ServiceTable::IndexBackends(const Service& svc, bool add) {
+  // A NodePort answers on whichever node address the client used, which a
+  // stateless reverse translation cannot know: only concrete frontends count.
+  if (svc.frontend.addr.IsUnspecified()) return;
+  for (const Backend& b : svc.eligible) {
+    const BackendKey key{b.endpoint.addr, b.endpoint.port, svc.frontend.proto, Scope::kInternal};
+    if (add) {
+      by_backend_[key].push_back(svc.id);
+      continue;
+    }
+    auto it = by_backend_.find(key);
+    if (it == by_backend_.end()) continue;
+    std::erase(it->second, svc.id);
+    if (it->second.empty()) by_backend_.erase(it);
+  }
+}
+
+std::optional<Endpoint> ServiceTable::ReverseLookup(const IpAddr& addr, uint16_t port, IpProto proto) const {
+  auto it = by_backend_.find(BackendKey{addr, port, proto, Scope::kInternal});
+  if (it == by_backend_.end()) return std::nullopt;
+  std::optional<Endpoint> frontend;
+  for (ServiceId id : it->second) {
+    const Endpoint e{services_[id]->frontend.addr, services_[id]->frontend.port};
+    if (frontend && *frontend != e) return std::nullopt;  // ambiguous
+    frontend = e;
+  }
+  return frontend;
 }
 
 const Service* ServiceTable::Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const {

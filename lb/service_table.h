@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,14 +100,25 @@ class ServiceTable {
   // The frontend for a packet to addr:port, falling back to the NodePort
   // wildcard (unspecified address) for the port; nullptr when none.
   const Service* Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const;
+  // For a packet from a backend that conntrack does not know (its flow was
+  // balanced statelessly while the shard was full): the frontend address and
+  // port its replies must carry, when exactly one frontend with a concrete
+  // address serves this backend; nullopt when none does, or several disagree.
+  std::optional<Endpoint> ReverseLookup(const IpAddr& addr, uint16_t port, IpProto proto) const;
   const Service* Get(ServiceId id) const {
     return id < services_.size() ? services_[id].get() : nullptr;
   }
   size_t size() const { return by_frontend_.size(); }
 
  private:
+  // (backend address, port, protocol) -> the frontends it serves; the scope
+  // field of the key is unused.
+  using BackendKey = FrontendKey;
+  void IndexBackends(const Service& svc, bool add);
+
   uint32_t maglev_seed_;
   absl::flat_hash_map<FrontendKey, ServiceId> by_frontend_;
+  absl::flat_hash_map<BackendKey, std::vector<ServiceId>> by_backend_;
   std::vector<std::unique_ptr<Service>> services_;  // by id; null when free
   std::vector<ServiceId> free_ids_;
   uint32_t last_generation_ = 0;

@@ -16,8 +16,8 @@ Verdict Worker::Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns
 }
 
 void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
-  ParsedPacket parsed[kMaxBurst];
-  uint32_t hash[kMaxBurst];
+  ParsedPacket* parsed = parsed_;
+  uint32_t* hash = hash_;
   n = n < kMaxBurst ? n : kMaxBurst;
   // Stage 1: parse, hash, and start loading each flow's index slot.
   for (size_t i = 0; i < n; ++i) {
@@ -53,6 +53,17 @@ Verdict Worker::Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, S
   // conntrack: an established flow follows its entry, never a table change.
   const ConntrackShard::Hit hit = conntrack_->Lookup(p.ip.key, hash, now_ns);
   if (!hit.found()) return NewFlow(frame, p, hash, scope, now_ns);
+  const CtState state = conntrack_->flow(hit.flow).state;
+  if (p.ip.key.proto == IpProto::kTcp && hit.dir == CtDir::kOriginal &&
+      (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn &&
+      (state == CtState::kTimeWait || state == CtState::kClosed)) {
+    // A client recycling the port of a closed connection opens a new one: it
+    // is balanced afresh, or it would follow the old backend even after that
+    // left the service, for as long as the client keeps retrying (the IPVS
+    // connection-reuse problem, kubernetes/kubernetes#81775).
+    conntrack_->Remove(hit.flow);
+    return NewFlow(frame, p, hash, scope, now_ns);
+  }
   conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
   const FlowKey to = conntrack_->flow(hit.flow).Translated(hit.dir);
   if (to == p.ip.key) return {};
@@ -65,7 +76,7 @@ Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Sc
   // service_lb: the affinity binding if any, else the Maglev slot of the flow hash.
   const FlowKey& key = p.ip.key;
   const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
-  if (svc == nullptr) return {};
+  if (svc == nullptr) return StatelessReply(frame, p);
   if (!svc->has_backend()) return Drop(DropReason::kNoBackend);
   uint16_t index;
   std::optional<uint16_t> bound;
@@ -83,6 +94,22 @@ Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Sc
     ++stats_.stateless;
   }
   if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
+  ++stats_.translated;
+  return {Action::kTranslated, DropReason::kNone};
+}
+
+Verdict Worker::StatelessReply(uint8_t* frame, const ParsedPacket& p) {
+  // Only once a flow has been balanced without an entry can a backend's reply
+  // lack one; until then this costs nothing.
+  if (stats_.stateless == 0) return {};
+  const FlowKey& key = p.ip.key;
+  const std::optional<Endpoint> frontend = services_->ReverseLookup(key.src, key.src_port, key.proto);
+  if (!frontend) return {};
+  FlowKey to = key;
+  to.src = frontend->addr;
+  to.src_port = frontend->port;
+  if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
+  ++stats_.stateless_replies;
   ++stats_.translated;
   return {Action::kTranslated, DropReason::kNone};
 }

@@ -36,6 +36,9 @@ struct WorkerStats {
   // was full: they still reach Maglev's backend, but a backend change can
   // move them.
   uint64_t stateless = 0;
+  // Replies of such flows, given the frontend's address by the service
+  // table's reverse map instead of by conntrack.
+  uint64_t stateless_replies = 0;
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops{};
 };
 
@@ -69,11 +72,15 @@ class Worker {
   Verdict Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
   Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
   Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
+  Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p);
 
   const ServiceTable* services_;
   ConntrackShard* conntrack_;
   AffinityTable* affinity_;
   WorkerStats stats_;
+  // Scratch for ProcessBurst, kept here so a burst does not construct them anew.
+  ParsedPacket parsed_[kMaxBurst];
+  uint32_t hash_[kMaxBurst];
 };
 
 }  // namespace atl::lb

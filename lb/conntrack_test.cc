@@ -1,0 +1,665 @@
+#include "lb/conntrack.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lb/packet.h"
+
+namespace atl::lb {
+
+// Lets gtest print a state by name rather than as a byte.
+void PrintTo(CtState state, std::ostream* os) { *os << CtStateName(state); }
+
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint64_t kSec = 1'000'000'000;
+constexpr uint8_t kSyn = kTcpSyn;
+constexpr uint8_t kSynAck = kTcpSyn | kTcpAck;
+constexpr uint8_t kAck = kTcpAck;
+constexpr uint8_t kFinAck = kTcpFin | kTcpAck;
+constexpr uint8_t kRst = kTcpRst;
+
+// Short, distinct timeouts so that each expiry time names the state it came from.
+ConntrackConfig TestConfig(uint32_t max_flows = 1024) {
+  ConntrackConfig c;
+  c.max_flows = max_flows;
+  c.tcp_syn_s = 5;
+  c.tcp_established_s = 100;
+  c.tcp_fin_wait_s = 20;
+  c.tcp_closing_s = 3;
+  c.udp_unreplied_s = 7;
+  c.udp_replied_s = 30;
+  c.icmp_s = 9;
+  c.other_s = 11;
+  return c;
+}
+
+std::unique_ptr<ConntrackShard> NewShard(const ConntrackConfig& config) {
+  absl::StatusOr<std::unique_ptr<ConntrackShard>> shard = ConntrackShard::Create(config);
+  EXPECT_TRUE(shard.ok()) << shard.status();
+  return shard.ok() ? *std::move(shard) : nullptr;
+}
+
+const IpAddr kVip = IpAddr::V4(0xc0000201);      // 192.0.2.1
+const IpAddr kBackend = IpAddr::V4(0xc6130205);  // 198.19.2.5
+
+// A client reaching the service VIP:80, NAT'd to backend:8080. Clients differ
+// by source port.
+struct Conn {
+  FlowKey original;  // client -> VIP:80
+  FlowKey reply;     // backend:8080 -> client
+};
+Conn ClientConn(uint16_t client_port, IpProto proto = IpProto::kTcp) {
+  Conn c;
+  c.original.src = IpAddr::V4(0xc6130101);  // 198.19.1.1
+  c.original.dst = kVip;
+  c.original.src_port = client_port;
+  c.original.dst_port = 80;
+  c.original.proto = proto;
+  c.reply.src = kBackend;
+  c.reply.dst = c.original.src;
+  c.reply.src_port = 8080;
+  c.reply.dst_port = client_port;
+  c.reply.proto = proto;
+  return c;
+}
+
+class ConntrackTest : public ::testing::Test {
+ protected:
+  ConntrackShard::Hit Lookup(const FlowKey& key, uint64_t now) {
+    return ct_->Lookup(key, ct_->Hash(key), now);
+  }
+  uint32_t Create(const Conn& c, uint8_t flags, uint64_t now) {
+    return ct_->Create(c.original, c.reply, flags, now);
+  }
+  CtState State(uint32_t id) const { return ct_->flow(id).state; }
+  uint64_t Expires(uint32_t id) const { return ct_->flow(id).expires_ns; }
+
+  std::unique_ptr<ConntrackShard> ct_ = NewShard(TestConfig());
+};
+
+TEST(ConntrackCreateTest, RejectsBadSizes) {
+  for (uint32_t max_flows : {0u, 1u << 30, 0xffffffffu}) {
+    ConntrackConfig c;
+    c.max_flows = max_flows;
+    absl::StatusOr<std::unique_ptr<ConntrackShard>> shard = ConntrackShard::Create(c);
+    ASSERT_FALSE(shard.ok()) << max_flows;
+    EXPECT_EQ(shard.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(shard.status().message(), HasSubstr("max_flows " + std::to_string(max_flows)));
+  }
+  ConntrackConfig c;
+  c.max_flows = 16;
+  c.eviction_scan = 0;
+  absl::StatusOr<std::unique_ptr<ConntrackShard>> shard = ConntrackShard::Create(c);
+  ASSERT_FALSE(shard.ok());
+  EXPECT_THAT(shard.status().message(), HasSubstr("eviction_scan 0"));
+}
+
+TEST(ConntrackCreateTest, AcceptsOneFlow) {
+  ConntrackConfig c;
+  c.max_flows = 1;
+  std::unique_ptr<ConntrackShard> ct = NewShard(c);
+  ASSERT_NE(ct, nullptr);
+  EXPECT_EQ(ct->capacity(), 1u);
+  EXPECT_EQ(ct->size(), 0u);
+}
+
+TEST_F(ConntrackTest, TcpHandshakeAndTeardown) {
+  const Conn c = ClientConn(40000);
+  uint64_t now = 1000 * kSec;
+  const uint32_t id = Create(c, kSyn, now);
+  ASSERT_NE(id, ConntrackShard::kNoFlow);
+  EXPECT_EQ(State(id), CtState::kSynSent);
+  EXPECT_EQ(Expires(id), now + 5 * kSec);
+  EXPECT_EQ(ct_->size(), 1u);
+  EXPECT_EQ(ct_->stats().created, 1u);
+
+  now += kSec;
+  ct_->Update(id, CtDir::kReply, kSynAck, now);
+  EXPECT_EQ(State(id), CtState::kSynRecv);
+  EXPECT_EQ(Expires(id), now + 5 * kSec);
+
+  now += kSec;
+  ct_->Update(id, CtDir::kOriginal, kAck, now);
+  EXPECT_EQ(State(id), CtState::kEstablished);
+  EXPECT_EQ(Expires(id), now + 100 * kSec);
+
+  // Data both ways keeps it established and pushes the expiry on.
+  now += 50 * kSec;
+  ct_->Update(id, CtDir::kReply, kAck | kTcpPsh, now);
+  EXPECT_EQ(State(id), CtState::kEstablished);
+  EXPECT_EQ(Expires(id), now + 100 * kSec);
+
+  now += kSec;
+  ct_->Update(id, CtDir::kOriginal, kFinAck, now);
+  EXPECT_EQ(State(id), CtState::kFinWait);
+  EXPECT_EQ(Expires(id), now + 20 * kSec);
+
+  // The last ACK of a half-close does not change the state.
+  now += kSec;
+  ct_->Update(id, CtDir::kReply, kAck, now);
+  EXPECT_EQ(State(id), CtState::kFinWait);
+
+  now += kSec;
+  ct_->Update(id, CtDir::kReply, kFinAck, now);
+  EXPECT_EQ(State(id), CtState::kTimeWait);
+  EXPECT_EQ(Expires(id), now + 3 * kSec);
+
+  now += kSec;
+  ct_->Update(id, CtDir::kOriginal, kAck, now);
+  EXPECT_EQ(State(id), CtState::kTimeWait);
+  EXPECT_EQ(Expires(id), now + 3 * kSec);
+
+  EXPECT_TRUE(Lookup(c.original, now + 3 * kSec - 1).found());
+  EXPECT_FALSE(Lookup(c.original, now + 3 * kSec).found());
+}
+
+TEST_F(ConntrackTest, RstClosesTheFlowFromEitherSide) {
+  for (CtDir dir : {CtDir::kOriginal, CtDir::kReply}) {
+    const Conn c = ClientConn(dir == CtDir::kOriginal ? 40001 : 40002);
+    const uint32_t id = Create(c, kAck, 0);
+    ASSERT_EQ(State(id), CtState::kEstablished);
+    ct_->Update(id, dir, kRst | kAck, 10 * kSec);
+    EXPECT_EQ(State(id), CtState::kClosed);
+    EXPECT_EQ(Expires(id), 13 * kSec);
+  }
+}
+
+// Segments still in flight after a RST (an ACK of earlier data, the peer's
+// FIN) must not give the dead flow the longer half-close timeout back.
+TEST_F(ConntrackTest, ClosedStaysClosedAfterLateSegments) {
+  const Conn c = ClientConn(40003);
+  const uint32_t id = Create(c, kAck, 0);
+  ct_->Update(id, CtDir::kOriginal, kFinAck, kSec);
+  ASSERT_EQ(State(id), CtState::kFinWait);
+  ct_->Update(id, CtDir::kReply, kRst, 2 * kSec);
+  ASSERT_EQ(State(id), CtState::kClosed);
+
+  ct_->Update(id, CtDir::kOriginal, kAck, 3 * kSec);
+  EXPECT_EQ(State(id), CtState::kClosed);
+  EXPECT_EQ(Expires(id), 6 * kSec);
+  ct_->Update(id, CtDir::kReply, kFinAck, 4 * kSec);
+  EXPECT_EQ(State(id), CtState::kClosed);
+  EXPECT_EQ(Expires(id), 7 * kSec);
+}
+
+TEST_F(ConntrackTest, FlowFirstSeenMidStreamIsEstablished) {
+  uint16_t port = 41000;
+  for (uint8_t flags : {kAck, static_cast<uint8_t>(kAck | kTcpPsh), kSynAck}) {
+    const uint32_t id = Create(ClientConn(port++), flags, 0);
+    EXPECT_EQ(State(id), CtState::kEstablished) << static_cast<int>(flags);
+    EXPECT_EQ(Expires(id), 100 * kSec);
+  }
+}
+
+TEST_F(ConntrackTest, StrayFinOrRstDoesNotPinAnEstablishedEntry) {
+  // A first packet that closes is tracked with the closing timeouts, so a
+  // flood of stray FINs or RSTs cannot fill the table for hours.
+  const uint32_t fin = Create(ClientConn(41100), kFinAck, 0);
+  EXPECT_EQ(State(fin), CtState::kFinWait);
+  EXPECT_EQ(Expires(fin), 20 * kSec);
+  const uint32_t rst = Create(ClientConn(41101), kRst, 0);
+  EXPECT_EQ(State(rst), CtState::kClosed);
+  EXPECT_EQ(Expires(rst), 3 * kSec);
+}
+
+TEST_F(ConntrackTest, NewSynOnClosedFlowReopensIt) {
+  for (bool by_rst : {false, true}) {
+    const Conn c = ClientConn(by_rst ? 42001 : 42000);
+    const uint32_t id = Create(c, kAck, 0);
+    if (by_rst) {
+      ct_->Update(id, CtDir::kOriginal, kRst, kSec);
+      ASSERT_EQ(State(id), CtState::kClosed);
+    } else {
+      ct_->Update(id, CtDir::kOriginal, kFinAck, kSec);
+      ct_->Update(id, CtDir::kReply, kFinAck, kSec);
+      ASSERT_EQ(State(id), CtState::kTimeWait);
+    }
+
+    // The client reuses its port for a new connection.
+    ct_->Update(id, CtDir::kOriginal, kSyn, 2 * kSec);
+    EXPECT_EQ(State(id), CtState::kSynSent);
+    EXPECT_EQ(Expires(id), 7 * kSec);
+    ct_->Update(id, CtDir::kReply, kSynAck, 2 * kSec);
+    ct_->Update(id, CtDir::kOriginal, kAck, 2 * kSec);
+    EXPECT_EQ(State(id), CtState::kEstablished);
+    // The old connection's FINs are forgotten: one FIN is a half-close again.
+    ct_->Update(id, CtDir::kReply, kFinAck, 3 * kSec);
+    EXPECT_EQ(State(id), CtState::kFinWait);
+  }
+}
+
+TEST_F(ConntrackTest, SynDoesNotResetALiveFlow) {
+  const Conn c = ClientConn(42100);
+  const uint32_t id = Create(c, kAck, 0);
+  ct_->Update(id, CtDir::kOriginal, kSyn, kSec);
+  EXPECT_EQ(State(id), CtState::kEstablished);
+  ct_->Update(id, CtDir::kOriginal, kFinAck, kSec);
+  ct_->Update(id, CtDir::kOriginal, kSyn, kSec);
+  EXPECT_EQ(State(id), CtState::kFinWait);
+  // Only the reply side's SYN-ACK moves a SYN_SENT flow on.
+  const uint32_t fresh = Create(ClientConn(42101), kSyn, 0);
+  ct_->Update(fresh, CtDir::kOriginal, kSynAck, kSec);
+  EXPECT_EQ(State(fresh), CtState::kSynSent);
+  ct_->Update(fresh, CtDir::kOriginal, kAck, kSec);
+  EXPECT_EQ(State(fresh), CtState::kSynSent);
+}
+
+TEST_F(ConntrackTest, UdpUnrepliedThenReplied) {
+  const Conn c = ClientConn(5353, IpProto::kUdp);
+  const uint32_t id = Create(c, 0, 0);
+  EXPECT_EQ(State(id), CtState::kUnreplied);
+  EXPECT_EQ(Expires(id), 7 * kSec);
+  EXPECT_TRUE(IsEmbryonic(State(id)));
+
+  // More requests without an answer keep the short timeout.
+  ct_->Update(id, CtDir::kOriginal, 0, 2 * kSec);
+  EXPECT_EQ(State(id), CtState::kUnreplied);
+  EXPECT_EQ(Expires(id), 9 * kSec);
+
+  ct_->Update(id, CtDir::kReply, 0, 3 * kSec);
+  EXPECT_EQ(State(id), CtState::kReplied);
+  EXPECT_EQ(Expires(id), 33 * kSec);
+  EXPECT_FALSE(IsEmbryonic(State(id)));
+
+  ct_->Update(id, CtDir::kOriginal, 0, 4 * kSec);
+  EXPECT_EQ(State(id), CtState::kReplied);
+  EXPECT_EQ(Expires(id), 34 * kSec);
+}
+
+TEST_F(ConntrackTest, IcmpAndOtherProtocolsUseTheirTimeouts) {
+  const uint32_t icmp = Create(ClientConn(77, IpProto::kIcmp), 0, 0);
+  EXPECT_EQ(Expires(icmp), 9 * kSec);
+  ct_->Update(icmp, CtDir::kReply, 0, kSec);
+  EXPECT_EQ(State(icmp), CtState::kReplied);
+  EXPECT_EQ(Expires(icmp), 10 * kSec);
+
+  const uint32_t icmp6 = Create(ClientConn(78, IpProto::kIcmpV6), 0, 0);
+  EXPECT_EQ(Expires(icmp6), 9 * kSec);
+
+  const uint32_t sctp = Create(ClientConn(79, IpProto::kSctp), 0, 0);
+  EXPECT_EQ(State(sctp), CtState::kUnreplied);
+  EXPECT_EQ(Expires(sctp), 11 * kSec);
+}
+
+TEST_F(ConntrackTest, LookupFindsTheFlowFromBothDirections) {
+  const Conn c = ClientConn(43000);
+  const uint32_t id = ct_->Create(c.original, c.reply, kSyn, 0, /*service=*/4, /*backend=*/2);
+
+  const ConntrackShard::Hit out = Lookup(c.original, kSec);
+  ASSERT_TRUE(out.found());
+  EXPECT_EQ(out.flow, id);
+  EXPECT_EQ(out.dir, CtDir::kOriginal);
+
+  const ConntrackShard::Hit back = Lookup(c.reply, kSec);
+  ASSERT_TRUE(back.found());
+  EXPECT_EQ(back.flow, id);
+  EXPECT_EQ(back.dir, CtDir::kReply);
+
+  EXPECT_EQ(ct_->flow(id).service, 4u);
+  EXPECT_EQ(ct_->flow(id).backend, 2u);
+
+  // Neither the other client port, nor the VIP side of the reply, nor UDP on
+  // the same ports is this flow.
+  EXPECT_FALSE(Lookup(ClientConn(43001).original, kSec).found());
+  EXPECT_FALSE(Lookup(c.original.Reversed(), kSec).found());
+  EXPECT_FALSE(Lookup(ClientConn(43000, IpProto::kUdp).original, kSec).found());
+}
+
+TEST_F(ConntrackTest, TranslatedRewritesANattedFlow) {
+  const Conn c = ClientConn(44000);
+  const uint32_t id = Create(c, kSyn, 0);
+  const Flow& f = ct_->flow(id);
+
+  // Client -> VIP:80 leaves as client -> backend:8080.
+  const FlowKey to_backend = f.Translated(CtDir::kOriginal);
+  EXPECT_EQ(to_backend.src, c.original.src);
+  EXPECT_EQ(to_backend.src_port, 44000);
+  EXPECT_EQ(to_backend.dst, kBackend);
+  EXPECT_EQ(to_backend.dst_port, 8080);
+  EXPECT_EQ(to_backend.proto, IpProto::kTcp);
+
+  // Backend:8080 -> client leaves as VIP:80 -> client.
+  const FlowKey to_client = f.Translated(CtDir::kReply);
+  EXPECT_EQ(to_client.src, kVip);
+  EXPECT_EQ(to_client.src_port, 80);
+  EXPECT_EQ(to_client.dst, c.original.src);
+  EXPECT_EQ(to_client.dst_port, 44000);
+
+  // Without NAT the reply is the reverse of the original and nothing changes.
+  const FlowKey direct = ClientConn(44001).original;
+  const uint32_t plain = ct_->Create(direct, direct.Reversed(), kAck, 0);
+  EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kOriginal), direct);
+  EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kReply), direct.Reversed());
+}
+
+TEST_F(ConntrackTest, ExpiredFlowIsNotFoundAndCounted) {
+  const Conn c = ClientConn(53, IpProto::kUdp);
+  Create(c, 0, 0);
+  EXPECT_TRUE(Lookup(c.reply, 7 * kSec - 1).found());
+  EXPECT_EQ(ct_->stats().expired, 0u);
+
+  EXPECT_FALSE(Lookup(c.original, 7 * kSec).found());
+  EXPECT_EQ(ct_->stats().expired, 1u);
+  EXPECT_EQ(ct_->size(), 0u);
+  // It is gone from both directions, and counted once.
+  EXPECT_FALSE(Lookup(c.reply, 7 * kSec).found());
+  EXPECT_EQ(ct_->stats().expired, 1u);
+}
+
+TEST(ConntrackExpireTest, ExpireSomeWorksInSlicesAndResumes) {
+  std::unique_ptr<ConntrackShard> ct = NewShard(TestConfig(16));
+  std::vector<Conn> old_flows;
+  for (uint16_t i = 0; i < 10; ++i) {
+    old_flows.push_back(ClientConn(1000 + i, IpProto::kUdp));
+    ct->Create(old_flows.back().original, old_flows.back().reply, 0, 0);  // expires at 7 s
+  }
+  const Conn young1 = ClientConn(2000, IpProto::kUdp);
+  const Conn young2 = ClientConn(2001, IpProto::kUdp);
+  ct->Create(young1.original, young1.reply, 0, 5 * kSec);  // expires at 12 s
+  ct->Create(young2.original, young2.reply, 0, 5 * kSec);
+  ASSERT_EQ(ct->size(), 12u);
+
+  // Nothing has expired yet.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(ct->ExpireSome(6 * kSec, 4), 0u);
+  EXPECT_EQ(ct->size(), 12u);
+
+  // A budget of 4 over 16 records: four calls sweep the whole shard once.
+  uint32_t removed = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t n = ct->ExpireSome(8 * kSec, 4);
+    EXPECT_LE(n, 4u);
+    removed += n;
+    EXPECT_EQ(ct->size(), 12u - removed);
+  }
+  EXPECT_EQ(removed, 10u);
+  EXPECT_EQ(ct->stats().expired, 10u);
+  EXPECT_EQ(ct->ExpireSome(8 * kSec, 100), 0u);
+
+  for (const Conn& c : old_flows) {
+    EXPECT_FALSE(ct->Lookup(c.original, ct->Hash(c.original), 8 * kSec).found());
+  }
+  EXPECT_TRUE(ct->Lookup(young1.reply, ct->Hash(young1.reply), 8 * kSec).found());
+  EXPECT_TRUE(ct->Lookup(young2.original, ct->Hash(young2.original), 8 * kSec).found());
+  EXPECT_EQ(ct->stats().expired, 10u);
+}
+
+class ConntrackFullTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kCapacity = 8;
+
+  uint32_t Create(uint16_t port, IpProto proto, uint8_t flags, uint64_t now) {
+    const Conn c = ClientConn(port, proto);
+    return ct_->Create(c.original, c.reply, flags, now);
+  }
+  bool Found(uint16_t port, IpProto proto, uint64_t now) {
+    const Conn c = ClientConn(port, proto);
+    return ct_->Lookup(c.reply, ct_->Hash(c.reply), now).found();
+  }
+
+  std::unique_ptr<ConntrackShard> ct_ = NewShard(TestConfig(kCapacity));
+};
+
+TEST_F(ConntrackFullTest, RemoveFreesCapacity) {
+  std::vector<uint32_t> ids;
+  for (uint16_t p = 0; p < kCapacity; ++p) ids.push_back(Create(p, IpProto::kTcp, kAck, 0));
+  EXPECT_EQ(ct_->size(), kCapacity);
+  EXPECT_EQ(Create(100, IpProto::kTcp, kAck, 0), ConntrackShard::kNoFlow);
+
+  ct_->Remove(ids[3]);
+  EXPECT_EQ(ct_->size(), kCapacity - 1);
+  EXPECT_FALSE(Found(3, IpProto::kTcp, 0));
+  // Removing it again changes nothing.
+  ct_->Remove(ids[3]);
+  EXPECT_EQ(ct_->size(), kCapacity - 1);
+
+  EXPECT_NE(Create(100, IpProto::kTcp, kAck, 0), ConntrackShard::kNoFlow);
+  EXPECT_TRUE(Found(100, IpProto::kTcp, 0));
+  EXPECT_EQ(ct_->size(), kCapacity);
+  EXPECT_EQ(ct_->stats().full, 1u);
+}
+
+TEST_F(ConntrackFullTest, FullOfEstablishedFlowsRefusesNewOnes) {
+  for (uint16_t p = 0; p < kCapacity; ++p) {
+    ASSERT_NE(Create(p, IpProto::kTcp, kAck, 0), ConntrackShard::kNoFlow);
+  }
+  for (uint64_t i = 1; i <= 3; ++i) {
+    EXPECT_EQ(Create(100 + i, IpProto::kTcp, kSyn, kSec), ConntrackShard::kNoFlow);
+    EXPECT_EQ(ct_->stats().full, i);
+  }
+  EXPECT_EQ(ct_->stats().evicted_embryonic, 0u);
+  EXPECT_EQ(ct_->size(), kCapacity);
+  for (uint16_t p = 0; p < kCapacity; ++p) EXPECT_TRUE(Found(p, IpProto::kTcp, kSec)) << p;
+}
+
+TEST_F(ConntrackFullTest, EvictsEmbryonicFlowsButNeverEstablishedOnes) {
+  // 5 established (TCP picked up mid-stream, a UDP flow that got its reply) ...
+  for (uint16_t p = 0; p < 4; ++p) Create(p, IpProto::kTcp, kAck, 0);
+  const uint32_t dns = Create(4, IpProto::kUdp, 0, 0);
+  ct_->Update(dns, CtDir::kReply, 0, 0);
+  // ... and 3 embryonic.
+  Create(5, IpProto::kTcp, kSyn, 0);     // expires at 5 s
+  Create(6, IpProto::kUdp, 0, kSec);     // expires at 8 s
+  Create(7, IpProto::kTcp, kSyn, kSec);  // expires at 6 s
+  ASSERT_EQ(ct_->size(), kCapacity);
+
+  // New established flows take the embryonic ones' places, closest to expiry first.
+  const uint64_t now = 2 * kSec;
+  ASSERT_NE(Create(100, IpProto::kTcp, kAck, now), ConntrackShard::kNoFlow);
+  EXPECT_FALSE(Found(5, IpProto::kTcp, now));
+  EXPECT_TRUE(Found(6, IpProto::kUdp, now));
+  ASSERT_NE(Create(101, IpProto::kTcp, kAck, now), ConntrackShard::kNoFlow);
+  EXPECT_FALSE(Found(7, IpProto::kTcp, now));
+  ASSERT_NE(Create(102, IpProto::kTcp, kAck, now), ConntrackShard::kNoFlow);
+  EXPECT_FALSE(Found(6, IpProto::kUdp, now));
+  EXPECT_EQ(ct_->stats().evicted_embryonic, 3u);
+  EXPECT_EQ(ct_->stats().full, 0u);
+
+  // Now only established flows are left.
+  EXPECT_EQ(Create(103, IpProto::kTcp, kSyn, now), ConntrackShard::kNoFlow);
+  EXPECT_EQ(ct_->stats().full, 1u);
+  for (uint16_t p : {0, 1, 2, 3, 100, 101, 102}) EXPECT_TRUE(Found(p, IpProto::kTcp, now)) << p;
+  EXPECT_TRUE(Found(4, IpProto::kUdp, now));
+  EXPECT_EQ(ct_->stats().expired, 0u);
+}
+
+TEST_F(ConntrackFullTest, ReusesExpiredFlowsBeforeEvicting) {
+  for (uint16_t p = 0; p < 6; ++p) Create(p, IpProto::kTcp, kAck, 0);  // expire at 100 s
+  Create(6, IpProto::kTcp, kSyn, 8 * kSec);                           // embryonic, expires at 13 s
+  Create(7, IpProto::kUdp, 0, 0);                                     // expires at 7 s
+  ASSERT_EQ(ct_->size(), kCapacity);
+
+  const uint64_t now = 10 * kSec;
+  ASSERT_NE(Create(100, IpProto::kUdp, 0, now), ConntrackShard::kNoFlow);
+  EXPECT_EQ(ct_->stats().expired, 1u);
+  EXPECT_EQ(ct_->stats().evicted_embryonic, 0u);
+  EXPECT_TRUE(Found(6, IpProto::kTcp, now));
+  EXPECT_FALSE(Found(7, IpProto::kUdp, now));
+  EXPECT_EQ(ct_->size(), kCapacity);
+
+  // Established flows that have run out are reused like any other.
+  const uint64_t later = 100 * kSec;
+  for (uint16_t p = 200; p < 206; ++p) {
+    ASSERT_NE(Create(p, IpProto::kTcp, kAck, later), ConntrackShard::kNoFlow);
+  }
+  EXPECT_EQ(ct_->stats().expired, 7u);
+  EXPECT_EQ(ct_->stats().full, 0u);
+}
+
+// Flows come and go in random order while the clock runs, as a worker would
+// drive the shard (look up first, create on a miss). A model of what should
+// be there checks every answer.
+TEST(ConntrackChurnTest, MatchesAModel) {
+  constexpr uint32_t kCapacity = 64;
+  constexpr uint16_t kClients = 200;
+  ConntrackConfig config = TestConfig(kCapacity);
+  config.eviction_scan = kCapacity;  // the window covers the whole shard
+  std::unique_ptr<ConntrackShard> ct = NewShard(config);
+  ASSERT_NE(ct, nullptr);
+
+  struct Model {
+    uint16_t client;
+    uint64_t expires_ns;
+    bool embryonic;
+  };
+  std::map<uint32_t, Model> live;  // by flow id
+  ConntrackStats want;
+  std::mt19937 rng(12345);
+  uint64_t now = 0;
+
+  auto conn = [](uint16_t client) {
+    return ClientConn(10000 + client, client % 3 == 0 ? IpProto::kUdp : IpProto::kTcp);
+  };
+  auto find_client = [&](uint16_t client) {
+    return std::find_if(live.begin(), live.end(),
+                        [&](const auto& e) { return e.second.client == client; });
+  };
+  // Looks `client` up in one direction; drops it from the model when it has
+  // expired, as the shard does.
+  auto check_lookup = [&](uint16_t client, CtDir dir) {
+    const Conn c = conn(client);
+    const FlowKey& key = dir == CtDir::kOriginal ? c.original : c.reply;
+    const ConntrackShard::Hit hit = ct->Lookup(key, ct->Hash(key), now);
+    auto it = find_client(client);
+    if (it != live.end() && it->second.expires_ns <= now) {
+      live.erase(it);
+      ++want.expired;
+      it = live.end();
+    }
+    if (it == live.end()) {
+      EXPECT_FALSE(hit.found()) << "client " << client;
+    } else {
+      EXPECT_TRUE(hit.found()) << "client " << client;
+      EXPECT_EQ(hit.flow, it->first);
+      EXPECT_EQ(hit.dir, dir);
+    }
+    return hit;
+  };
+
+  for (int op = 0; op < 50000; ++op) {
+    now += (rng() % 4) * kSec / 40;
+    const uint16_t client = static_cast<uint16_t>(rng() % kClients);
+    const CtDir dir = rng() % 2 ? CtDir::kOriginal : CtDir::kReply;
+    const uint32_t action = rng() % 10;
+    if (action < 5) {
+      // A packet: update a known flow, or create one for a client's first packet.
+      const ConntrackShard::Hit hit = check_lookup(client, dir);
+      const bool udp = client % 3 == 0;
+      if (hit.found()) {
+        Model& m = live.at(hit.flow);
+        if (udp && dir == CtDir::kReply) {
+          ct->Update(hit.flow, dir, 0, now);
+          m.embryonic = false;
+          m.expires_ns = now + 30 * kSec;
+        } else if (udp) {
+          ct->Update(hit.flow, dir, 0, now);
+          m.expires_ns = now + (m.embryonic ? 7 : 30) * kSec;
+        } else if (!m.embryonic) {
+          ct->Update(hit.flow, dir, kAck, now);
+          m.expires_ns = now + 100 * kSec;
+        }
+        continue;
+      }
+      if (dir == CtDir::kReply) continue;  // a stray reply creates nothing
+      const bool syn = !udp && rng() % 2 == 0;
+      const Conn c = conn(client);
+      const bool full = live.size() == kCapacity;
+      const uint32_t id =
+          ct->Create(c.original, c.reply, udp ? 0 : (syn ? kSyn : kAck), now);
+      if (id == ConntrackShard::kNoFlow) {
+        ++want.full;
+        // Refused only when full of live, established flows.
+        EXPECT_TRUE(full);
+        for (const auto& [fid, m] : live) {
+          EXPECT_FALSE(m.embryonic) << "flow " << fid;
+          EXPECT_GT(m.expires_ns, now) << "flow " << fid;
+        }
+        continue;
+      }
+      if (full) {
+        // The new flow took a victim's place: an expired one if there was any,
+        // else the embryonic one closest to expiry.
+        const auto victim = live.find(id);
+        ASSERT_NE(victim, live.end());
+        const bool any_expired = std::any_of(live.begin(), live.end(),
+                                             [&](const auto& e) { return e.second.expires_ns <= now; });
+        if (any_expired) {
+          EXPECT_LE(victim->second.expires_ns, now);
+          ++want.expired;
+        } else {
+          EXPECT_TRUE(victim->second.embryonic);
+          for (const auto& [fid, m] : live) {
+            if (m.embryonic) {
+              EXPECT_LE(victim->second.expires_ns, m.expires_ns);
+            }
+          }
+          ++want.evicted_embryonic;
+        }
+        live.erase(victim);
+      } else {
+        ASSERT_EQ(live.count(id), 0u);
+      }
+      ++want.created;
+      live[id] = Model{client, now + (udp ? 7 : syn ? 5 : 100) * kSec, udp || syn};
+    } else if (action < 7) {
+      // The control plane removes a flow.
+      const auto it = find_client(client);
+      if (it != live.end()) {
+        ct->Remove(it->first);
+        live.erase(it);
+      }
+    } else if (action < 9) {
+      check_lookup(client, dir);
+    } else {
+      const uint32_t removed = ct->ExpireSome(now, 8);
+      uint32_t gone = 0;
+      for (auto it = live.begin(); it != live.end();) {
+        if (ct->flow(it->first).in_use) {
+          ++it;
+          continue;
+        }
+        EXPECT_LE(it->second.expires_ns, now);
+        it = live.erase(it);
+        ++gone;
+      }
+      EXPECT_EQ(removed, gone);
+      want.expired += gone;
+    }
+    ASSERT_EQ(ct->size(), live.size()) << "op " << op;
+    if (op % 1000 == 0) {
+      for (uint16_t client = 0; client < kClients; ++client) {
+        check_lookup(client, CtDir::kOriginal);
+        check_lookup(client, CtDir::kReply);
+      }
+    }
+    if (testing::Test::HasFailure()) FAIL() << "op " << op;
+  }
+
+  EXPECT_EQ(ct->stats().created, want.created);
+  EXPECT_EQ(ct->stats().expired, want.expired);
+  EXPECT_EQ(ct->stats().evicted_embryonic, want.evicted_embryonic);
+  EXPECT_EQ(ct->stats().full, want.full);
+  // The run exercised every path.
+  EXPECT_GT(want.expired, 100u);
+  EXPECT_GT(want.evicted_embryonic, 100u);
+  EXPECT_GT(want.full, 100u);
+  std::printf("churn: %llu created, %llu expired, %llu embryonic evicted, %llu refused\n",
+              static_cast<unsigned long long>(want.created),
+              static_cast<unsigned long long>(want.expired),
+              static_cast<unsigned long long>(want.evicted_embryonic),
+              static_cast<unsigned long long>(want.full));
+}
+
+}  // namespace
+}  // namespace atl::lb
