@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 #include <ostream>
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lb/checksum.h"
@@ -273,8 +275,9 @@ TEST(RewriteFlow, LeavesOpaqueIcmpOfTheOtherFamilyAlone) {
   EXPECT_TRUE(ChecksumsValid(pkt));
 }
 
-// Before the widening of l3_len, the end of this packet wrapped around 16
-// bits and the UDP checksum was left stale after a port change.
+// An IPv6 packet with a full 65535-byte payload is longer than 16 bits
+// count; the rewrite must still find its end, or it leaves the UDP checksum
+// stale.
 TEST(RewriteFlow, Ipv6LargestPayload) {
   const std::vector<uint8_t> in =
       PacketBuilder().Ip(kClient6, kVip6).Udp(40001, 53).Payload(65535 - kUdpHeaderLen, 0x17).Build();
