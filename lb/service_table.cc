@@ -88,13 +88,15 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
 
   auto it = by_frontend_.find(frontend);
   if (it != by_frontend_.end()) {
-    Service& old = *services_[it->second];
-    service->id = old.id;
+    const Service& old = *it->second;
+    const ServiceId id = old.id;
+    service->id = id;
     service->generation = old.eligible == service->eligible ? old.generation : ++last_generation_;
     IndexBackends(old, false);
     IndexBackends(*service, true);
-    services_[it->second] = std::move(service);
-    return it->second;
+    it->second = service.get();
+    services_[id] = std::move(service);
+    return id;
   }
   ServiceId id;
   if (!free_ids_.empty()) {
@@ -107,18 +109,19 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
   service->id = id;
   service->generation = ++last_generation_;
   IndexBackends(*service, true);
+  by_frontend_.emplace(frontend, service.get());
   services_[id] = std::move(service);
-  by_frontend_.emplace(frontend, id);
   return id;
 }
 
 bool ServiceTable::Remove(const FrontendKey& frontend) {
   auto it = by_frontend_.find(frontend);
   if (it == by_frontend_.end()) return false;
-  IndexBackends(*services_[it->second], false);
-  services_[it->second].reset();
-  free_ids_.push_back(it->second);
+  const ServiceId id = it->second->id;
+  IndexBackends(*it->second, false);
   by_frontend_.erase(it);
+  services_[id].reset();
+  free_ids_.push_back(id);
   return true;
 }
 
@@ -158,7 +161,7 @@ const Service* ServiceTable::Lookup(const IpAddr& addr, uint16_t port, IpProto p
     it = by_frontend_.find(FrontendKey{any, port, proto, scope});
     if (it == by_frontend_.end()) return nullptr;
   }
-  return services_[it->second].get();
+  return it->second;
 }
 
 }  // namespace atl::lb

@@ -80,6 +80,12 @@ struct Service {
   uint16_t MaglevPick(uint32_t flow_hash) const {
     return maglev.slots[ReduceHash(flow_hash, static_cast<uint32_t>(maglev.slots.size()))];
   }
+  // Starts loading what MaglevPick and the chosen backend will read.
+  void PrefetchPick(uint32_t flow_hash) const {
+    if (!has_backend()) return;
+    __builtin_prefetch(&maglev.slots[ReduceHash(flow_hash, static_cast<uint32_t>(maglev.slots.size()))]);
+    __builtin_prefetch(eligible.data());
+  }
 };
 
 // The backends a new flow of `scope` may use: the node-local ones when the
@@ -100,6 +106,10 @@ class ServiceTable {
   // The frontend for a packet to addr:port, falling back to the NodePort
   // wildcard (unspecified address) for the port; nullptr when none.
   const Service* Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const;
+  // Starts loading the table memory a Lookup of the exact frontend reads.
+  void Prefetch(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const {
+    by_frontend_.prefetch(FrontendKey{addr, port, proto, scope});
+  }
   // For a packet from a backend that conntrack does not know (its flow was
   // balanced statelessly while the shard was full): the frontend address and
   // port its replies must carry, when exactly one frontend with a concrete
@@ -117,7 +127,8 @@ class ServiceTable {
   void IndexBackends(const Service& svc, bool add);
 
   uint32_t maglev_seed_;
-  absl::flat_hash_map<FrontendKey, ServiceId> by_frontend_;
+  // The packet path finds a Service here in one step; services_ owns them.
+  absl::flat_hash_map<FrontendKey, Service*> by_frontend_;
   absl::flat_hash_map<BackendKey, std::vector<ServiceId>> by_backend_;
   std::vector<std::unique_ptr<Service>> services_;  // by id; null when free
   std::vector<ServiceId> free_ids_;

@@ -19,13 +19,15 @@ void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t
   n = n < kMaxBurst ? n : kMaxBurst;
   ParsedPacket* parsed = parsed_;
   uint32_t* hash = hash_;
+  uint8_t fresh[kMaxBurst];  // packets that start a new flow, and any that must follow them
+  size_t n_fresh = 0;
   // A rolling software pipeline (as DPDK's l3fwd and rte_hash bulk lookups
   // do): packet i is parsed and its index slot prefetched, packet i - kSlotAhead
   // has its flow record prefetched from the slot that has arrived by then, and
   // packet i - kFlowAhead is finished. Issuing the misses steadily rather than
   // all at once keeps the core's miss buffers from overflowing.
-  constexpr size_t kSlotAhead = 12;
-  constexpr size_t kFlowAhead = 24;
+  constexpr size_t kSlotAhead = 8;  // tuned on the lb_bench hit path
+  constexpr size_t kFlowAhead = 2 * kSlotAhead;
   auto tracked = [&](size_t i) {
     return out[i].action == Action::kPass && parsed[i].is_ip() && !parsed[i].icmp_error &&
            parsed[i].ip.has_l4;
@@ -51,18 +53,57 @@ void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t
       const size_t k = i - kFlowAhead;
       if (out[k].action == Action::kDrop || !parsed[k].is_ip()) continue;
       if (parsed[k].icmp_error) {
-        out[k] = IcmpError(pkts[k].data, parsed[k], now_ns);
-      } else if (parsed[k].ip.has_l4) {
-        out[k] = Continue(pkts[k].data, parsed[k], hash[k], scope, now_ns);
+        // An error about a flow deferred below must wait for that flow.
+        if (n_fresh == 0) {
+          out[k] = IcmpError(pkts[k].data, parsed[k], now_ns);
+        } else {
+          fresh[n_fresh++] = static_cast<uint8_t>(k);
+        }
+      } else if (parsed[k].ip.has_l4 && !Track(pkts[k].data, parsed[k], hash[k], now_ns, &out[k])) {
+        const FlowKey& key = parsed[k].ip.key;
+        services_->Prefetch(key.dst, key.dst_port, key.proto, scope);
+        fresh[n_fresh++] = static_cast<uint8_t>(k);
       }
     }
+  }
+  // New flows: the service's frontend entry, the Service, its Maglev slot and
+  // backend are each a likely cache miss that depends on the one before, so
+  // they are walked in passes over all new flows of the burst, letting the
+  // misses of different flows overlap.
+  for (size_t j = 0; j < n_fresh; ++j) {
+    const ParsedPacket& p = parsed[fresh[j]];
+    service_[j] = p.icmp_error ? nullptr
+                               : services_->Lookup(p.ip.key.dst, p.ip.key.dst_port, p.ip.key.proto, scope);
+    if (service_[j] != nullptr) __builtin_prefetch(service_[j]);
+  }
+  for (size_t j = 0; j < n_fresh; ++j) {
+    if (service_[j] != nullptr) service_[j]->PrefetchPick(hash[fresh[j]]);
+  }
+  for (size_t j = 0; j < n_fresh; ++j) {
+    const size_t k = fresh[j];
+    if (parsed[k].icmp_error) {
+      out[k] = IcmpError(pkts[k].data, parsed[k], now_ns);
+      continue;
+    }
+    // An earlier packet of this burst may have just created the flow (a UDP
+    // flow's first packets often arrive together): packets of one flow must
+    // see each other in order, so conntrack is asked again.
+    if (Track(pkts[k].data, parsed[k], hash[k], now_ns, &out[k])) continue;
+    out[k] = service_[j] == nullptr ? StatelessReply(pkts[k].data, parsed[k])
+                                    : Balance(pkts[k].data, parsed[k], hash[k], *service_[j], now_ns);
   }
 }
 
 Verdict Worker::Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
+  Verdict v;
+  if (Track(frame, p, hash, now_ns, &v)) return v;
+  return NewFlow(frame, p, hash, scope, now_ns);
+}
+
+bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out) {
   // conntrack: an established flow follows its entry, never a table change.
   const ConntrackShard::Hit hit = conntrack_->Lookup(p.ip.key, hash, now_ns);
-  if (!hit.found()) return NewFlow(frame, p, hash, scope, now_ns);
+  if (!hit.found()) return false;
   const CtState state = conntrack_->flow(hit.flow).state;
   if (p.ip.key.proto == IpProto::kTcp && hit.dir == CtDir::kOriginal &&
       (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn &&
@@ -72,35 +113,46 @@ Verdict Worker::Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, S
     // left the service, for as long as the client keeps retrying (the IPVS
     // connection-reuse problem, kubernetes/kubernetes#81775).
     conntrack_->Remove(hit.flow);
-    return NewFlow(frame, p, hash, scope, now_ns);
+    return false;
   }
   conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
   const FlowKey to = conntrack_->flow(hit.flow).Translated(hit.dir);
-  if (to == p.ip.key) return {};
-  if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
-  ++stats_.translated;
-  return {Action::kTranslated, DropReason::kNone};
+  if (to == p.ip.key) {
+    *out = {};
+  } else if (!RewriteFlow(frame, p, to)) {
+    *out = Drop(DropReason::kNatUnsupported);
+  } else {
+    ++stats_.translated;
+    *out = {Action::kTranslated, DropReason::kNone};
+  }
+  return true;
 }
 
 Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
-  // service_lb: the affinity binding if any, else the Maglev slot of the flow hash.
   const FlowKey& key = p.ip.key;
   const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
   if (svc == nullptr) return StatelessReply(frame, p);
-  if (!svc->has_backend()) return Drop(DropReason::kNoBackend);
+  return Balance(frame, p, hash, *svc, now_ns);
+}
+
+Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc,
+                        uint64_t now_ns) {
+  // service_lb: the affinity binding if any, else the Maglev slot of the flow hash.
+  if (!svc.has_backend()) return Drop(DropReason::kNoBackend);
+  const FlowKey& key = p.ip.key;
   uint16_t index;
   std::optional<uint16_t> bound;
-  if (svc->affinity_timeout_s > 0 && (bound = affinity_->Lookup(*svc, key.src, now_ns))) {
+  if (svc.affinity_timeout_s > 0 && (bound = affinity_->Lookup(svc, key.src, now_ns))) {
     index = *bound;
   } else {
-    index = svc->MaglevPick(hash);
-    if (svc->affinity_timeout_s > 0) affinity_->Record(*svc, key.src, index, now_ns);
+    index = svc.MaglevPick(hash);
+    if (svc.affinity_timeout_s > 0) affinity_->Record(svc, key.src, index, now_ns);
   }
   FlowKey to = key;
-  to.dst = svc->eligible[index].endpoint.addr;
-  to.dst_port = svc->eligible[index].endpoint.port;
+  to.dst = svc.eligible[index].endpoint.addr;
+  to.dst_port = svc.eligible[index].endpoint.port;
   ++stats_.new_flows;
-  if (conntrack_->Create(key, to.Reversed(), p.tcp_flags, now_ns, svc->id, index) == ConntrackShard::kNoFlow) {
+  if (conntrack_->Create(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) == ConntrackShard::kNoFlow) {
     ++stats_.stateless;
   }
   if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);

@@ -70,7 +70,12 @@ class Worker {
     return {Action::kDrop, reason};
   }
   Verdict Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  // conntrack: true when the packet belongs to a live flow and *out is its
+  // verdict; false when it starts a new flow.
+  bool Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out);
   Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  // service_lb for a new flow of `svc`: picks the backend, records the flow, DNATs.
+  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc, uint64_t now_ns);
   Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
   Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p);
 
@@ -81,6 +86,7 @@ class Worker {
   // Scratch for ProcessBurst, kept here so a burst does not construct them anew.
   ParsedPacket parsed_[kMaxBurst];
   uint32_t hash_[kMaxBurst];
+  const Service* service_[kMaxBurst];
 };
 
 }  // namespace atl::lb
