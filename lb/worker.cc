@@ -79,6 +79,18 @@ void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t
   for (size_t j = 0; j < n_fresh; ++j) {
     if (service_[j] != nullptr) service_[j]->PrefetchPick(hash[fresh[j]]);
   }
+  // What the conntrack entry of each will need, for Maglev's choice (affinity
+  // may choose otherwise; then this was only a wasted prefetch).
+  uint32_t creations = 0;
+  for (size_t j = 0; j < n_fresh; ++j) {
+    if (service_[j] == nullptr || !service_[j]->has_backend()) continue;
+    const ParsedPacket& p = parsed[fresh[j]];
+    FlowKey reply = p.ip.key.Reversed();
+    const Endpoint& backend = service_[j]->eligible[service_[j]->MaglevPick(hash[fresh[j]])].endpoint;
+    reply.src = backend.addr;
+    reply.src_port = backend.port;
+    conntrack_->PrefetchCreate(reply, creations++);
+  }
   for (size_t j = 0; j < n_fresh; ++j) {
     const size_t k = fresh[j];
     if (parsed[k].icmp_error) {
