@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -91,7 +92,10 @@ struct IpAddr {
     std::memcpy(y, b.bytes.data(), 16);
     return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
   }
-  friend auto operator<=>(const IpAddr& a, const IpAddr& b) { return a.bytes <=> b.bytes; }
+  // Byte order is network order, so memcmp orders addresses numerically.
+  friend std::strong_ordering operator<=>(const IpAddr& a, const IpAddr& b) {
+    return std::memcmp(a.bytes.data(), b.bytes.data(), 16) <=> 0;
+  }
 };
 
 // The 5-tuple of a packet as the dataplane sees it. Ports are in host byte
