@@ -98,8 +98,9 @@ void PatchL4Checksum(uint8_t* packet, const IpHeaders& ip, size_t end, const Hea
   if (off < 0 || ip.non_first_fragment || ip.l4_offset + static_cast<size_t>(off) + 2 > end) return;
   uint8_t* field = packet + ip.l4_offset + off;
   const uint16_t old = LoadNative(field);
-  // RFC 768: an IPv4 UDP checksum of zero means none was computed.
-  if (ip.proto == IpProto::kUdp && ip.family == Family::kIpv4 && old == 0) return;
+  // A UDP checksum of zero means none was computed (RFC 768; for IPv6 tunnel
+  // protocols RFC 6935 allows it too): it stays zero.
+  if (ip.proto == IpProto::kUdp && old == 0) return;
   ChecksumDelta total = d.ports;
   // ICMPv4 has no pseudo-header; every other checksum here has one.
   if (ip.proto != IpProto::kIcmp) total.Add(d.addrs);

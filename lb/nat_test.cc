@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 #include <cstring>
 #include <initializer_list>
 #include <optional>
@@ -586,6 +587,25 @@ TEST(RewriteSweep, DamagedPackets) {
         if (HasFatalFailure()) return;
       }
     }
+  }
+}
+
+// A zero UDP checksum means "none" and stays zero through NAT, for IPv6
+// tunnel protocols (RFC 6935) as for IPv4.
+TEST(RewriteZeroUdpChecksum, StaysZeroForBothFamilies) {
+  for (const auto& [src, dst, to_dst] :
+       {std::tuple{"198.19.0.2", "198.18.64.10", "198.19.1.1"},
+        std::tuple{"fd00:a70::2", "fd00:a70:40::a", "fd00:a70::1:1"}}) {
+    std::vector<uint8_t> pkt = PacketBuilder().Ip(src, dst).Udp(4789, 4789).Payload(20).Build();
+    ParsedPacket p;
+    ASSERT_EQ(ParseEthernet(pkt.data(), pkt.size(), &p), DropReason::kNone);
+    uint8_t* csum = pkt.data() + p.ip.l4_offset + 6;
+    csum[0] = csum[1] = 0;
+    FlowKey to = p.ip.key;
+    to.dst = *IpAddr::Parse(to_dst);
+    ASSERT_TRUE(RewriteFlow(pkt.data(), p, to));
+    EXPECT_EQ(csum[0], 0);
+    EXPECT_EQ(csum[1], 0) << src;
   }
 }
 

@@ -36,9 +36,10 @@ DropReason ParseL4(const uint8_t* data, size_t off, size_t end, bool quoted, IpH
       if (avail < kUdpHeaderLen) {
         return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kL4Truncated;
       }
-      // RFC 768: the length covers header and data. A quoted datagram may be cut short.
+      // RFC 768: the length covers header and data. A quoted datagram may be
+      // cut short, and a first fragment carries only the start of its datagram.
       const size_t udp_len = Load16(l4 + 4);
-      if (udp_len < kUdpHeaderLen || (!quoted && udp_len > avail)) {
+      if (udp_len < kUdpHeaderLen || (!quoted && !ip->fragment && udp_len > avail)) {
         return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kUdpBadLength;
       }
       break;

@@ -258,6 +258,7 @@ bool ChecksumsValid(const std::vector<uint8_t>& frame, bool ethernet) {
   const size_t l4_len = p.ip.l3_offset + p.ip.l3_len - p.ip.l4_offset;
   std::vector<uint8_t> copy(l4, l4 + l4_len);
   const uint16_t stored = LoadNative(l4 + csum_off);
+  // Zero means "none" for IPv4 (RFC 768); IPv6 requires one (RFC 8200 section 8.1).
   if (p.ip.proto == IpProto::kUdp && p.ip.family == Family::kIpv4 && stored == 0) return true;
   copy[csum_off] = copy[csum_off + 1] = 0;
   uint16_t want = p.ip.proto == IpProto::kIcmp

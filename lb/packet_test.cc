@@ -667,5 +667,29 @@ TEST(PacketBuilder, IcmpFamilyDoesNotDependOnCallOrder) {
   EXPECT_EQ(late4.Build(), PacketBuilder().Ip(kClient4, kVip4).IcmpEcho(false, 5).Build());
 }
 
+// A first fragment's UDP length covers the whole datagram, most of which
+// follows in later fragments: it is not a bad length.
+TEST(ParseFragments, UdpFirstFragmentKeepsItsPorts) {
+  for (const auto& [src, dst] : {std::pair{"198.19.0.2", "198.18.64.10"},
+                                 std::pair{"fd00:a70::2", "fd00:a70:40::a"}}) {
+    std::vector<uint8_t> first =
+        PacketBuilder().Ip(src, dst).Fragment(0, true).Udp(5353, 53).Payload(992).Build();
+    // The UDP length field as the sender wrote it: 8 + 3000 bytes.
+    const size_t udp_len_at = first.size() - 992 - 8 + 4;
+    first[udp_len_at] = static_cast<uint8_t>(3008 >> 8);
+    first[udp_len_at + 1] = static_cast<uint8_t>(3008 & 0xff);
+    ParsedPacket p;
+    ASSERT_EQ(ParseEthernet(first.data(), first.size(), &p), DropReason::kNone) << dst;
+    EXPECT_TRUE(p.ip.fragment);
+    EXPECT_TRUE(p.ip.has_l4);
+    EXPECT_EQ(p.ip.key.dst_port, 53);
+    // Unfragmented, the same length is a lie and still dropped.
+    std::vector<uint8_t> whole = PacketBuilder().Ip(src, dst).Udp(5353, 53).Payload(992).Build();
+    whole[udp_len_at - (first.size() - whole.size())] = static_cast<uint8_t>(3008 >> 8);
+    whole[udp_len_at - (first.size() - whole.size()) + 1] = static_cast<uint8_t>(3008 & 0xff);
+    EXPECT_EQ(ParseEthernet(whole.data(), whole.size(), &p), DropReason::kUdpBadLength) << dst;
+  }
+}
+
 }  // namespace
 }  // namespace atl::lb
