@@ -43,7 +43,10 @@ std::optional<uint16_t> AffinityTable::Lookup(const Service& svc, const IpAddr& 
     Remove(id);
     return std::nullopt;
   }
-  if (e.generation != svc.generation) {
+  // The endpoint, not the generation alone, is the truth: a table rebuilt
+  // elsewhere may reuse a generation number for another backend set.
+  if (e.generation != svc.generation || e.index >= svc.eligible.size() ||
+      svc.eligible[e.index].endpoint != e.backend) {
     // The eligible set changed since: find the backend again, or forget it.
     uint32_t i = 0;
     while (i < svc.eligible.size() && svc.eligible[i].endpoint != e.backend) ++i;

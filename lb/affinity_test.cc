@@ -227,5 +227,30 @@ TEST_F(AffinityTest, ZeroCapacityStillHoldsOneBinding) {
   EXPECT_THAT(tiny.Lookup(svc, Addr("198.19.0.11"), 2 * kSec), Optional(0));
 }
 
+// A worker's affinity table outlives a service table that is rebuilt and
+// published anew: a binding must never hand back an index the new backend
+// set does not have.
+TEST(AffinityRebuiltTableTest, StaleBindingNeverIndexesPastTheBackends) {
+  AffinityTable affinity(16);
+  const IpAddr client = *IpAddr::Parse("198.19.0.9");
+  const FrontendKey fe{*IpAddr::Parse("198.18.64.40"), 80, IpProto::kTcp, Scope::kInternal};
+  ServiceConfig many;
+  many.affinity_timeout_s = 60;
+  for (uint32_t i = 0; i < 40; ++i) many.backends.push_back({Endpoint{IpAddr::V4(0xc6130200 + i), 8080}});
+  ServiceTable first;
+  ASSERT_TRUE(first.Upsert(fe, many).ok());
+  const Service& big = *first.Lookup(fe.addr, fe.port, fe.proto, fe.scope);
+  affinity.Record(big, client, 39, 0);
+
+  ServiceConfig one = many;
+  one.backends.resize(1);
+  ServiceTable rebuilt;  // same frontend, same id, a new table
+  ASSERT_TRUE(rebuilt.Upsert(fe, one).ok());
+  const Service& small = *rebuilt.Lookup(fe.addr, fe.port, fe.proto, fe.scope);
+  ASSERT_EQ(small.id, big.id);
+  EXPECT_NE(small.generation, big.generation);
+  EXPECT_EQ(affinity.Lookup(small, client, 1), std::nullopt);
+}
+
 }  // namespace
 }  // namespace atl::lb

@@ -1,5 +1,7 @@
 #include "lb/service_table.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 
 namespace atl::lb {
@@ -18,6 +20,13 @@ const char* ProtoName(IpProto p) {
 std::string EndpointString(const Endpoint& e) {
   return e.addr.IsV4() ? absl::StrCat(e.addr.ToString(), ":", e.port)
                        : absl::StrCat("[", e.addr.ToString(), "]:", e.port);
+}
+
+// Generations are unique in the process, not only in one table, so that a
+// cached choice can never mistake a rebuilt table's service for the old one.
+uint32_t NextGeneration() {
+  static std::atomic<uint32_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 }  // namespace
@@ -91,7 +100,7 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
     const Service& old = *it->second;
     const ServiceId id = old.id;
     service->id = id;
-    service->generation = old.eligible == service->eligible ? old.generation : ++last_generation_;
+    service->generation = old.eligible == service->eligible ? old.generation : NextGeneration();
     IndexBackends(old, false);
     IndexBackends(*service, true);
     it->second = service.get();
@@ -107,7 +116,7 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
     services_.emplace_back();
   }
   service->id = id;
-  service->generation = ++last_generation_;
+  service->generation = NextGeneration();
   IndexBackends(*service, true);
   by_frontend_.emplace(frontend, service.get());
   services_[id] = std::move(service);

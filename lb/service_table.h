@@ -71,7 +71,7 @@ struct Service {
   uint32_t affinity_timeout_s = 0;
   std::vector<Backend> eligible;  // the Maglev table indexes this
   MaglevTable maglev;
-  // Changes with the eligible set (unique within a table, also across ids
+  // Changes with the eligible set (unique in the process, also across ids
   // reused), so that cached choices (session affinity) can tell they may be stale.
   uint32_t generation = 0;
 
@@ -132,7 +132,6 @@ class ServiceTable {
   absl::flat_hash_map<BackendKey, std::vector<ServiceId>> by_backend_;
   std::vector<std::unique_ptr<Service>> services_;  // by id; null when free
   std::vector<ServiceId> free_ids_;
-  uint32_t last_generation_ = 0;
 };
 
 }  // namespace atl::lb
