@@ -166,6 +166,9 @@ std::optional<Endpoint> ServiceTable::ReverseLookup(const IpAddr& addr, uint16_t
 const Service* ServiceTable::Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const {
   auto it = by_frontend_.find(FrontendKey{addr, port, proto, scope});
   if (it == by_frontend_.end()) {
+    // kube-proxy semantics: a NodePort is reached on the node's own addresses
+    // only, not on whatever destination carries its port number.
+    if (!IsNodeAddress(addr)) return nullptr;
     const IpAddr any = addr.IsV4() ? IpAddr::V4(0) : IpAddr{};
     it = by_frontend_.find(FrontendKey{any, port, proto, scope});
     if (it == by_frontend_.end()) return nullptr;

@@ -6,6 +6,7 @@
 // publishes a table version to them (RCU or a versioned swap).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -103,8 +104,15 @@ class ServiceTable {
   // Returns false when the frontend was not there.
   bool Remove(const FrontendKey& frontend);
 
+  // The addresses of this node, on which NodePort frontends (the unspecified
+  // address) answer. A node has a handful: they are kept in a short list.
+  void SetNodeAddresses(std::vector<IpAddr> addrs) { node_addrs_ = std::move(addrs); }
+  bool IsNodeAddress(const IpAddr& addr) const {
+    return std::find(node_addrs_.begin(), node_addrs_.end(), addr) != node_addrs_.end();
+  }
+
   // The frontend for a packet to addr:port, falling back to the NodePort
-  // wildcard (unspecified address) for the port; nullptr when none.
+  // wildcard when addr is one of this node's; nullptr when none.
   const Service* Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const;
   // Starts loading the table memory a Lookup of the exact frontend reads.
   void Prefetch(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const {
@@ -132,6 +140,7 @@ class ServiceTable {
   absl::flat_hash_map<BackendKey, std::vector<ServiceId>> by_backend_;
   std::vector<std::unique_ptr<Service>> services_;  // by id; null when free
   std::vector<ServiceId> free_ids_;
+  std::vector<IpAddr> node_addrs_;
 };
 
 }  // namespace atl::lb

@@ -230,8 +230,10 @@ TEST(ServiceTableTest, LookupIsExactOnAddressPortProtocolAndScope) {
   EXPECT_EQ(table.Lookup(Addr("::c612:400a"), 80, IpProto::kTcp, Scope::kInternal), nullptr);
 }
 
-TEST(ServiceTableTest, NodePortWildcardMatchesAnyAddressOfItsFamily) {
+TEST(ServiceTableTest, NodePortWildcardMatchesTheNodesAddressesOfItsFamily) {
   ServiceTable table;
+  table.SetNodeAddresses({Addr("198.18.0.1"), Addr("198.18.0.2"), Addr("198.18.15.254"),
+                          Addr("fd00:a70::1")});
   ServiceConfig v4 = OneBackend("198.19.1.1");
   ServiceConfig v6 = OneBackend("fd00:a70:0:1::1");
   const FrontendKey any4{IpAddr::V4(0), 30080, IpProto::kTcp, Scope::kExternal};
@@ -265,7 +267,10 @@ TEST(ServiceTableTest, NodePortWildcardMatchesAnyAddressOfItsFamily) {
                                                        OneBackend("198.19.1.9"));
   ASSERT_TRUE(exact.ok()) << exact.status();
   EXPECT_EQ(table.Lookup(Addr("198.18.64.100"), 30080, IpProto::kTcp, Scope::kExternal)->id, *exact);
-  EXPECT_EQ(table.Lookup(Addr("198.18.64.101"), 30080, IpProto::kTcp, Scope::kExternal)->id, *id4);
+  EXPECT_EQ(table.Lookup(Addr("198.18.0.2"), 30080, IpProto::kTcp, Scope::kExternal)->id, *id4);
+  // Another host's address, or a pod's, carrying the port is not a NodePort here.
+  EXPECT_EQ(table.Lookup(Addr("198.18.64.101"), 30080, IpProto::kTcp, Scope::kExternal), nullptr);
+  EXPECT_EQ(table.Lookup(Addr("198.19.0.77"), 30080, IpProto::kTcp, Scope::kExternal), nullptr);
 }
 
 TEST(ServiceTableTest, InternalAndExternalFrontendsOnOneVipChooseFromDifferentSets) {

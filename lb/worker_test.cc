@@ -499,6 +499,7 @@ TEST_F(WorkerTest, ExternalTrafficPolicyLocalReachesOnlyNodeLocalBackends) {
   node_.Set(cluster_ip, config);
   node_.Set(lb_ip, config);
   node_.Set(node_port, config);
+  node_.services().SetNodeAddresses({kNodeAddr});
 
   for (uint16_t port = 1024; port < 1124; ++port) {
     const Endpoint client{kExternalClient, port};
