@@ -1,5 +1,7 @@
 #include "lb/worker.h"
 
+#include <algorithm>
+
 #include "lb/nat.h"
 
 namespace atl::lb {
@@ -16,7 +18,12 @@ Verdict Worker::Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns
 }
 
 void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
-  n = n < kMaxBurst ? n : kMaxBurst;
+  for (size_t done = 0; done < n; done += kMaxBurst) {
+    ProcessChunk(pkts + done, std::min(n - done, kMaxBurst), scope, now_ns, out + done);
+  }
+}
+
+void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
   ParsedPacket* parsed = parsed_;
   uint32_t* hash = hash_;
   uint8_t fresh[kMaxBurst];  // packets that start a new flow, and any that must follow them
@@ -101,7 +108,7 @@ void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     // flow's first packets often arrive together): packets of one flow must
     // see each other in order, so conntrack is asked again.
     if (Track(pkts[k].data, parsed[k], hash[k], now_ns, &out[k])) continue;
-    out[k] = service_[j] == nullptr ? StatelessReply(pkts[k].data, parsed[k])
+    out[k] = service_[j] == nullptr ? StatelessReply(pkts[k].data, parsed[k], now_ns)
                                     : Balance(pkts[k].data, parsed[k], hash[k], *service_[j], now_ns);
   }
 }
@@ -143,7 +150,7 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
 Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
   const FlowKey& key = p.ip.key;
   const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
-  if (svc == nullptr) return StatelessReply(frame, p);
+  if (svc == nullptr) return StatelessReply(frame, p, now_ns);
   return Balance(frame, p, hash, *svc, now_ns);
 }
 
@@ -166,16 +173,17 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, co
   ++stats_.new_flows;
   if (conntrack_->Create(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) == ConntrackShard::kNoFlow) {
     ++stats_.stateless;
+    last_stateless_ns_ = now_ns;
   }
   if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
   ++stats_.translated;
   return {Action::kTranslated, DropReason::kNone};
 }
 
-Verdict Worker::StatelessReply(uint8_t* frame, const ParsedPacket& p) {
-  // Only once a flow has been balanced without an entry can a backend's reply
-  // lack one; until then this costs nothing.
-  if (stats_.stateless == 0) return {};
+Verdict Worker::StatelessReply(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns) {
+  // Only while flows are being balanced without an entry can a backend's
+  // reply lack one; otherwise this costs nothing and touches nothing.
+  if (stats_.stateless == 0 || now_ns - last_stateless_ns_ > kStatelessReplyWindowNs) return {};
   const FlowKey& key = p.ip.key;
   const std::optional<Endpoint> frontend = services_->ReverseLookup(key.src, key.src_port, key.proto);
   if (!frontend) return {};

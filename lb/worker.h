@@ -32,12 +32,14 @@ struct WorkerStats {
   uint64_t packets = 0;
   uint64_t new_flows = 0;
   uint64_t translated = 0;
-  // New service flows balanced without a conntrack entry because the shard
-  // was full: they still reach Maglev's backend, but a backend change can
-  // move them.
+  // Packets of new service flows balanced without a conntrack entry because
+  // the shard was full: they still reach Maglev's backend, but a backend
+  // change can move them. Every packet of such a flow counts.
   uint64_t stateless = 0;
   // Replies of such flows, given the frontend's address by the service
-  // table's reverse map instead of by conntrack.
+  // table's reverse map instead of by conntrack. Only while stateless flows
+  // are recent (kStatelessReplyWindowNs): the reverse map cannot tell such a
+  // reply from a pod talking to the backend directly.
   uint64_t stateless_replies = 0;
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops{};
 };
@@ -50,6 +52,7 @@ struct PacketRef {
 class Worker {
  public:
   static constexpr size_t kMaxBurst = 64;
+  static constexpr uint64_t kStatelessReplyWindowNs = 120'000'000'000;
 
   Worker(const ServiceTable* services, ConntrackShard* conntrack, AffinityTable* affinity)
       : services_(services), conntrack_(conntrack), affinity_(affinity) {}
@@ -58,8 +61,9 @@ class Worker {
   // from outside the cluster (external); `now_ns` is a monotonic clock.
   Verdict Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns);
 
-  // The same over up to kMaxBurst Ethernet frames, hiding memory latency by
-  // prefetching every packet's conntrack slot and flow before using any.
+  // The same over `n` Ethernet frames, taken kMaxBurst at a time, hiding
+  // memory latency with a prefetching pipeline. Packets of one flow keep
+  // their order; the verdicts are those Process would give one by one.
   void ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out);
 
   const WorkerStats& stats() const { return stats_; }
@@ -77,12 +81,14 @@ class Worker {
   // service_lb for a new flow of `svc`: picks the backend, records the flow, DNATs.
   Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc, uint64_t now_ns);
   Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
-  Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p);
+  Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
+  void ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out);
 
   const ServiceTable* services_;
   ConntrackShard* conntrack_;
   AffinityTable* affinity_;
   WorkerStats stats_;
+  uint64_t last_stateless_ns_ = 0;
   // Scratch for ProcessBurst, kept here so a burst does not construct them anew.
   ParsedPacket parsed_[kMaxBurst];
   uint32_t hash_[kMaxBurst];

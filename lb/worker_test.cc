@@ -748,7 +748,6 @@ void Configure(Node& node) {
 // Runs `frames` through `one` packet by packet and through `burst` as one
 // burst, and checks both give the same verdicts, bytes and counters.
 void ExpectBurstMatchesSingles(Node& one, Node& burst, std::vector<Frame> frames) {
-  ASSERT_LE(frames.size(), Worker::kMaxBurst);
   std::vector<Frame> singles = frames;
   std::vector<Verdict> want;
   for (Frame& f : singles) want.push_back(one.Process(f));
@@ -824,6 +823,36 @@ TEST(WorkerBurstTest, BurstGivesTheSameResultsAsSinglePackets) {
   for (uint16_t port = 60000; port < 60040; ++port) second.push_back(Tcp({kClient, port}, At(kWeb), kTcpSyn));
   ExpectBurstMatchesSingles(one, burst, second);
   EXPECT_GT(burst.stats().translated, 40u);
+}
+
+TEST(WorkerBurstTest, BurstLongerThanKMaxBurstIsProcessedWhole) {
+  Node one;
+  Node burst;
+  Configure(one);
+  Configure(burst);
+  std::vector<Frame> frames;
+  for (uint16_t port = 20000; port < 20000 + 3 * Worker::kMaxBurst + 5; ++port) {
+    frames.push_back(Tcp({kClient, port}, At(kWeb), kTcpSyn));
+  }
+  ExpectBurstMatchesSingles(one, burst, frames);
+  EXPECT_EQ(burst.stats().new_flows, frames.size());
+}
+
+// The reverse map answers only while flows are being balanced statelessly:
+// afterwards a pod talking to a backend directly keeps its own addresses.
+TEST(WorkerFullConntrackTest, StatelessRepliesStopWhenTheFallbackDoes) {
+  Node node(1);
+  node.Set(kWeb, Config({Ready("198.19.1.1")}));
+  SendNew(node, Tcp({kClient, 40000}, At(kWeb), kTcpAck, 10));  // fills the shard
+  const Frame syn = Tcp({kClient, 50000}, At(kWeb), kTcpSyn);
+  ExpectTranslated(node, syn, Tcp({kClient, 50000}, Ep("198.19.1.1", 8080), kTcpSyn));
+  ASSERT_EQ(node.stats().stateless, 1u);
+  node.now_ += Worker::kStatelessReplyWindowNs + kSec;
+  Frame direct = Tcp(Ep("198.19.1.1", 8080), {kClient, 50000}, kSynAck);
+  const Frame before = direct;
+  EXPECT_EQ(node.Process(direct).action, Action::kPass);
+  EXPECT_EQ(direct, before);
+  EXPECT_EQ(node.stats().stateless_replies, 0u);
 }
 
 TEST(WorkerBurstTest, EmptyBurstDoesNothing) {
