@@ -108,6 +108,10 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
 
 uint32_t ConntrackShard::Create(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
                                 uint64_t now_ns, uint32_t service, uint32_t backend) {
+  if (Contains(reply)) {
+    ++stats_.reply_taken;
+    return kNoFlow;
+  }
   const uint32_t id = Allocate(now_ns);
   if (id == kNoFlow) {
     ++stats_.full;

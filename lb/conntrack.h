@@ -60,6 +60,8 @@ struct ConntrackStats {
   uint64_t expired = 0;            // removed after their timeout
   uint64_t evicted_embryonic = 0;  // removed early to make room
   uint64_t full = 0;  // creations refused: the caller fell back to a stateless choice
+  // Creations refused because another flow already answers to the reply tuple.
+  uint64_t reply_taken = 0;
 };
 
 // What a flow is: its two tuples as they appear on the wire. original is the
@@ -121,10 +123,18 @@ class ConntrackShard {
   Hit Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns);
 
   // Records a new flow and returns its id, or kNoFlow when the table is full
-  // and nothing could be evicted (stats().full counts these). `first_tcp_flags`
+  // and nothing could be evicted (stats().full counts these) or when the
+  // reply tuple already belongs to another flow (stats().reply_taken). `first_tcp_flags`
   // is the first packet's TCP flags (0 for other protocols).
   uint32_t Create(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
                   uint64_t now_ns, uint32_t service = 0, uint32_t backend = 0);
+
+  // Whether a live or expired-but-not-yet-removed flow owns `key` in either
+  // direction. Keys are unique: Create refuses a reply tuple already taken.
+  bool Contains(const FlowKey& key) const {
+    return index_.Find(Hash(key), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; }) !=
+           HashIndex::kNone;
+  }
 
   // Advances the state for a packet of the flow and extends its lifetime.
   void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);

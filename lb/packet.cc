@@ -284,6 +284,7 @@ const char* DropReasonName(DropReason reason) {
     case DropReason::kIcmpInnerMalformed: return "icmp_inner_malformed";
     case DropReason::kNoBackend: return "no_backend";
     case DropReason::kNatUnsupported: return "nat_unsupported";
+    case DropReason::kNatTupleClash: return "nat_tuple_clash";
     case DropReason::kCount: break;
   }
   return "unknown";

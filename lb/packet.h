@@ -32,6 +32,7 @@ enum class DropReason : uint8_t {
   kIcmpInnerMalformed,
   kNoBackend,
   kNatUnsupported,
+  kNatTupleClash,
   kCount,
 };
 const char* DropReasonName(DropReason reason);

@@ -170,6 +170,16 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, co
   FlowKey to = key;
   to.dst = svc.eligible[index].endpoint.addr;
   to.dst_port = svc.eligible[index].endpoint.port;
+  // Two flows must never share a reply tuple, or their replies could not be
+  // told apart: a client using one source port towards two services that
+  // share a backend would collide. The next eligible backend whose reply
+  // tuple is free is taken instead (Linux would remap the source port).
+  for (size_t tried = 1; conntrack_->Contains(to.Reversed()); ++tried) {
+    if (tried == svc.eligible.size()) return Drop(DropReason::kNatTupleClash);
+    index = static_cast<uint16_t>((index + 1) % svc.eligible.size());
+    to.dst = svc.eligible[index].endpoint.addr;
+    to.dst_port = svc.eligible[index].endpoint.port;
+  }
   ++stats_.new_flows;
   if (conntrack_->Create(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) == ConntrackShard::kNoFlow) {
     ++stats_.stateless;

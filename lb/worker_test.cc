@@ -690,6 +690,27 @@ TEST_F(WorkerTest, SctpServiceTranslatesAddressesOnly) {
   EXPECT_THAT(id.status().message(), HasSubstr("198.19.1.1:3869"));
 }
 
+// One client source port towards two services that share a backend: the
+// flows must not share a reply tuple, or the replies would carry the wrong
+// service address.
+TEST_F(WorkerTest, ServicesSharingABackendNeverShareAReplyTuple) {
+  const FrontendKey a{Addr("198.18.64.20"), 53, IpProto::kUdp, Scope::kInternal};
+  const FrontendKey b{Addr("198.18.64.21"), 53, IpProto::kUdp, Scope::kInternal};
+  const FrontendKey c{Addr("198.18.64.22"), 53, IpProto::kUdp, Scope::kInternal};
+  node_.Set(a, Config({Ready("198.19.1.1", 5353)}));
+  node_.Set(b, Config({Ready("198.19.1.1", 5353), Ready("198.19.1.2", 5353)}));
+  node_.Set(c, Config({Ready("198.19.1.1", 5353)}));
+  const Endpoint client{kClient, 5000};
+  ExpectTranslated(node_, Udp(client, At(a)), Udp(client, Ep("198.19.1.1", 5353)));
+  ExpectTranslated(node_, Udp(client, At(b)), Udp(client, Ep("198.19.1.2", 5353)));
+  ExpectTranslated(node_, Udp(Ep("198.19.1.1", 5353), client), Udp(At(a), client));
+  ExpectTranslated(node_, Udp(Ep("198.19.1.2", 5353), client), Udp(At(b), client));
+  // No backend of c is free for this client port.
+  Frame to_c = Udp(client, At(c));
+  EXPECT_EQ(node_.Process(to_c).reason, DropReason::kNatTupleClash);
+  EXPECT_EQ(node_.drops(DropReason::kNatTupleClash), 1u);
+}
+
 TEST(WorkerFullConntrackTest, NewFlowsAreBalancedStatelesslyWhenTheShardIsFull) {
   constexpr uint32_t kFlows = 16;
   Node node(kFlows);
