@@ -29,7 +29,7 @@ inline uint16_t ChecksumFinish(uint32_t sum) {
 // skipped: `header` is ihl*4 bytes long.
 uint16_t Ipv4HeaderChecksum(const uint8_t* header, size_t len);
 
-// The full TCP/UDP/SCTP-less/ICMPv6 checksum of `len` bytes of transport data
+// The full TCP, UDP or ICMPv6 checksum of `len` bytes of transport data
 // including the IPv4 or IPv6 pseudo-header (RFC 793, RFC 768, RFC 8200 section
 // 8.1). The data's own checksum field must be zero.
 uint16_t L4Checksum(const IpAddr& src, const IpAddr& dst, IpProto proto, const uint8_t* data,

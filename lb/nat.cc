@@ -115,6 +115,9 @@ void PatchL4Checksum(uint8_t* packet, const IpHeaders& ip, size_t end, const Hea
 
 bool Translatable(const IpHeaders& ip, const FlowKey& to) {
   if (to.src.IsV4() != ip.key.src.IsV4() || to.dst.IsV4() != ip.key.dst.IsV4()) return false;
+  // The checksum of a source-routed packet covers its final destination, not
+  // the address in the header, so an incremental update would be wrong.
+  if (ip.source_routed) return false;
   if (ip.proto == IpProto::kSctp && ip.has_l4 &&
       (to.src_port != ip.key.src_port || to.dst_port != ip.key.dst_port)) {
     return false;

@@ -14,8 +14,8 @@ namespace atl::lb {
 // `to`: the IPv4 header checksum and the TCP, UDP, ICMP or ICMPv6 checksum
 // follow. ICMP echo carries its identifier in both ports of `to`. Returns false,
 // leaving the packet untouched, when the translation cannot be done (an SCTP
-// port change, whose CRC32c cannot be updated incrementally, or an IP family
-// change).
+// port change, whose CRC32c cannot be updated incrementally, an IP family
+// change, or an IPv6 packet with a routing header still to follow).
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to);
 
 // Translates an ICMP error that quotes a translated flow: the quoted header

@@ -609,5 +609,28 @@ TEST(RewriteZeroUdpChecksum, StaysZeroForBothFamilies) {
   }
 }
 
+// With segments left in a routing header the transport checksum covers the
+// final destination, so the packet is not translated; once the last segment
+// is reached (segments left 0) it is an ordinary packet.
+TEST(RewriteSourceRouted, RefusedWhileSegmentsAreLeft) {
+  std::vector<uint8_t> pkt =
+      PacketBuilder().Ip("fd00:a70::2", "fd00:a70:40::a").Ipv6Ext(IpProto::kRouting).Tcp(40000, 80).Build();
+  ParsedPacket p;
+  ASSERT_EQ(ParseEthernet(pkt.data(), pkt.size(), &p), DropReason::kNone);
+  const size_t segments_left = kEthHeaderLen + kIpv6HeaderLen + 3;
+  ASSERT_NE(pkt[segments_left], 0);
+  ASSERT_TRUE(p.ip.source_routed);
+  FlowKey to = p.ip.key;
+  to.dst = *IpAddr::Parse("fd00:a70::1:1");
+  const std::vector<uint8_t> before = pkt;
+  EXPECT_FALSE(RewriteFlow(pkt.data(), p, to));
+  EXPECT_EQ(pkt, before);
+
+  pkt[segments_left] = 0;
+  ASSERT_EQ(ParseEthernet(pkt.data(), pkt.size(), &p), DropReason::kNone);
+  EXPECT_FALSE(p.ip.source_routed);
+  EXPECT_TRUE(RewriteFlow(pkt.data(), p, to));
+}
+
 }  // namespace
 }  // namespace atl::lb

@@ -154,6 +154,9 @@ DropReason ParseIpHeaders(const uint8_t* data, size_t len, size_t off, Family fa
       } else if (hdr == IpProto::kAh) {
         ext_len = (static_cast<size_t>(ext[1]) + 2) * 4;  // RFC 4302 section 2.2
       } else {
+        // RFC 8200 section 4.4: with segments left, the destination field is
+        // only the next hop and the transport checksum covers the final one.
+        if (hdr == IpProto::kRouting && ext[3] != 0) ip->source_routed = true;
         ext_len = (static_cast<size_t>(ext[1]) + 1) * 8;
       }
       if (ext_len > end - cur) {
@@ -209,6 +212,7 @@ void Reset(IpHeaders* ip) {
   ip->fragment = false;
   ip->non_first_fragment = false;
   ip->has_ip_options = false;
+  ip->source_routed = false;
   ip->key.src_port = 0;
   ip->key.dst_port = 0;
   ip->key.pad[0] = ip->key.pad[1] = ip->key.pad[2] = 0;  // hashed and compared
@@ -233,7 +237,8 @@ bool IsIcmpError(Family family, uint8_t type) {
     // Destination unreachable, source quench, redirect, time exceeded, parameter problem.
     return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
   }
-  return type >= 1 && type <= 4;  // RFC 4443 section 2.1: errors are types 0-127
+  // RFC 4443 section 2.1: errors are types 0-127; 1-4 are those that quote a packet.
+  return type >= 1 && type <= 4;
 }
 
 DropReason ParseEthernet(const uint8_t* data, size_t len, ParsedPacket* out) {

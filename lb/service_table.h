@@ -1,7 +1,7 @@
 // The service table: frontends (VIP, port, protocol, scope) and the backends a
 // new flow may be sent to, each with its Maglev table.
 //
-// The control side (Upsert/Remove) and the packet path (Lookup, SelectBackend)
+// The control side (Upsert/Remove) and the packet path (Lookup, MaglevPick)
 // are not synchronised here: a backend that serves several worker threads
 // publishes a table version to them (RCU or a versioned swap).
 #pragma once
