@@ -46,7 +46,10 @@ uint64_t ConntrackShard::TimeoutNs(const Flow& f) const {
   switch (f.tuple[0].proto) {
     case IpProto::kTcp:
       switch (f.state) {
-        case CtState::kEstablished: s = config_.tcp_established_s; break;
+        case CtState::kEstablished:
+          // Picked up mid-stream and not answered yet: as short-lived as a SYN.
+          s = f.seen == 3 ? config_.tcp_established_s : config_.tcp_syn_s;
+          break;
         case CtState::kFinWait: s = config_.tcp_fin_wait_s; break;
         case CtState::kTimeWait:
         case CtState::kClosed: s = config_.tcp_closing_s; break;
@@ -83,8 +86,9 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
     return id;
   }
   // Full. Look at a bounded window of records: take the first expired one,
-  // else the embryonic one closest to expiry; established flows are never
-  // evicted, so a new flow is refused rather than breaking a live connection.
+  // else the evictable one closest to expiry; flows established both ways
+  // are never evicted, so a new flow is refused rather than breaking a live
+  // connection.
   uint32_t victim = kNoFlow;
   for (uint32_t n = 0; n < config_.eviction_scan; ++n) {
     const uint32_t id = evict_cursor_;
@@ -95,12 +99,12 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
       ++stats_.expired;
       break;
     }
-    if (IsEmbryonic(f.state) && (victim == kNoFlow || f.expires_ns < flows_[victim].expires_ns)) {
+    if (f.Evictable() && (victim == kNoFlow || f.expires_ns < flows_[victim].expires_ns)) {
       victim = id;
     }
   }
   if (victim == kNoFlow) return kNoFlow;
-  if (flows_[victim].expires_ns > now_ns) ++stats_.evicted_embryonic;
+  if (flows_[victim].expires_ns > now_ns) ++stats_.evicted;
   Remove(victim);
   free_.pop_back();  // Remove pushed it
   return victim;
@@ -125,6 +129,7 @@ uint32_t ConntrackShard::Create(const FlowKey& original, const FlowKey& reply, u
   f.service = service;
   f.backend = backend;
   f.fin_seen = 0;
+  f.seen = 0;
   f.in_use = true;
   if (original.proto == IpProto::kTcp) {
     // A flow first seen mid-stream (after a restart, or asymmetric routing) is
@@ -149,6 +154,7 @@ void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t 
   Flow& f = flows_[id];
   CtState state = f.state;
   uint8_t fin_seen = f.fin_seen;
+  const uint8_t seen = f.seen | static_cast<uint8_t>(1u << static_cast<unsigned>(dir));
   if (f.tuple[0].proto == IpProto::kTcp) {
     if (tcp_flags & kTcpRst) {
       state = CtState::kClosed;
@@ -180,13 +186,14 @@ void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t 
   // only once it moves by kExpiryRefreshNs keeps the flow's cache line clean,
   // which halves the memory traffic of a conntrack hit. A flow may so expire
   // up to that much early.
-  if (state == f.state && fin_seen == f.fin_seen) {
+  if (state == f.state && fin_seen == f.fin_seen && seen == f.seen) {
     const uint64_t expires = now_ns + TimeoutNs(f);
     if (expires >= f.expires_ns + kExpiryRefreshNs) f.expires_ns = expires;
     return;
   }
   f.state = state;
   f.fin_seen = fin_seen;
+  f.seen = seen;
   f.expires_ns = now_ns + TimeoutNs(f);
 }
 

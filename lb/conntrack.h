@@ -30,8 +30,7 @@ enum class CtState : uint8_t {
   kReplied,      // ... a reply was seen
 };
 const char* CtStateName(CtState state);
-// Embryonic flows are the first to go when the table is full: they cost the
-// client one retransmission, an established flow would cost it the connection.
+// A handshake or a request still waiting for its answer.
 inline bool IsEmbryonic(CtState s) {
   return s == CtState::kSynSent || s == CtState::kSynRecv || s == CtState::kUnreplied;
 }
@@ -58,7 +57,9 @@ struct ConntrackConfig {
 struct ConntrackStats {
   uint64_t created = 0;
   uint64_t expired = 0;            // removed after their timeout
-  uint64_t evicted_embryonic = 0;  // removed early to make room
+  // Removed before their timeout to make room: flows no reply has been seen
+  // for (embryonic ones, and TCP picked up mid-stream) and closing ones.
+  uint64_t evicted = 0;
   uint64_t full = 0;  // creations refused: the caller fell back to a stateless choice
   // Creations refused because another flow already answers to the reply tuple.
   uint64_t reply_taken = 0;
@@ -77,6 +78,16 @@ struct alignas(64) Flow {
   uint32_t hash[2] = {0, 0};
   CtState state = CtState::kUnreplied;
   uint8_t fin_seen = 0;  // bit per direction
+  uint8_t seen = 0;      // bit per direction that has carried a packet
+
+  // Whether the flow may go early when the table is full. Only flows that have
+  // carried traffic both ways and are not closing are protected: dropping one
+  // would cost its client the connection, dropping any other at most a
+  // retransmission. Like Linux's "assured" bit, this keeps a flood of stray
+  // ACKs (picked up mid-stream, never answered) from pinning the table.
+  bool Evictable() const {
+    return seen != 3 || state == CtState::kTimeWait || state == CtState::kClosed;
+  }
   bool in_use = false;
 
   // The tuple a packet travelling in `dir` is rewritten to so that it looks

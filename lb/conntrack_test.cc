@@ -199,7 +199,13 @@ TEST_F(ConntrackTest, FlowFirstSeenMidStreamIsEstablished) {
   for (uint8_t flags : {kAck, static_cast<uint8_t>(kAck | kTcpPsh), kSynAck}) {
     const uint32_t id = Create(ClientConn(port++), flags, 0);
     EXPECT_EQ(State(id), CtState::kEstablished) << static_cast<int>(flags);
-    EXPECT_EQ(Expires(id), 100 * kSec);
+    // Until the other side answers it lives as briefly as a handshake, and may
+    // be evicted: a stray ACK must not hold an entry for hours.
+    EXPECT_EQ(Expires(id), 5 * kSec);
+    EXPECT_TRUE(ct_->flow(id).Evictable());
+    ct_->Update(id, CtDir::kReply, kAck, kSec);
+    EXPECT_EQ(Expires(id), kSec + 100 * kSec);
+    EXPECT_FALSE(ct_->flow(id).Evictable());
   }
 }
 
@@ -399,6 +405,12 @@ class ConntrackFullTest : public ::testing::Test {
  protected:
   static constexpr uint32_t kCapacity = 8;
 
+  // A TCP flow picked up mid-stream that its peer answered: established both ways.
+  uint32_t Established(uint16_t port, uint64_t now) {
+    const uint32_t id = Create(port, IpProto::kTcp, kAck, now);
+    if (id != ConntrackShard::kNoFlow) ct_->Update(id, CtDir::kReply, kAck, now);
+    return id;
+  }
   uint32_t Create(uint16_t port, IpProto proto, uint8_t flags, uint64_t now) {
     const Conn c = ClientConn(port, proto);
     return ct_->Create(c.original, c.reply, flags, now);
@@ -413,7 +425,7 @@ class ConntrackFullTest : public ::testing::Test {
 
 TEST_F(ConntrackFullTest, RemoveFreesCapacity) {
   std::vector<uint32_t> ids;
-  for (uint16_t p = 0; p < kCapacity; ++p) ids.push_back(Create(p, IpProto::kTcp, kAck, 0));
+  for (uint16_t p = 0; p < kCapacity; ++p) ids.push_back(Established(p, 0));
   EXPECT_EQ(ct_->size(), kCapacity);
   EXPECT_EQ(Create(100, IpProto::kTcp, kAck, 0), ConntrackShard::kNoFlow);
 
@@ -432,20 +444,20 @@ TEST_F(ConntrackFullTest, RemoveFreesCapacity) {
 
 TEST_F(ConntrackFullTest, FullOfEstablishedFlowsRefusesNewOnes) {
   for (uint16_t p = 0; p < kCapacity; ++p) {
-    ASSERT_NE(Create(p, IpProto::kTcp, kAck, 0), ConntrackShard::kNoFlow);
+    ASSERT_NE(Established(p, 0), ConntrackShard::kNoFlow);
   }
   for (uint64_t i = 1; i <= 3; ++i) {
     EXPECT_EQ(Create(100 + i, IpProto::kTcp, kSyn, kSec), ConntrackShard::kNoFlow);
     EXPECT_EQ(ct_->stats().full, i);
   }
-  EXPECT_EQ(ct_->stats().evicted_embryonic, 0u);
+  EXPECT_EQ(ct_->stats().evicted, 0u);
   EXPECT_EQ(ct_->size(), kCapacity);
   for (uint16_t p = 0; p < kCapacity; ++p) EXPECT_TRUE(Found(p, IpProto::kTcp, kSec)) << p;
 }
 
 TEST_F(ConntrackFullTest, EvictsEmbryonicFlowsButNeverEstablishedOnes) {
   // 5 established (TCP picked up mid-stream, a UDP flow that got its reply) ...
-  for (uint16_t p = 0; p < 4; ++p) Create(p, IpProto::kTcp, kAck, 0);
+  for (uint16_t p = 0; p < 4; ++p) Established(p, 0);
   const uint32_t dns = Create(4, IpProto::kUdp, 0, 0);
   ct_->Update(dns, CtDir::kReply, 0, 0);
   // ... and 3 embryonic.
@@ -456,14 +468,14 @@ TEST_F(ConntrackFullTest, EvictsEmbryonicFlowsButNeverEstablishedOnes) {
 
   // New established flows take the embryonic ones' places, closest to expiry first.
   const uint64_t now = 2 * kSec;
-  ASSERT_NE(Create(100, IpProto::kTcp, kAck, now), ConntrackShard::kNoFlow);
+  ASSERT_NE(Established(100, now), ConntrackShard::kNoFlow);
   EXPECT_FALSE(Found(5, IpProto::kTcp, now));
   EXPECT_TRUE(Found(6, IpProto::kUdp, now));
-  ASSERT_NE(Create(101, IpProto::kTcp, kAck, now), ConntrackShard::kNoFlow);
+  ASSERT_NE(Established(101, now), ConntrackShard::kNoFlow);
   EXPECT_FALSE(Found(7, IpProto::kTcp, now));
-  ASSERT_NE(Create(102, IpProto::kTcp, kAck, now), ConntrackShard::kNoFlow);
+  ASSERT_NE(Established(102, now), ConntrackShard::kNoFlow);
   EXPECT_FALSE(Found(6, IpProto::kUdp, now));
-  EXPECT_EQ(ct_->stats().evicted_embryonic, 3u);
+  EXPECT_EQ(ct_->stats().evicted, 3u);
   EXPECT_EQ(ct_->stats().full, 0u);
 
   // Now only established flows are left.
@@ -475,7 +487,7 @@ TEST_F(ConntrackFullTest, EvictsEmbryonicFlowsButNeverEstablishedOnes) {
 }
 
 TEST_F(ConntrackFullTest, ReusesExpiredFlowsBeforeEvicting) {
-  for (uint16_t p = 0; p < 6; ++p) Create(p, IpProto::kTcp, kAck, 0);  // expire at 100 s
+  for (uint16_t p = 0; p < 6; ++p) Established(p, 0);  // expire at 100 s
   Create(6, IpProto::kTcp, kSyn, 8 * kSec);                           // embryonic, expires at 13 s
   Create(7, IpProto::kUdp, 0, 0);                                     // expires at 7 s
   ASSERT_EQ(ct_->size(), kCapacity);
@@ -483,7 +495,7 @@ TEST_F(ConntrackFullTest, ReusesExpiredFlowsBeforeEvicting) {
   const uint64_t now = 10 * kSec;
   ASSERT_NE(Create(100, IpProto::kUdp, 0, now), ConntrackShard::kNoFlow);
   EXPECT_EQ(ct_->stats().expired, 1u);
-  EXPECT_EQ(ct_->stats().evicted_embryonic, 0u);
+  EXPECT_EQ(ct_->stats().evicted, 0u);
   EXPECT_TRUE(Found(6, IpProto::kTcp, now));
   EXPECT_FALSE(Found(7, IpProto::kUdp, now));
   EXPECT_EQ(ct_->size(), kCapacity);
@@ -491,7 +503,7 @@ TEST_F(ConntrackFullTest, ReusesExpiredFlowsBeforeEvicting) {
   // Established flows that have run out are reused like any other.
   const uint64_t later = 100 * kSec;
   for (uint16_t p = 200; p < 206; ++p) {
-    ASSERT_NE(Create(p, IpProto::kTcp, kAck, later), ConntrackShard::kNoFlow);
+    ASSERT_NE(Established(p, later), ConntrackShard::kNoFlow);
   }
   EXPECT_EQ(ct_->stats().expired, 7u);
   EXPECT_EQ(ct_->stats().full, 0u);
@@ -511,7 +523,8 @@ TEST(ConntrackChurnTest, MatchesAModel) {
   struct Model {
     uint16_t client;
     uint64_t expires_ns;
-    bool embryonic;
+    bool embryonic;  // evictable: no answer seen yet
+    bool syn;        // a TCP flow begun with SYN (this model sends it nothing more)
   };
   std::map<uint32_t, Model> live;  // by flow id
   ConntrackStats want;
@@ -548,7 +561,7 @@ TEST(ConntrackChurnTest, MatchesAModel) {
   };
 
   for (int op = 0; op < 50000; ++op) {
-    now += (rng() % 4) * kSec / 40;
+    now += (rng() % 4) * kSec / 80;
     const uint16_t client = static_cast<uint16_t>(rng() % kClients);
     const CtDir dir = rng() % 2 ? CtDir::kOriginal : CtDir::kReply;
     const uint32_t action = rng() % 10;
@@ -574,9 +587,16 @@ TEST(ConntrackChurnTest, MatchesAModel) {
         } else if (udp) {
           ct->Update(hit.flow, dir, 0, now);
           refresh(now + (m.embryonic ? 7 : 30) * kSec);
-        } else if (!m.embryonic) {
+        } else if (!m.syn) {
+          // TCP picked up mid-stream: evictable, with the handshake timeout,
+          // until the peer answers; then established both ways.
           ct->Update(hit.flow, dir, kAck, now);
-          refresh(now + 100 * kSec);
+          if (m.embryonic && dir == CtDir::kReply) {
+            m.embryonic = false;
+            m.expires_ns = now + 100 * kSec;
+          } else {
+            refresh(now + (m.embryonic ? 5 : 100) * kSec);
+          }
         }
         continue;
       }
@@ -613,14 +633,14 @@ TEST(ConntrackChurnTest, MatchesAModel) {
               EXPECT_LE(victim->second.expires_ns, m.expires_ns);
             }
           }
-          ++want.evicted_embryonic;
+          ++want.evicted;
         }
         live.erase(victim);
       } else {
         ASSERT_EQ(live.count(id), 0u);
       }
       ++want.created;
-      live[id] = Model{client, now + (udp ? 7 : syn ? 5 : 100) * kSec, udp || syn};
+      live[id] = Model{client, now + (udp ? 7 : 5) * kSec, /*embryonic=*/true, syn};
     } else if (action < 7) {
       // The control plane removes a flow.
       const auto it = find_client(client);
@@ -657,16 +677,17 @@ TEST(ConntrackChurnTest, MatchesAModel) {
 
   EXPECT_EQ(ct->stats().created, want.created);
   EXPECT_EQ(ct->stats().expired, want.expired);
-  EXPECT_EQ(ct->stats().evicted_embryonic, want.evicted_embryonic);
+  EXPECT_EQ(ct->stats().evicted, want.evicted);
   EXPECT_EQ(ct->stats().full, want.full);
-  // The run exercised every path.
+  // The run exercised expiry and eviction. Refusals need a shard full of
+  // flows answered both ways, which this churn of new clients rarely leaves;
+  // ConntrackFullTest covers them.
   EXPECT_GT(want.expired, 100u);
-  EXPECT_GT(want.evicted_embryonic, 100u);
-  EXPECT_GT(want.full, 100u);
-  std::printf("churn: %llu created, %llu expired, %llu embryonic evicted, %llu refused\n",
+  EXPECT_GT(want.evicted, 100u);
+  std::printf("churn: %llu created, %llu expired, %llu evicted, %llu refused\n",
               static_cast<unsigned long long>(want.created),
               static_cast<unsigned long long>(want.expired),
-              static_cast<unsigned long long>(want.evicted_embryonic),
+              static_cast<unsigned long long>(want.evicted),
               static_cast<unsigned long long>(want.full));
 }
 

@@ -86,7 +86,7 @@ TEST(WorkerAllocationTest, PacketPathAllocatesNothing) {
   // the shard filled up and fell back, and the malformed frame was dropped.
   EXPECT_GT(worker.stats().new_flows, 0u);
   EXPECT_GT(worker.stats().stateless, 0u);
-  EXPECT_GT(conntrack->get()->stats().full + conntrack->get()->stats().evicted_embryonic, 0u);
+  EXPECT_GT(conntrack->get()->stats().full + conntrack->get()->stats().evicted, 0u);
   EXPECT_GT(worker.stats().drops[static_cast<size_t>(DropReason::kEthTruncated)], 0u);
 }
 

@@ -711,16 +711,36 @@ TEST_F(WorkerTest, ServicesSharingABackendNeverShareAReplyTuple) {
   EXPECT_EQ(node_.drops(DropReason::kNatTupleClash), 1u);
 }
 
+// A sweep of stray ACKs (a scanner, or spoofed sources) is picked up
+// mid-stream but never answered: it must not lock real connections out.
+TEST(WorkerFullConntrackTest, UnansweredStrayAcksGiveWayToNewConnections) {
+  constexpr uint32_t kFlows = 16;
+  Node node(kFlows);
+  node.Set(kWeb, Config({Ready("198.19.1.1"), Ready("198.19.1.2")}));
+  for (uint16_t port = 40000; port < 40000 + kFlows; ++port) {
+    SendNew(node, Tcp({IpAddr::V4(0xc6121000 + port), port}, At(kWeb), kTcpAck, 10), Scope::kInternal);
+  }
+  ASSERT_EQ(node.conntrack().size(), kFlows);
+  const Endpoint client{kClient, 50000};
+  const Frame syn = Tcp(client, At(kWeb), kTcpSyn);
+  ExpectTranslated(node, syn, Tcp(client, node.MaglevChoice(syn), kTcpSyn));
+  EXPECT_EQ(node.stats().stateless, 0u);
+  EXPECT_EQ(node.conntrack().stats().evicted, 1u);
+}
+
 TEST(WorkerFullConntrackTest, NewFlowsAreBalancedStatelesslyWhenTheShardIsFull) {
   constexpr uint32_t kFlows = 16;
   Node node(kFlows);
   node.Set(kWeb, Config({Ready("198.19.1.1"), Ready("198.19.1.2"), Ready("198.19.1.3")}));
-  // Fill the shard with established flows (picked up mid-stream), which are
-  // never evicted.
+  // Fill the shard with established flows (picked up mid-stream and answered
+  // by their backends), which are never evicted.
   std::vector<std::pair<Endpoint, Endpoint>> established;
   for (uint16_t port = 40000; port < 40000 + kFlows; ++port) {
     const Endpoint client{kClient, port};
-    established.emplace_back(client, SendNew(node, Tcp(client, At(kWeb), kTcpAck, 10)));
+    const Endpoint backend = SendNew(node, Tcp(client, At(kWeb), kTcpAck, 10));
+    Frame answer = Tcp(backend, client, kTcpAck, 10);
+    ASSERT_EQ(node.Process(answer).action, Action::kTranslated);
+    established.emplace_back(client, backend);
   }
   ASSERT_EQ(node.conntrack().size(), kFlows);
   EXPECT_EQ(node.stats().stateless, 0u);
@@ -864,7 +884,10 @@ TEST(WorkerBurstTest, BurstLongerThanKMaxBurstIsProcessedWhole) {
 TEST(WorkerFullConntrackTest, StatelessRepliesStopWhenTheFallbackDoes) {
   Node node(1);
   node.Set(kWeb, Config({Ready("198.19.1.1")}));
-  SendNew(node, Tcp({kClient, 40000}, At(kWeb), kTcpAck, 10));  // fills the shard
+  // One flow answered both ways fills the shard.
+  const Endpoint backend = SendNew(node, Tcp({kClient, 40000}, At(kWeb), kTcpAck, 10));
+  Frame answer = Tcp(backend, {kClient, 40000}, kTcpAck, 10);
+  ASSERT_EQ(node.Process(answer).action, Action::kTranslated);
   const Frame syn = Tcp({kClient, 50000}, At(kWeb), kTcpSyn);
   ExpectTranslated(node, syn, Tcp({kClient, 50000}, Ep("198.19.1.1", 8080), kTcpSyn));
   ASSERT_EQ(node.stats().stateless, 1u);
