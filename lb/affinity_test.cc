@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lb/service_table.h"
+#include "lb/test_support.h"
 
 namespace atl::lb {
 namespace {
@@ -18,11 +19,7 @@ using ::testing::Optional;
 constexpr uint64_t kSec = 1'000'000'000;
 constexpr uint32_t kTimeoutS = 10;
 
-IpAddr Addr(std::string_view text) {
-  const std::optional<IpAddr> a = IpAddr::Parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(IpAddr{});
-}
+using test_support::Addr;
 
 Backend Ready(std::string_view addr) {
   Backend b;

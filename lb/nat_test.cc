@@ -18,39 +18,12 @@
 #include "lb/checksum.h"
 #include "lb/packet.h"
 #include "lb/packet_builder.h"
+#include "lb/test_support.h"
 
 namespace atl::lb {
 namespace {
 
-// Addresses from the project's address plan: C is a client, V a service's
-// virtual address, B a backend, L the balancer's own address for full NAT,
-// R a router between the balancer and B.
-constexpr char kClient4[] = "198.18.0.10";
-constexpr char kVip4[] = "198.18.64.1";
-constexpr char kBackend4[] = "198.19.0.20";
-constexpr char kLb4[] = "198.18.255.1";
-constexpr char kRouter4[] = "198.19.255.1";
-constexpr char kClient6[] = "fd00:a70::10";
-constexpr char kVip6[] = "fd00:a70:40::1";
-constexpr char kBackend6[] = "fd00:a70:1::20";
-constexpr char kLb6[] = "fd00:a70:ff::ff";
-constexpr char kRouter6[] = "fd00:a70:ff::1";
-
-constexpr size_t kL3 = kEthHeaderLen;
-constexpr size_t kL4v4 = kL3 + kIpv4MinHeaderLen;
-constexpr size_t kL4v6 = kL3 + kIpv6HeaderLen;
-
-IpAddr Addr(std::string_view text) { return *IpAddr::Parse(text); }
-
-FlowKey Key(std::string_view src, uint16_t sport, std::string_view dst, uint16_t dport, IpProto proto) {
-  FlowKey k;
-  k.src = Addr(src);
-  k.dst = Addr(dst);
-  k.src_port = sport;
-  k.dst_port = dport;
-  k.proto = proto;
-  return k;
-}
+using namespace test_support;  // NOLINT(google-build-using-namespace): test helpers
 
 ParsedPacket MustParse(const std::vector<uint8_t>& bytes, bool ethernet = true) {
   ParsedPacket p;

@@ -15,37 +15,12 @@
 
 #include "lb/checksum.h"
 #include "lb/packet_builder.h"
+#include "lb/test_support.h"
 
 namespace atl::lb {
 namespace {
 
-// Addresses from the project's address plan: C is a client, V a service's
-// virtual address, B a backend, R a router between the balancer and B.
-constexpr char kClient4[] = "198.18.0.10";
-constexpr char kVip4[] = "198.18.64.1";
-constexpr char kBackend4[] = "198.19.0.20";
-constexpr char kRouter4[] = "198.19.255.1";
-constexpr char kClient6[] = "fd00:a70::10";
-constexpr char kVip6[] = "fd00:a70:40::1";
-constexpr char kBackend6[] = "fd00:a70:1::20";
-constexpr char kRouter6[] = "fd00:a70:ff::1";
-
-// Where the headers start in an untagged Ethernet frame.
-constexpr size_t kL3 = kEthHeaderLen;
-constexpr size_t kL4v4 = kL3 + kIpv4MinHeaderLen;
-constexpr size_t kL4v6 = kL3 + kIpv6HeaderLen;
-
-IpAddr Addr(std::string_view text) { return *IpAddr::Parse(text); }
-
-FlowKey Key(std::string_view src, uint16_t sport, std::string_view dst, uint16_t dport, IpProto proto) {
-  FlowKey k;
-  k.src = Addr(src);
-  k.dst = Addr(dst);
-  k.src_port = sport;
-  k.dst_port = dport;
-  k.proto = proto;
-  return k;
-}
+using namespace test_support;  // NOLINT(google-build-using-namespace): test helpers
 
 // Byte surgery on built packets, for the malformed fixtures. The parser does
 // not verify checksums (that is for the endpoints), so none are fixed up.

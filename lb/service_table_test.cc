@@ -1,4 +1,5 @@
 #include "lb/service_table.h"
+#include "lb/test_support.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,11 +17,7 @@ using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-IpAddr Addr(std::string_view text) {
-  const std::optional<IpAddr> a = IpAddr::Parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(IpAddr{});
-}
+using test_support::Addr;
 
 Endpoint Ep(std::string_view addr, uint16_t port = 8080) { return {Addr(addr), port}; }
 

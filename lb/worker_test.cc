@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lb/packet_builder.h"
+#include "lb/test_support.h"
 
 namespace atl::lb {
 namespace {
@@ -24,11 +25,7 @@ using Frame = std::vector<uint8_t>;
 constexpr uint64_t kSec = 1'000'000'000;
 constexpr uint8_t kSynAck = kTcpSyn | kTcpAck;
 
-IpAddr Addr(std::string_view text) {
-  const std::optional<IpAddr> a = IpAddr::Parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(IpAddr{});
-}
+using test_support::Addr;
 
 Endpoint Ep(std::string_view addr, uint16_t port) { return {Addr(addr), port}; }
 
