@@ -110,7 +110,7 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
   return victim;
 }
 
-uint32_t ConntrackShard::Create(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
+uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
                                 uint64_t now_ns, uint32_t service, uint32_t backend) {
   if (Contains(reply)) {
     ++stats_.reply_taken;

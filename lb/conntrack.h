@@ -116,10 +116,10 @@ class ConntrackShard {
     }
   }
 
-  // Before the `nth` next Create (0 = the very next) of a flow whose reply
+  // Before the `nth` next Insert (0 = the very next) of a flow whose reply
   // tuple is `reply`: prefetches the record it will fill and the index slot
   // of the reply tuple, the two lines a creation misses on.
-  void PrefetchCreate(const FlowKey& reply, uint32_t nth) const {
+  void PrefetchInsert(const FlowKey& reply, uint32_t nth) const {
     index_.Prefetch(Hash(reply));
     if (nth < free_.size()) __builtin_prefetch(&flows_[free_[free_.size() - 1 - nth]], 1);
   }
@@ -137,11 +137,11 @@ class ConntrackShard {
   // and nothing could be evicted (stats().full counts these) or when the
   // reply tuple already belongs to another flow (stats().reply_taken). `first_tcp_flags`
   // is the first packet's TCP flags (0 for other protocols).
-  uint32_t Create(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
+  uint32_t Insert(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
                   uint64_t now_ns, uint32_t service = 0, uint32_t backend = 0);
 
   // Whether a live or expired-but-not-yet-removed flow owns `key` in either
-  // direction. Keys are unique: Create refuses a reply tuple already taken.
+  // direction. Keys are unique: Insert refuses a reply tuple already taken.
   bool Contains(const FlowKey& key) const {
     return index_.Find(Hash(key), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; }) !=
            HashIndex::kNone;

@@ -81,7 +81,7 @@ class ConntrackTest : public ::testing::Test {
     return ct_->Lookup(key, ct_->Hash(key), now);
   }
   uint32_t Create(const Conn& c, uint8_t flags, uint64_t now) {
-    return ct_->Create(c.original, c.reply, flags, now);
+    return ct_->Insert(c.original, c.reply, flags, now);
   }
   CtState State(uint32_t id) const { return ct_->flow(id).state; }
   uint64_t Expires(uint32_t id) const { return ct_->flow(id).expires_ns; }
@@ -301,7 +301,7 @@ TEST_F(ConntrackTest, IcmpAndOtherProtocolsUseTheirTimeouts) {
 
 TEST_F(ConntrackTest, LookupFindsTheFlowFromBothDirections) {
   const Conn c = ClientConn(43000);
-  const uint32_t id = ct_->Create(c.original, c.reply, kSyn, 0, /*service=*/4, /*backend=*/2);
+  const uint32_t id = ct_->Insert(c.original, c.reply, kSyn, 0, /*service=*/4, /*backend=*/2);
 
   const ConntrackShard::Hit out = Lookup(c.original, kSec);
   ASSERT_TRUE(out.found());
@@ -345,7 +345,7 @@ TEST_F(ConntrackTest, TranslatedRewritesANattedFlow) {
 
   // Without NAT the reply is the reverse of the original and nothing changes.
   const FlowKey direct = ClientConn(44001).original;
-  const uint32_t plain = ct_->Create(direct, direct.Reversed(), kAck, 0);
+  const uint32_t plain = ct_->Insert(direct, direct.Reversed(), kAck, 0);
   EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kOriginal), direct);
   EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kReply), direct.Reversed());
 }
@@ -369,12 +369,12 @@ TEST(ConntrackExpireTest, ExpireSomeWorksInSlicesAndResumes) {
   std::vector<Conn> old_flows;
   for (uint16_t i = 0; i < 10; ++i) {
     old_flows.push_back(ClientConn(1000 + i, IpProto::kUdp));
-    ct->Create(old_flows.back().original, old_flows.back().reply, 0, 0);  // expires at 7 s
+    ct->Insert(old_flows.back().original, old_flows.back().reply, 0, 0);  // expires at 7 s
   }
   const Conn young1 = ClientConn(2000, IpProto::kUdp);
   const Conn young2 = ClientConn(2001, IpProto::kUdp);
-  ct->Create(young1.original, young1.reply, 0, 5 * kSec);  // expires at 12 s
-  ct->Create(young2.original, young2.reply, 0, 5 * kSec);
+  ct->Insert(young1.original, young1.reply, 0, 5 * kSec);  // expires at 12 s
+  ct->Insert(young2.original, young2.reply, 0, 5 * kSec);
   ASSERT_EQ(ct->size(), 12u);
 
   // Nothing has expired yet.
@@ -413,7 +413,7 @@ class ConntrackFullTest : public ::testing::Test {
   }
   uint32_t Create(uint16_t port, IpProto proto, uint8_t flags, uint64_t now) {
     const Conn c = ClientConn(port, proto);
-    return ct_->Create(c.original, c.reply, flags, now);
+    return ct_->Insert(c.original, c.reply, flags, now);
   }
   bool Found(uint16_t port, IpProto proto, uint64_t now) {
     const Conn c = ClientConn(port, proto);
@@ -605,7 +605,7 @@ TEST(ConntrackChurnTest, MatchesAModel) {
       const Conn c = conn(client);
       const bool full = live.size() == kCapacity;
       const uint32_t id =
-          ct->Create(c.original, c.reply, udp ? 0 : (syn ? kSyn : kAck), now);
+          ct->Insert(c.original, c.reply, udp ? 0 : (syn ? kSyn : kAck), now);
       if (id == ConntrackShard::kNoFlow) {
         ++want.full;
         // Refused only when full of live, established flows.

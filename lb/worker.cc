@@ -96,7 +96,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     const Endpoint& backend = service_[j]->eligible[service_[j]->MaglevPick(hash[fresh[j]])].endpoint;
     reply.src = backend.addr;
     reply.src_port = backend.port;
-    conntrack_->PrefetchCreate(reply, creations++);
+    conntrack_->PrefetchInsert(reply, creations++);
   }
   for (size_t j = 0; j < n_fresh; ++j) {
     const size_t k = fresh[j];
@@ -181,7 +181,7 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, co
     to.dst_port = svc.eligible[index].endpoint.port;
   }
   ++stats_.new_flows;
-  if (conntrack_->Create(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) == ConntrackShard::kNoFlow) {
+  if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) == ConntrackShard::kNoFlow) {
     ++stats_.stateless;
     last_stateless_ns_ = now_ns;
   }
