@@ -4,6 +4,8 @@
 // shared read-only, the conntrack shard and the affinity table are this
 // worker's alone. Backends (DPDK, the agent's in-process renderer, tests and
 // benchmarks) drive it; the eBPF programs implement the same stages in C.
+// Session affinity is per worker too, so a dataplane with several workers
+// steers the clients of a sticky service by source address.
 #pragma once
 
 #include <array>
@@ -63,7 +65,9 @@ class Worker {
 
   // The same over `n` Ethernet frames, taken kMaxBurst at a time, hiding
   // memory latency with a prefetching pipeline. Packets of one flow keep
-  // their order; the verdicts are those Process would give one by one.
+  // their order and get the verdicts Process would give one by one; only
+  // when the conntrack shard is full may the choice of which flow is evicted
+  // or refused differ, since new flows are admitted after the burst's hits.
   void ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out);
 
   const WorkerStats& stats() const { return stats_; }
