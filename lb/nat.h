@@ -15,7 +15,8 @@ namespace atl::lb {
 // follow. ICMP echo carries its identifier in both ports of `to`. Returns false,
 // leaving the packet untouched, when the translation cannot be done (an SCTP
 // port change, whose CRC32c cannot be updated incrementally, an IP family
-// change, or an IPv6 packet with a routing header still to follow).
+// change, or a source-routed packet: an IPv6 routing header with segments
+// left, or an IPv4 loose or strict source route).
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to);
 
 // Translates an ICMP error that quotes a translated flow: the quoted header

@@ -605,5 +605,27 @@ TEST(RewriteSourceRouted, RefusedWhileSegmentsAreLeft) {
   EXPECT_TRUE(RewriteFlow(pkt.data(), p, to));
 }
 
+TEST(RewriteSourceRouted, Ipv4SourceRouteOptionIsRefused) {
+  // A loose source route (type 131, length 7, pointer 4, one hop), then NOP padding.
+  std::vector<uint8_t> pkt = PacketBuilder()
+                                 .Ip("198.19.0.2", "198.18.64.10")
+                                 .Ipv4Options({131, 7, 4, 198, 19, 1, 1, 1})
+                                 .Tcp(40000, 80)
+                                 .Build();
+  ParsedPacket p;
+  ASSERT_EQ(ParseEthernet(pkt.data(), pkt.size(), &p), DropReason::kNone);
+  EXPECT_TRUE(p.ip.source_routed);
+  FlowKey to = p.ip.key;
+  to.dst = *IpAddr::Parse("198.19.1.1");
+  EXPECT_FALSE(RewriteFlow(pkt.data(), p, to));
+  // Other options (router alert) are translated as usual.
+  std::vector<uint8_t> alert =
+      PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Ipv4Options({0x94, 0x04, 0, 0}).Tcp(40000, 80).Build();
+  ASSERT_EQ(ParseEthernet(alert.data(), alert.size(), &p), DropReason::kNone);
+  EXPECT_FALSE(p.ip.source_routed);
+  EXPECT_TRUE(RewriteFlow(alert.data(), p, to));
+  EXPECT_TRUE(ChecksumsValid(alert));
+}
+
 }  // namespace
 }  // namespace atl::lb

@@ -12,6 +12,28 @@ bool IsIcmpEcho(Family family, uint8_t type) {
   return family == Family::kIpv4 ? (type == 0 || type == 8) : (type == 128 || type == 129);
 }
 
+// Whether IPv4 options (RFC 791 section 3.1) carry a loose or strict source
+// route, whose final destination the transport checksum covers instead of
+// the header's. A malformed option list ends the walk: the packet is not
+// ours to judge, only to translate or not.
+bool HasSourceRoute(const uint8_t* opt, size_t len) {
+  constexpr uint8_t kEndOfList = 0;
+  constexpr uint8_t kNoOp = 1;
+  constexpr uint8_t kLooseSourceRoute = 131;
+  constexpr uint8_t kStrictSourceRoute = 137;
+  size_t i = 0;
+  while (i < len && opt[i] != kEndOfList) {
+    if (opt[i] == kNoOp) {
+      ++i;
+      continue;
+    }
+    if (opt[i] == kLooseSourceRoute || opt[i] == kStrictSourceRoute) return true;
+    if (i + 1 >= len || opt[i + 1] < 2) return false;
+    i += opt[i + 1];
+  }
+  return false;
+}
+
 // Parses the transport header at `off` within a packet that ends at `end`;
 // sets ports and has_l4. `quoted` relaxes the checks that a header quoted in an
 // ICMP error cannot pass (RFC 792 guarantees only its first 8 bytes).
@@ -106,6 +128,7 @@ DropReason ParseIpHeaders(const uint8_t* data, size_t len, size_t off, Family fa
       outer->ttl = l3[8];
     }
     ip->has_ip_options = ihl > kIpv4MinHeaderLen;
+    if (ip->has_ip_options) ip->source_routed = HasSourceRoute(l3 + kIpv4MinHeaderLen, ihl - kIpv4MinHeaderLen);
     const uint16_t frag = Load16(l3 + 6);
     const uint16_t frag_offset = frag & 0x1fff;
     ip->fragment = (frag & 0x2000) != 0 || frag_offset != 0;

@@ -76,7 +76,8 @@ struct IpHeaders {
   bool fragment = false;            // IPv4 MF/offset or an IPv6 fragment header
   bool non_first_fragment = false;  // offset > 0: no transport header
   bool has_ip_options = false;      // IPv4 IHL > 5
-  bool source_routed = false;       // an IPv6 routing header with segments left
+  // An IPv6 routing header with segments left, or an IPv4 source route option.
+  bool source_routed = false;
   FlowKey key;  // ports are zero when !has_l4
 };
 
