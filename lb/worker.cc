@@ -14,7 +14,7 @@ Verdict Worker::Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns
   if (!p.is_ip()) return {};
   if (p.icmp_error) return IcmpError(frame, p, now_ns);
   if (!p.ip.has_l4) return {};  // no ports: nothing to balance or track
-  return Continue(frame, p, conntrack_->Hash(p.ip.key), scope, now_ns);
+  return TrackOrBalance(frame, p, conntrack_->Hash(p.ip.key), scope, now_ns);
 }
 
 void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
@@ -113,7 +113,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
   }
 }
 
-Verdict Worker::Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
+Verdict Worker::TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
   Verdict v;
   if (Track(frame, p, hash, now_ns, &v)) return v;
   return NewFlow(frame, p, hash, scope, now_ns);

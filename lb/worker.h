@@ -77,7 +77,7 @@ class Worker {
     ++stats_.drops[static_cast<size_t>(reason)];
     return {Action::kDrop, reason};
   }
-  Verdict Continue(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  Verdict TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
   // conntrack: true when the packet belongs to a live flow and *out is its
   // verdict; false when it starts a new flow.
   bool Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out);
