@@ -113,7 +113,8 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
   }
 }
 
-Verdict Worker::TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
+Verdict Worker::TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
+                               uint64_t now_ns) {
   Verdict v;
   if (Track(frame, p, hash, now_ns, &v)) return v;
   return NewFlow(frame, p, hash, scope, now_ns);
