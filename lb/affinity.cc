@@ -35,7 +35,8 @@ void AffinityTable::Remove(uint32_t id) {
   --live_;
 }
 
-std::optional<uint16_t> AffinityTable::Lookup(const Service& svc, const IpAddr& client, uint64_t now_ns) {
+std::optional<uint16_t> AffinityTable::Lookup(const Service& svc, const IpAddr& client,
+                                              uint64_t now_ns) {
   const uint32_t id = Find(svc.id, client, Hash(svc.id, client));
   if (id == HashIndex::kNone) return std::nullopt;
   Entry& e = entries_[id];
@@ -61,7 +62,8 @@ std::optional<uint16_t> AffinityTable::Lookup(const Service& svc, const IpAddr& 
   return e.index;
 }
 
-void AffinityTable::Record(const Service& svc, const IpAddr& client, uint16_t index, uint64_t now_ns) {
+void AffinityTable::Record(const Service& svc, const IpAddr& client, uint16_t index,
+                           uint64_t now_ns) {
   const uint32_t hash = Hash(svc.id, client);
   uint32_t id = Find(svc.id, client, hash);
   if (id == HashIndex::kNone) {

@@ -11,26 +11,36 @@ constexpr uint64_t kExpiryRefreshNs = kNsPerSec;
 
 const char* CtStateName(CtState state) {
   switch (state) {
-    case CtState::kSynSent: return "syn_sent";
-    case CtState::kSynRecv: return "syn_recv";
-    case CtState::kEstablished: return "established";
-    case CtState::kFinWait: return "fin_wait";
-    case CtState::kTimeWait: return "time_wait";
-    case CtState::kClosed: return "closed";
-    case CtState::kUnreplied: return "unreplied";
-    case CtState::kReplied: return "replied";
+    case CtState::kSynSent:
+      return "syn_sent";
+    case CtState::kSynRecv:
+      return "syn_recv";
+    case CtState::kEstablished:
+      return "established";
+    case CtState::kFinWait:
+      return "fin_wait";
+    case CtState::kTimeWait:
+      return "time_wait";
+    case CtState::kClosed:
+      return "closed";
+    case CtState::kUnreplied:
+      return "unreplied";
+    case CtState::kReplied:
+      return "replied";
   }
   return "unknown";
 }
 
-absl::StatusOr<std::unique_ptr<ConntrackShard>> ConntrackShard::Create(const ConntrackConfig& config) {
+absl::StatusOr<std::unique_ptr<ConntrackShard>> ConntrackShard::Create(
+    const ConntrackConfig& config) {
   // A reference packs the flow id with one direction bit, and kNone is reserved.
   if (config.max_flows == 0 || config.max_flows >= (1u << 30)) {
     return absl::InvalidArgumentError(
         absl::StrCat("conntrack max_flows ", config.max_flows, " is outside 1 .. 2^30-1"));
   }
   if (config.eviction_scan == 0) {
-    return absl::InvalidArgumentError("conntrack eviction_scan 0: must examine at least one record");
+    return absl::InvalidArgumentError(
+        "conntrack eviction_scan 0: must examine at least one record");
   }
   return std::unique_ptr<ConntrackShard>(new ConntrackShard(config));
 }
@@ -50,18 +60,28 @@ uint64_t ConntrackShard::TimeoutNs(const Flow& f) const {
           // Picked up mid-stream and not answered yet: as short-lived as a SYN.
           s = f.seen == 3 ? config_.tcp_established_s : config_.tcp_syn_s;
           break;
-        case CtState::kFinWait: s = config_.tcp_fin_wait_s; break;
+        case CtState::kFinWait:
+          s = config_.tcp_fin_wait_s;
+          break;
         case CtState::kTimeWait:
-        case CtState::kClosed: s = config_.tcp_closing_s; break;
-        default: s = config_.tcp_syn_s; break;
+        case CtState::kClosed:
+          s = config_.tcp_closing_s;
+          break;
+        default:
+          s = config_.tcp_syn_s;
+          break;
       }
       break;
     case IpProto::kUdp:
       s = f.state == CtState::kReplied ? config_.udp_replied_s : config_.udp_unreplied_s;
       break;
     case IpProto::kIcmp:
-    case IpProto::kIcmpV6: s = config_.icmp_s; break;
-    default: s = config_.other_s; break;
+    case IpProto::kIcmpV6:
+      s = config_.icmp_s;
+      break;
+    default:
+      s = config_.other_s;
+      break;
   }
   return s * kNsPerSec;
 }
@@ -110,8 +130,9 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
   return victim;
 }
 
-uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
-                                uint64_t now_ns, uint32_t service, uint32_t backend) {
+uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
+                                uint8_t first_tcp_flags, uint64_t now_ns, uint32_t service,
+                                uint32_t backend) {
   if (Contains(reply)) {
     ++stats_.reply_taken;
     return kNoFlow;

@@ -56,7 +56,7 @@ struct ConntrackConfig {
 
 struct ConntrackStats {
   uint64_t created = 0;
-  uint64_t expired = 0;            // removed after their timeout
+  uint64_t expired = 0;  // removed after their timeout
   // Removed before their timeout to make room: flows no reply has been seen
   // for (embryonic ones, and TCP picked up mid-stream) and closing ones.
   uint64_t evicted = 0;

@@ -17,6 +17,8 @@
 namespace atl::lb {
 
 namespace jhash_detail {
+// The rounds read as in lookup3.c, three steps to a line.
+// clang-format off
 constexpr uint32_t Rol32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 constexpr void Mix(uint32_t& a, uint32_t& b, uint32_t& c) {
   a -= c; a ^= Rol32(c, 4);  c += b;
@@ -35,6 +37,7 @@ constexpr void Final(uint32_t& a, uint32_t& b, uint32_t& c) {
   b ^= a; b -= Rol32(a, 14);
   c ^= b; c -= Rol32(b, 24);
 }
+// clang-format on
 }  // namespace jhash_detail
 
 // lookup3 hashword() / the kernel's jhash2(): `n` 32-bit words, seeded.
@@ -51,8 +54,12 @@ constexpr uint32_t Jhash2(const uint32_t* k, uint32_t n, uint32_t seed) {
     k += 3;
   }
   switch (n) {
-    case 3: c += k[2]; [[fallthrough]];
-    case 2: b += k[1]; [[fallthrough]];
+    case 3:
+      c += k[2];
+      [[fallthrough]];
+    case 2:
+      b += k[1];
+      [[fallthrough]];
     case 1:
       a += k[0];
       jhash_detail::Final(a, b, c);

@@ -18,19 +18,44 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   mkdir(dir.c_str(), 0755);
-  auto quoted_tcp = PacketBuilder().NoEthernet().Ip("198.19.0.2", "198.19.1.7").Tcp(40000, 8080).Build();
-  auto quoted_udp6 = PacketBuilder().NoEthernet().Ip("fd00:a70::2", "fd00:a70::1:7").Udp(5353, 53).Payload(20).Build();
+  auto quoted_tcp =
+      PacketBuilder().NoEthernet().Ip("198.19.0.2", "198.19.1.7").Tcp(40000, 8080).Build();
+  auto quoted_udp6 = PacketBuilder()
+                         .NoEthernet()
+                         .Ip("fd00:a70::2", "fd00:a70::1:7")
+                         .Udp(5353, 53)
+                         .Payload(20)
+                         .Build();
   std::vector<std::vector<uint8_t>> l2 = {
       PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Tcp(40000, 80).Build(),
       PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Udp(40000, 53).Payload(32).Build(),
       PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Sctp(40000, 38412).Build(),
       PacketBuilder().Ip("198.19.0.2", "198.18.64.10").IcmpEcho(true, 77).Payload(16).Build(),
       PacketBuilder().Vlan(100).Ip("198.19.0.2", "198.18.64.10").Tcp(1, 2, 0x12).Build(),
-      PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Ipv4Options({0x94, 0x04, 0, 0}).Udp(9, 9).Build(),
-      PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Fragment(0, true).Udp(7, 7).Payload(64).Build(),
-      PacketBuilder().Ip("198.19.0.2", "198.18.64.10").Fragment(8, false).Udp(7, 7).Payload(64).Build(),
+      PacketBuilder()
+          .Ip("198.19.0.2", "198.18.64.10")
+          .Ipv4Options({0x94, 0x04, 0, 0})
+          .Udp(9, 9)
+          .Build(),
+      PacketBuilder()
+          .Ip("198.19.0.2", "198.18.64.10")
+          .Fragment(0, true)
+          .Udp(7, 7)
+          .Payload(64)
+          .Build(),
+      PacketBuilder()
+          .Ip("198.19.0.2", "198.18.64.10")
+          .Fragment(8, false)
+          .Udp(7, 7)
+          .Payload(64)
+          .Build(),
       PacketBuilder().Ip("fd00:a70::2", "fd00:a70:40::a").Tcp(40000, 443).Build(),
-      PacketBuilder().Ip("fd00:a70::2", "fd00:a70:40::a").Ipv6Ext(IpProto::kHopByHop).Ipv6Ext(IpProto::kDestOpts, 2).Udp(1000, 53).Build(),
+      PacketBuilder()
+          .Ip("fd00:a70::2", "fd00:a70:40::a")
+          .Ipv6Ext(IpProto::kHopByHop)
+          .Ipv6Ext(IpProto::kDestOpts, 2)
+          .Udp(1000, 53)
+          .Build(),
       PacketBuilder().Ip("fd00:a70::2", "fd00:a70:40::a").Fragment(0, true).Tcp(5, 6).Build(),
       PacketBuilder().Ip("fd00:a70::2", "fd00:a70:40::a").IcmpEcho(false, 9).Build(),
       PacketBuilder().Ip("198.19.1.7", "198.19.0.2").IcmpError(3, 3, quoted_tcp).Build(),

@@ -117,7 +117,8 @@ BENCHMARK(BM_FlowHash);
 void BM_RewriteFlow(benchmark::State& state) {
   auto frames = SmallFrameSet();
   std::vector<ParsedPacket> parsed(frames.size());
-  for (size_t k = 0; k < frames.size(); ++k) ParseEthernet(frames[k].data(), frames[k].size(), &parsed[k]);
+  for (size_t k = 0; k < frames.size(); ++k)
+    ParseEthernet(frames[k].data(), frames[k].size(), &parsed[k]);
   size_t i = 0;
   for (auto _ : state) {
     // Swapping the destination back and forth keeps the parsed keys true.
@@ -129,8 +130,9 @@ void BM_RewriteFlow(benchmark::State& state) {
     RewriteFlow(frames[k].data(), parsed[k], parsed[k].ip.key);
     benchmark::DoNotOptimize(frames[k].data());
   }
-  state.counters["ns_per_rewrite"] = benchmark::Counter(static_cast<double>(state.iterations() * 2),
-                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_rewrite"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * 2),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_RewriteFlow);
 
@@ -153,8 +155,8 @@ struct Bench {
   std::unique_ptr<ConntrackShard> conntrack;
   std::unique_ptr<AffinityTable> affinity;
   std::unique_ptr<Worker> worker;
-  std::vector<uint8_t> live;        // kLiveFlows frames of established flows, in random flow order
-  std::vector<uint8_t> fresh;       // kNewFlows frames of flows not seen yet
+  std::vector<uint8_t> live;   // kLiveFlows frames of established flows, in random flow order
+  std::vector<uint8_t> fresh;  // kNewFlows frames of flows not seen yet
   std::vector<uint16_t> live_len;
   std::vector<uint16_t> fresh_len;
 };
@@ -236,8 +238,9 @@ void BM_FrameCopy(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(work);
   }
-  state.counters["ns_per_pkt"] = benchmark::Counter(static_cast<double>(state.iterations() * kBurst),
-                                                    benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_pkt"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kBurst),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_FrameCopy);
 
@@ -303,9 +306,11 @@ void BM_NewFlow(benchmark::State& state) {
     expected += kBurst;
   }
   forget();
-  if (b.worker->stats().new_flows - new_before != expected) state.SkipWithError("a new flow was not new");
-  state.counters["ns_per_pkt"] = benchmark::Counter(static_cast<double>(state.iterations() * kBurst),
-                                                    benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  if (b.worker->stats().new_flows - new_before != expected)
+    state.SkipWithError("a new flow was not new");
+  state.counters["ns_per_pkt"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kBurst),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_NewFlow)->Arg(1)->Arg(10000)->Arg(100000);
 

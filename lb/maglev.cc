@@ -92,29 +92,30 @@ class TailSearch {
 absl::StatusOr<MaglevTable> BuildMaglev(std::span<const MaglevBackend> backends, uint32_t m,
                                         uint32_t seed) {
   if (std::find(kMaglevSizes.begin(), kMaglevSizes.end(), m) == kMaglevSizes.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Maglev table size ", m, " is not one of the allowed primes (251, 509, 1021, 2039, 4093, "
-        "8191, 16381, 32749, 65521, 65537, 131071)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Maglev table size ", m,
+                     " is not one of the allowed primes (251, 509, 1021, 2039, 4093, "
+                     "8191, 16381, 32749, 65521, 65537, 131071)"));
   }
   if (backends.size() > kMaglevMaxBackends) {
-    return absl::InvalidArgumentError(absl::StrCat("a service has ", backends.size(),
-                                                   " backends; at most ", kMaglevMaxBackends));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a service has ", backends.size(), " backends; at most ", kMaglevMaxBackends));
   }
   // Work in a canonical order so that the table does not depend on the order
   // the backends arrived in.
   const uint32_t n = static_cast<uint32_t>(backends.size());
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return backends[a].endpoint < backends[b].endpoint;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return backends[a].endpoint < backends[b].endpoint; });
   for (uint32_t i = 1; i < n; ++i) {
     const Endpoint& e = backends[order[i]].endpoint;
     if (e == backends[order[i - 1]].endpoint) {
       // An IPv6 address is bracketed (RFC 3986 section 3.2.2) so its port reads as one.
       const bool v6 = !e.addr.IsV4();
       return absl::InvalidArgumentError(absl::StrCat("backend ", v6 ? "[" : "", e.addr.ToString(),
-                                                     v6 ? "]" : "", ":", e.port, " is listed twice"));
+                                                     v6 ? "]" : "", ":", e.port,
+                                                     " is listed twice"));
     }
   }
   // Backends with no weight take no turn at all.
@@ -140,7 +141,8 @@ absl::StatusOr<MaglevTable> BuildMaglev(std::span<const MaglevBackend> backends,
   for (size_t i = 0; i < k; ++i) {
     const Endpoint& e = backends[order[i]].endpoint;
     walk[i].pos = static_cast<uint32_t>(EndpointHash(e, seed) % m);
-    walk[i].skip = static_cast<uint32_t>(EndpointHash(e, ~static_cast<uint64_t>(seed)) % (m - 1)) + 1;
+    walk[i].skip =
+        static_cast<uint32_t>(EndpointHash(e, ~static_cast<uint64_t>(seed)) % (m - 1)) + 1;
     weight[i] = backends[order[i]].weight;
     max_weight = std::max(max_weight, weight[i]);
   }
@@ -152,7 +154,8 @@ absl::StatusOr<MaglevTable> BuildMaglev(std::span<const MaglevBackend> backends,
   std::vector<uint64_t> taken((m + 63) / 64, 0);
   TailSearch tail(m);
   const uint32_t probe_until = m > kTailFreeSlots ? m - kTailFreeSlots : 0;
-  const bool weighted = std::any_of(weight.begin(), weight.end(), [&](uint32_t w) { return w != max_weight; });
+  const bool weighted =
+      std::any_of(weight.begin(), weight.end(), [&](uint32_t w) { return w != max_weight; });
   uint32_t filled = 0;
   for (uint64_t pass = 0;; ++pass) {
     for (size_t i = 0; i < k; ++i) {

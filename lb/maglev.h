@@ -15,8 +15,8 @@ namespace atl::lb {
 
 // Table sizes must be prime (the permutation needs skip and M coprime); these
 // are the ones a service may use. 65537 is the paper's benchmark size.
-inline constexpr std::array<uint32_t, 11> kMaglevSizes = {
-    251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 65537, 131071};
+inline constexpr std::array<uint32_t, 11> kMaglevSizes = {251,   509,   1021,  2039,  4093,  8191,
+                                                          16381, 32749, 65521, 65537, 131071};
 inline constexpr uint32_t kDefaultMaglevSize = 16381;
 // Below this many slots per backend the shares drift apart by more than ~1%.
 inline constexpr uint32_t kMaglevSlotsPerBackend = 100;
@@ -25,7 +25,7 @@ using MaglevSlot = uint16_t;
 inline constexpr uint32_t kMaglevMaxBackends = 65535;
 
 struct MaglevBackend {
-  Endpoint endpoint;  // its identity: the permutation is derived from it
+  Endpoint endpoint;    // its identity: the permutation is derived from it
   uint32_t weight = 1;  // relative share; 0 gets no slot
 };
 

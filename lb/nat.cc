@@ -49,13 +49,18 @@ void PatchPort(uint8_t* at, uint16_t port, ChecksumDelta* delta) {
 // Where the transport checksum of `ip` sits, or -1 for none we maintain.
 int L4ChecksumOffset(const IpHeaders& ip) {
   switch (ip.proto) {
-    case IpProto::kTcp: return 16;
-    case IpProto::kUdp: return 6;
+    case IpProto::kTcp:
+      return 16;
+    case IpProto::kUdp:
+      return 6;
     // ICMP in IPv6 or ICMPv6 in IPv4 is opaque to the parser; its bytes are
     // not ours to change.
-    case IpProto::kIcmp: return ip.family == Family::kIpv4 ? 2 : -1;
-    case IpProto::kIcmpV6: return ip.family == Family::kIpv6 ? 2 : -1;
-    default: return -1;
+    case IpProto::kIcmp:
+      return ip.family == Family::kIpv4 ? 2 : -1;
+    case IpProto::kIcmpV6:
+      return ip.family == Family::kIpv6 ? 2 : -1;
+    default:
+      return -1;
   }
 }
 
@@ -79,11 +84,13 @@ void PatchAddresses(uint8_t* packet, const IpHeaders& ip, const FlowKey& to, Hea
 
 // Rewrites the ports (or the echo identifier) of `ip`'s transport header, as
 // far as `end` holds it.
-void PatchPorts(uint8_t* packet, const IpHeaders& ip, const FlowKey& to, size_t end, HeaderDeltas* d) {
+void PatchPorts(uint8_t* packet, const IpHeaders& ip, const FlowKey& to, size_t end,
+                HeaderDeltas* d) {
   if (!ip.has_l4) return;
   uint8_t* l4 = packet + ip.l4_offset;
   if (ip.proto == IpProto::kIcmp || ip.proto == IpProto::kIcmpV6) {
-    if (to.src_port != ip.key.src_port && ip.l4_offset + 6u <= end) PatchPort(l4 + 4, to.src_port, &d->ports);
+    if (to.src_port != ip.key.src_port && ip.l4_offset + 6u <= end)
+      PatchPort(l4 + 4, to.src_port, &d->ports);
     return;
   }
   if (to.src_port != ip.key.src_port) PatchPort(l4, to.src_port, &d->ports);
@@ -160,7 +167,8 @@ bool RewriteIcmpError(uint8_t* packet, const ParsedPacket& parsed, const FlowKey
   PatchAddresses(packet, inner, quoted_to, &in);
   if (inner.family == Family::kIpv4) {
     const uint16_t now = LoadNative(inner_l3 + 10);
-    icmp.Add(reinterpret_cast<const uint8_t*>(&inner_ip_csum), reinterpret_cast<const uint8_t*>(&now), 2);
+    icmp.Add(reinterpret_cast<const uint8_t*>(&inner_ip_csum),
+             reinterpret_cast<const uint8_t*>(&now), 2);
   }
   if (!inner.non_first_fragment) {
     PatchPorts(packet, inner, quoted_to, end, &in);

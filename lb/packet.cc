@@ -113,13 +113,15 @@ DropReason ParseIpHeaders(const uint8_t* data, size_t len, size_t off, Family fa
     if (avail < kIpv4MinHeaderLen) {
       return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv4Truncated;
     }
-    if ((l3[0] >> 4) != 4) return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpVersionMismatch;
+    if ((l3[0] >> 4) != 4)
+      return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpVersionMismatch;
     const size_t ihl = static_cast<size_t>(l3[0] & 0x0f) * 4;
     if (ihl < kIpv4MinHeaderLen || ihl > avail) {
       return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv4BadHeaderLength;
     }
     const size_t total = Load16(l3 + 2);
-    if (total < ihl) return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv4BadTotalLength;
+    if (total < ihl)
+      return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv4BadTotalLength;
     if (quoted) {
       end = off + std::min(total, avail);
     } else {
@@ -128,7 +130,8 @@ DropReason ParseIpHeaders(const uint8_t* data, size_t len, size_t off, Family fa
       outer->ttl = l3[8];
     }
     ip->has_ip_options = ihl > kIpv4MinHeaderLen;
-    if (ip->has_ip_options) ip->source_routed = HasSourceRoute(l3 + kIpv4MinHeaderLen, ihl - kIpv4MinHeaderLen);
+    if (ip->has_ip_options)
+      ip->source_routed = HasSourceRoute(l3 + kIpv4MinHeaderLen, ihl - kIpv4MinHeaderLen);
     const uint16_t frag = Load16(l3 + 6);
     const uint16_t frag_offset = frag & 0x1fff;
     ip->fragment = (frag & 0x2000) != 0 || frag_offset != 0;
@@ -142,7 +145,8 @@ DropReason ParseIpHeaders(const uint8_t* data, size_t len, size_t off, Family fa
     if (avail < kIpv6HeaderLen) {
       return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv6Truncated;
     }
-    if ((l3[0] >> 4) != 6) return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpVersionMismatch;
+    if ((l3[0] >> 4) != 6)
+      return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpVersionMismatch;
     const size_t total = kIpv6HeaderLen + Load16(l3 + 4);
     if (quoted) {
       end = off + std::min(total, avail);
@@ -165,7 +169,8 @@ DropReason ParseIpHeaders(const uint8_t* data, size_t len, size_t off, Family fa
       if (n == kMaxIpv6ExtHeaders) {
         return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv6TooManyExtHeaders;
       }
-      if (end - cur < 8) return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv6ExtTruncated;
+      if (end - cur < 8)
+        return quoted ? DropReason::kIcmpInnerMalformed : DropReason::kIpv6ExtTruncated;
       const uint8_t* ext = data + cur;
       size_t ext_len;
       if (hdr == IpProto::kFragment) {
@@ -217,7 +222,8 @@ DropReason ParseFromL3(const uint8_t* data, size_t len, size_t off, ParsedPacket
   if (r != DropReason::kNone) return r;
   const bool is_icmp = (family == Family::kIpv4 && out->ip.proto == IpProto::kIcmp) ||
                        (family == Family::kIpv6 && out->ip.proto == IpProto::kIcmpV6);
-  if (is_icmp && !out->ip.non_first_fragment && out->ip.l4_offset + kIcmpHeaderLen <= off + out->ip.l3_len &&
+  if (is_icmp && !out->ip.non_first_fragment &&
+      out->ip.l4_offset + kIcmpHeaderLen <= off + out->ip.l3_len &&
       IsIcmpError(family, out->icmp_type)) {
     return ParseIcmpError(data, off + out->ip.l3_len, out);
   }
@@ -294,26 +300,46 @@ DropReason ParseIp(const uint8_t* data, size_t len, ParsedPacket* out) {
 
 const char* DropReasonName(DropReason reason) {
   switch (reason) {
-    case DropReason::kNone: return "none";
-    case DropReason::kEthTruncated: return "eth_truncated";
-    case DropReason::kVlanTruncated: return "vlan_truncated";
-    case DropReason::kTooManyVlanTags: return "too_many_vlan_tags";
-    case DropReason::kIpVersionMismatch: return "ip_version_mismatch";
-    case DropReason::kIpv4Truncated: return "ipv4_truncated";
-    case DropReason::kIpv4BadHeaderLength: return "ipv4_bad_header_length";
-    case DropReason::kIpv4BadTotalLength: return "ipv4_bad_total_length";
-    case DropReason::kIpv6Truncated: return "ipv6_truncated";
-    case DropReason::kIpv6BadPayloadLength: return "ipv6_bad_payload_length";
-    case DropReason::kIpv6ExtTruncated: return "ipv6_ext_truncated";
-    case DropReason::kIpv6TooManyExtHeaders: return "ipv6_too_many_ext_headers";
-    case DropReason::kL4Truncated: return "l4_truncated";
-    case DropReason::kTcpBadDataOffset: return "tcp_bad_data_offset";
-    case DropReason::kUdpBadLength: return "udp_bad_length";
-    case DropReason::kIcmpInnerMalformed: return "icmp_inner_malformed";
-    case DropReason::kNoBackend: return "no_backend";
-    case DropReason::kNatUnsupported: return "nat_unsupported";
-    case DropReason::kNatTupleClash: return "nat_tuple_clash";
-    case DropReason::kCount: break;
+    case DropReason::kNone:
+      return "none";
+    case DropReason::kEthTruncated:
+      return "eth_truncated";
+    case DropReason::kVlanTruncated:
+      return "vlan_truncated";
+    case DropReason::kTooManyVlanTags:
+      return "too_many_vlan_tags";
+    case DropReason::kIpVersionMismatch:
+      return "ip_version_mismatch";
+    case DropReason::kIpv4Truncated:
+      return "ipv4_truncated";
+    case DropReason::kIpv4BadHeaderLength:
+      return "ipv4_bad_header_length";
+    case DropReason::kIpv4BadTotalLength:
+      return "ipv4_bad_total_length";
+    case DropReason::kIpv6Truncated:
+      return "ipv6_truncated";
+    case DropReason::kIpv6BadPayloadLength:
+      return "ipv6_bad_payload_length";
+    case DropReason::kIpv6ExtTruncated:
+      return "ipv6_ext_truncated";
+    case DropReason::kIpv6TooManyExtHeaders:
+      return "ipv6_too_many_ext_headers";
+    case DropReason::kL4Truncated:
+      return "l4_truncated";
+    case DropReason::kTcpBadDataOffset:
+      return "tcp_bad_data_offset";
+    case DropReason::kUdpBadLength:
+      return "udp_bad_length";
+    case DropReason::kIcmpInnerMalformed:
+      return "icmp_inner_malformed";
+    case DropReason::kNoBackend:
+      return "no_backend";
+    case DropReason::kNatUnsupported:
+      return "nat_unsupported";
+    case DropReason::kNatTupleClash:
+      return "nat_tuple_clash";
+    case DropReason::kCount:
+      break;
   }
   return "unknown";
 }

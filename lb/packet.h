@@ -72,7 +72,7 @@ struct IpHeaders {
   // the end of the buffer for a quoted header, whichever is shorter. 32 bits:
   // an IPv6 packet with a full 65535-byte payload is 65575 bytes long.
   uint32_t l3_len = 0;
-  bool has_l4 = false;  // a transport header with ports is present in full
+  bool has_l4 = false;              // a transport header with ports is present in full
   bool fragment = false;            // IPv4 MF/offset or an IPv6 fragment header
   bool non_first_fragment = false;  // offset > 0: no transport header
   bool has_ip_options = false;      // IPv4 IHL > 5

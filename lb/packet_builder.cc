@@ -16,7 +16,9 @@ void Append16(std::vector<uint8_t>& v, uint16_t x) {
   v.push_back(static_cast<uint8_t>(x >> 8));
   v.push_back(static_cast<uint8_t>(x));
 }
-void Store(std::vector<uint8_t>& v, size_t off, uint16_t native) { std::memcpy(&v[off], &native, 2); }
+void Store(std::vector<uint8_t>& v, size_t off, uint16_t native) {
+  std::memcpy(&v[off], &native, 2);
+}
 uint16_t LoadNative(const uint8_t* p) {
   uint16_t x;
   std::memcpy(&x, p, 2);
@@ -26,8 +28,8 @@ uint16_t LoadNative(const uint8_t* p) {
 IpAddr MustParse(std::string_view text) {
   auto a = IpAddr::Parse(text);
   if (!a) {
-    std::fprintf(stderr, "PacketBuilder: bad address literal \"%.*s\"\n", static_cast<int>(text.size()),
-                 text.data());
+    std::fprintf(stderr, "PacketBuilder: bad address literal \"%.*s\"\n",
+                 static_cast<int>(text.size()), text.data());
     std::abort();
   }
   return *a;
@@ -128,7 +130,8 @@ std::vector<uint8_t> PacketBuilder::Build() const {
   const bool icmp = proto_ == IpProto::kIcmp || proto_ == IpProto::kIcmpV6;
   const IpProto proto = icmp ? (v4 ? IpProto::kIcmp : IpProto::kIcmpV6) : proto_;
   uint8_t icmp_type = icmp_type_;
-  if (icmp_echo_request_) icmp_type = v4 ? (*icmp_echo_request_ ? 8 : 0) : (*icmp_echo_request_ ? 128 : 129);
+  if (icmp_echo_request_)
+    icmp_type = v4 ? (*icmp_echo_request_ ? 8 : 0) : (*icmp_echo_request_ ? 128 : 129);
 
   // Transport header and data first: the IP header needs their length.
   std::vector<uint8_t> l4;
@@ -243,16 +246,26 @@ bool ChecksumsValid(const std::vector<uint8_t>& frame, bool ethernet) {
   if (p.ip.non_first_fragment) return true;
   size_t csum_off;
   switch (p.ip.proto) {
-    case IpProto::kTcp: csum_off = 16; break;
-    case IpProto::kUdp: csum_off = 6; break;
-    case IpProto::kIcmp: csum_off = 2; break;
-    case IpProto::kIcmpV6: csum_off = 2; break;
-    default: return true;
+    case IpProto::kTcp:
+      csum_off = 16;
+      break;
+    case IpProto::kUdp:
+      csum_off = 6;
+      break;
+    case IpProto::kIcmp:
+      csum_off = 2;
+      break;
+    case IpProto::kIcmpV6:
+      csum_off = 2;
+      break;
+    default:
+      return true;
   }
   // ICMP in IPv6 or ICMPv6 in IPv4 is opaque to the parser, which does not
   // check that it holds even a checksum field; it has none we maintain.
-  const bool icmp_of_other_family = (p.ip.proto == IpProto::kIcmp && p.ip.family != Family::kIpv4) ||
-                                    (p.ip.proto == IpProto::kIcmpV6 && p.ip.family != Family::kIpv6);
+  const bool icmp_of_other_family =
+      (p.ip.proto == IpProto::kIcmp && p.ip.family != Family::kIpv4) ||
+      (p.ip.proto == IpProto::kIcmpV6 && p.ip.family != Family::kIpv6);
   if (icmp_of_other_family) return true;
   const uint8_t* l4 = frame.data() + p.ip.l4_offset;
   const size_t l4_len = p.ip.l3_offset + p.ip.l3_len - p.ip.l4_offset;
@@ -261,14 +274,16 @@ bool ChecksumsValid(const std::vector<uint8_t>& frame, bool ethernet) {
   // Zero means "none" for IPv4 (RFC 768); IPv6 requires one (RFC 8200 section 8.1).
   if (p.ip.proto == IpProto::kUdp && p.ip.family == Family::kIpv4 && stored == 0) return true;
   copy[csum_off] = copy[csum_off + 1] = 0;
-  uint16_t want = p.ip.proto == IpProto::kIcmp
-                      ? ChecksumFinish(ChecksumAdd(0, copy.data(), copy.size()))
-                      : L4Checksum(p.ip.key.src, p.ip.key.dst, p.ip.proto, copy.data(), copy.size());
+  uint16_t want =
+      p.ip.proto == IpProto::kIcmp
+          ? ChecksumFinish(ChecksumAdd(0, copy.data(), copy.size()))
+          : L4Checksum(p.ip.key.src, p.ip.key.dst, p.ip.proto, copy.data(), copy.size());
   if (p.ip.proto == IpProto::kUdp && want == 0) want = 0xffff;
   if (stored != want) return false;
   if (p.icmp_error && p.inner.family == Family::kIpv4) {
     const uint8_t* in = frame.data() + p.inner.l3_offset;
-    if (LoadNative(in + 10) != Ipv4HeaderChecksum(in, static_cast<size_t>(in[0] & 0xf) * 4)) return false;
+    if (LoadNative(in + 10) != Ipv4HeaderChecksum(in, static_cast<size_t>(in[0] & 0xf) * 4))
+      return false;
   }
   return true;
 }

@@ -9,10 +9,14 @@ namespace {
 
 const char* ProtoName(IpProto p) {
   switch (p) {
-    case IpProto::kTcp: return "TCP";
-    case IpProto::kUdp: return "UDP";
-    case IpProto::kSctp: return "SCTP";
-    default: return "?";
+    case IpProto::kTcp:
+      return "TCP";
+    case IpProto::kUdp:
+      return "UDP";
+    case IpProto::kSctp:
+      return "SCTP";
+    default:
+      return "?";
   }
 }
 
@@ -50,7 +54,8 @@ std::vector<Backend> EligibleBackends(const ServiceConfig& config, Scope scope) 
   return ready.empty() ? draining : ready;
 }
 
-absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, const ServiceConfig& config) {
+absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend,
+                                               const ServiceConfig& config) {
   const std::string name = frontend.ToString();
   if (frontend.proto != IpProto::kTcp && frontend.proto != IpProto::kUdp &&
       frontend.proto != IpProto::kSctp) {
@@ -59,23 +64,25 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
                                                    " is not TCP, UDP or SCTP"));
   }
   if (frontend.port == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": port 0 is not a valid port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("service ", name, ": port 0 is not a valid port"));
   }
   if (frontend.proto == IpProto::kSctp) {
     // An SCTP port change would need the packet's CRC32c recomputed (RFC 9260
     // appendix A), which the packet path does not do.
     for (const Backend& b : config.backends) {
       if (b.endpoint.port != frontend.port) {
-        return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ",
-                                                       EndpointString(b.endpoint),
-                                                       " has another port, which SCTP cannot translate"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("service ", name, ": backend ", EndpointString(b.endpoint),
+                         " has another port, which SCTP cannot translate"));
       }
     }
   }
   for (const Backend& b : config.backends) {
     const std::string ep = EndpointString(b.endpoint);
     if (b.endpoint.port == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ", ep, " has port 0"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("service ", name, ": backend ", ep, " has port 0"));
     }
     if (b.endpoint.addr.IsV4() != frontend.addr.IsV4()) {
       return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ", ep,
@@ -91,7 +98,8 @@ absl::StatusOr<ServiceId> ServiceTable::Upsert(const FrontendKey& frontend, cons
   for (const Backend& b : service->eligible) mb.push_back({b.endpoint, b.weight});
   auto table = BuildMaglev(mb, config.maglev_size, maglev_seed_);
   if (!table.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": ", table.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("service ", name, ": ", table.status().message()));
   }
   service->maglev = *std::move(table);
 
@@ -151,7 +159,8 @@ void ServiceTable::IndexBackends(const Service& svc, bool add) {
   }
 }
 
-std::optional<Endpoint> ServiceTable::ReverseLookup(const IpAddr& addr, uint16_t port, IpProto proto) const {
+std::optional<Endpoint> ServiceTable::ReverseLookup(const IpAddr& addr, uint16_t port,
+                                                    IpProto proto) const {
   auto it = by_backend_.find(BackendKey{addr, port, proto, Scope::kInternal});
   if (it == by_backend_.end()) return std::nullopt;
   std::optional<Endpoint> frontend;
@@ -163,7 +172,8 @@ std::optional<Endpoint> ServiceTable::ReverseLookup(const IpAddr& addr, uint16_t
   return frontend;
 }
 
-const Service* ServiceTable::Lookup(const IpAddr& addr, uint16_t port, IpProto proto, Scope scope) const {
+const Service* ServiceTable::Lookup(const IpAddr& addr, uint16_t port, IpProto proto,
+                                    Scope scope) const {
   auto it = by_frontend_.find(FrontendKey{addr, port, proto, scope});
   if (it == by_frontend_.end()) {
     // kube-proxy semantics: a NodePort is reached on the node's own addresses

@@ -84,7 +84,8 @@ struct Service {
   // Starts loading what MaglevPick and the chosen backend will read.
   void PrefetchPick(uint32_t flow_hash) const {
     if (!has_backend()) return;
-    __builtin_prefetch(&maglev.slots[ReduceHash(flow_hash, static_cast<uint32_t>(maglev.slots.size()))]);
+    __builtin_prefetch(
+        &maglev.slots[ReduceHash(flow_hash, static_cast<uint32_t>(maglev.slots.size()))]);
     __builtin_prefetch(eligible.data());
   }
 };

@@ -17,13 +17,15 @@ Verdict Worker::Process(uint8_t* frame, size_t len, Scope scope, uint64_t now_ns
   return TrackOrBalance(frame, p, conntrack_->Hash(p.ip.key), scope, now_ns);
 }
 
-void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
+void Worker::ProcessBurst(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns,
+                          Verdict* out) {
   for (size_t done = 0; done < n; done += kMaxBurst) {
     ProcessChunk(pkts + done, std::min(n - done, kMaxBurst), scope, now_ns, out + done);
   }
 }
 
-void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out) {
+void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns,
+                          Verdict* out) {
   ParsedPacket* parsed = parsed_;
   uint32_t* hash = hash_;
   uint8_t fresh[kMaxBurst];  // packets that start a new flow, and any that must follow them
@@ -79,8 +81,9 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
   // misses of different flows overlap.
   for (size_t j = 0; j < n_fresh; ++j) {
     const ParsedPacket& p = parsed[fresh[j]];
-    service_[j] = p.icmp_error ? nullptr
-                               : services_->Lookup(p.ip.key.dst, p.ip.key.dst_port, p.ip.key.proto, scope);
+    service_[j] = p.icmp_error
+                      ? nullptr
+                      : services_->Lookup(p.ip.key.dst, p.ip.key.dst_port, p.ip.key.proto, scope);
     if (service_[j] != nullptr) __builtin_prefetch(service_[j]);
   }
   for (size_t j = 0; j < n_fresh; ++j) {
@@ -93,7 +96,8 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     if (service_[j] == nullptr || !service_[j]->has_backend()) continue;
     const ParsedPacket& p = parsed[fresh[j]];
     FlowKey reply = p.ip.key.Reversed();
-    const Endpoint& backend = service_[j]->eligible[service_[j]->MaglevPick(hash[fresh[j]])].endpoint;
+    const Endpoint& backend =
+        service_[j]->eligible[service_[j]->MaglevPick(hash[fresh[j]])].endpoint;
     reply.src = backend.addr;
     reply.src_port = backend.port;
     conntrack_->PrefetchInsert(reply, creations++);
@@ -108,8 +112,9 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     // flow's first packets often arrive together): packets of one flow must
     // see each other in order, so conntrack is asked again.
     if (Track(pkts[k].data, parsed[k], hash[k], now_ns, &out[k])) continue;
-    out[k] = service_[j] == nullptr ? StatelessReply(pkts[k].data, parsed[k], now_ns)
-                                    : Balance(pkts[k].data, parsed[k], hash[k], *service_[j], now_ns);
+    out[k] = service_[j] == nullptr
+                 ? StatelessReply(pkts[k].data, parsed[k], now_ns)
+                 : Balance(pkts[k].data, parsed[k], hash[k], *service_[j], now_ns);
   }
 }
 
@@ -120,7 +125,8 @@ Verdict Worker::TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t h
   return NewFlow(frame, p, hash, scope, now_ns);
 }
 
-bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out) {
+bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns,
+                   Verdict* out) {
   // conntrack: an established flow follows its entry, never a table change.
   const ConntrackShard::Hit hit = conntrack_->Lookup(p.ip.key, hash, now_ns);
   if (!hit.found()) return false;
@@ -148,7 +154,8 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
   return true;
 }
 
-Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns) {
+Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
+                        uint64_t now_ns) {
   const FlowKey& key = p.ip.key;
   const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
   if (svc == nullptr) return StatelessReply(frame, p, now_ns);
@@ -182,7 +189,8 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, co
     to.dst_port = svc.eligible[index].endpoint.port;
   }
   ++stats_.new_flows;
-  if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) == ConntrackShard::kNoFlow) {
+  if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) ==
+      ConntrackShard::kNoFlow) {
     ++stats_.stateless;
     last_stateless_ns_ = now_ns;
   }
@@ -196,7 +204,8 @@ Verdict Worker::StatelessReply(uint8_t* frame, const ParsedPacket& p, uint64_t n
   // reply lack one; otherwise this costs nothing and touches nothing.
   if (stats_.stateless == 0 || now_ns - last_stateless_ns_ > kStatelessReplyWindowNs) return {};
   const FlowKey& key = p.ip.key;
-  const std::optional<Endpoint> frontend = services_->ReverseLookup(key.src, key.src_port, key.proto);
+  const std::optional<Endpoint> frontend =
+      services_->ReverseLookup(key.src, key.src_port, key.proto);
   if (!frontend) return {};
   FlowKey to = key;
   to.src = frontend->addr;

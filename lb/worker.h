@@ -77,13 +77,16 @@ class Worker {
     ++stats_.drops[static_cast<size_t>(reason)];
     return {Action::kDrop, reason};
   }
-  Verdict TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  Verdict TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
+                         uint64_t now_ns);
   // conntrack: true when the packet belongs to a live flow and *out is its
   // verdict; false when it starts a new flow.
   bool Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out);
-  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope, uint64_t now_ns);
+  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
+                  uint64_t now_ns);
   // service_lb for a new flow of `svc`: picks the backend, records the flow, DNATs.
-  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc, uint64_t now_ns);
+  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc,
+                  uint64_t now_ns);
   Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
   Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
   void ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out);
