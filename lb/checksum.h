@@ -46,20 +46,41 @@ inline uint16_t ChecksumReplace16(uint16_t csum, uint16_t old_word, uint16_t new
   return static_cast<uint16_t>(~sum);
 }
 
+// The sum of changes to words covered by a checksum: each overwrite adds
+// ~old + new (RFC 1624 eqn. 3), and Apply folds the total into a checksum. One
+// delta serves every checksum that covers the changed bytes (an IPv4 header
+// and a pseudo-header; a quoted header and the ICMP message around it).
+class ChecksumDelta {
+ public:
+  // Records that `len` bytes (even, at an even offset of the covered data)
+  // change from `old_bytes` to `new_bytes`.
+  void Add(const uint8_t* old_bytes, const uint8_t* new_bytes, size_t len) {
+    for (size_t i = 0; i + 1 < len; i += 2) {
+      uint16_t o;
+      uint16_t n;
+      std::memcpy(&o, old_bytes + i, 2);
+      std::memcpy(&n, new_bytes + i, 2);
+      sum_ += static_cast<uint16_t>(~o);
+      sum_ += n;
+    }
+  }
+  void Add(const ChecksumDelta& other) { sum_ += other.sum_; }
+  uint16_t Apply(uint16_t csum) const {
+    uint64_t s = static_cast<uint16_t>(~csum) + sum_;
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(~s);
+  }
+
+ private:
+  uint64_t sum_ = 0;  // 64 bits: no carry is lost however many words change
+};
+
 // The same for a run of `len` bytes (even, at an even offset of the covered data).
 inline uint16_t ChecksumReplace(uint16_t csum, const uint8_t* old_bytes, const uint8_t* new_bytes,
                                 size_t len) {
-  uint32_t sum = static_cast<uint16_t>(~csum);
-  for (size_t i = 0; i + 1 < len; i += 2) {
-    uint16_t o;
-    uint16_t n;
-    std::memcpy(&o, old_bytes + i, 2);
-    std::memcpy(&n, new_bytes + i, 2);
-    sum += static_cast<uint16_t>(~o);
-    sum += n;
-  }
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
+  ChecksumDelta delta;
+  delta.Add(old_bytes, new_bytes, len);
+  return delta.Apply(csum);
 }
 
 }  // namespace atl::lb

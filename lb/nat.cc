@@ -3,32 +3,6 @@
 namespace atl::lb {
 namespace {
 
-// The sum of changes to words covered by a checksum: each overwrite adds
-// ~old + new (RFC 1624 eqn. 3), and Apply folds the total into a checksum. One
-// delta can be applied to every checksum that covers the changed bytes.
-class ChecksumDelta {
- public:
-  void Add(const uint8_t* old_bytes, const uint8_t* new_bytes, size_t len) {
-    for (size_t i = 0; i + 1 < len; i += 2) {
-      uint16_t o;
-      uint16_t n;
-      std::memcpy(&o, old_bytes + i, 2);
-      std::memcpy(&n, new_bytes + i, 2);
-      sum_ += static_cast<uint16_t>(~o);
-      sum_ += n;
-    }
-  }
-  void Add(const ChecksumDelta& other) { sum_ += other.sum_; }
-  uint16_t Apply(uint16_t csum) const {
-    uint64_t s = static_cast<uint16_t>(~csum) + sum_;
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
-    return static_cast<uint16_t>(~s);
-  }
-
- private:
-  uint64_t sum_ = 0;
-};
-
 uint16_t LoadNative(const uint8_t* p) {
   uint16_t x;
   std::memcpy(&x, p, 2);
