@@ -175,25 +175,27 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, co
     index = svc.MaglevPick(hash);
     if (svc.affinity_timeout_s > 0) affinity_->Record(svc, key.src, index, now_ns);
   }
-  FlowKey to = key;
-  to.dst = svc.eligible[index].endpoint.addr;
-  to.dst_port = svc.eligible[index].endpoint.port;
   // Two flows must never share a reply tuple, or their replies could not be
   // told apart: a client using one source port towards two services that
-  // share a backend would collide. The next eligible backend whose reply
-  // tuple is free is taken instead (Linux would remap the source port).
-  for (size_t tried = 1; conntrack_->Contains(to.Reversed()); ++tried) {
-    if (tried == svc.eligible.size()) return Drop(DropReason::kNatTupleClash);
-    index = static_cast<uint16_t>((index + 1) % svc.eligible.size());
+  // share a backend would collide. Insert refuses a taken one, and the next
+  // eligible backend is tried instead (Linux would remap the source port).
+  FlowKey to = key;
+  for (size_t tried = 1;; ++tried) {
     to.dst = svc.eligible[index].endpoint.addr;
     to.dst_port = svc.eligible[index].endpoint.port;
+    if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) !=
+        ConntrackShard::kNoFlow) {
+      break;
+    }
+    if (!conntrack_->Contains(to.Reversed())) {  // refused for room: balance statelessly
+      ++stats_.stateless;
+      last_stateless_ns_ = now_ns;
+      break;
+    }
+    if (tried == svc.eligible.size()) return Drop(DropReason::kNatTupleClash);
+    index = static_cast<uint16_t>((index + 1) % svc.eligible.size());
   }
   ++stats_.new_flows;
-  if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) ==
-      ConntrackShard::kNoFlow) {
-    ++stats_.stateless;
-    last_stateless_ns_ = now_ns;
-  }
   if (!RewriteFlow(frame, p, to)) return Drop(DropReason::kNatUnsupported);
   ++stats_.translated;
   return {Action::kTranslated, DropReason::kNone};
