@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <cstdio>
+#include <cstring>
+#include <string>
 
 namespace atl::lb {
 
@@ -27,6 +29,41 @@ std::string IpAddr::ToString() const {
   }
   return buf;
 }
+
+std::optional<IpPrefix> IpPrefix::Parse(std::string_view text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::optional<IpAddr> addr = IpAddr::Parse(text.substr(0, slash));
+  std::string_view len_text = text.substr(slash + 1);
+  if (!addr || len_text.empty() || len_text.size() > 3) return std::nullopt;
+  unsigned len = 0;
+  for (char c : len_text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    len = len * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (len > (addr->IsV4() ? 32u : 128u)) return std::nullopt;
+  IpPrefix prefix{*addr, static_cast<uint8_t>(len)};
+  // Host bits must be zero: the network contains its own address only then.
+  IpPrefix masked = prefix;
+  const unsigned mapped = prefix.mapped_len();
+  for (unsigned bit = mapped; bit < 128; ++bit) {
+    masked.addr.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  }
+  if (masked.addr != prefix.addr) return std::nullopt;
+  return prefix;
+}
+
+bool IpPrefix::Contains(const IpAddr& a) const {
+  if (a.IsV4() != addr.IsV4()) return false;
+  const unsigned bits = mapped_len();
+  const unsigned whole = bits / 8;
+  if (std::memcmp(a.bytes.data(), addr.bytes.data(), whole) != 0) return false;
+  if (bits % 8 == 0) return true;
+  const uint8_t mask = static_cast<uint8_t>(0xff00u >> (bits % 8));
+  return (a.bytes[whole] & mask) == addr.bytes[whole];
+}
+
+std::string IpPrefix::ToString() const { return addr.ToString() + "/" + std::to_string(len); }
 
 std::string FlowKey::ToString() const {
   const bool v6 = !src.IsV4();

@@ -140,4 +140,26 @@ struct Endpoint {
   friend auto operator<=>(const Endpoint&, const Endpoint&) = default;
 };
 
+// An address prefix (CIDR). `len` counts bits of the address's own family
+// (0..32 for IPv4, 0..128 for IPv6); the host bits of `addr` are zero.
+struct IpPrefix {
+  IpAddr addr;
+  uint8_t len = 0;
+
+  // Parses "a.b.c.d/n" or "x::/n"; nullopt when malformed or when host bits
+  // are set (a prefix must name a network, not a host inside it).
+  static std::optional<IpPrefix> Parse(std::string_view text);
+  Family family() const { return addr.family(); }
+  // The length counted in the 128 bits of the IPv4-mapped form.
+  unsigned mapped_len() const { return addr.IsV4() ? len + 96u : len; }
+  bool Contains(const IpAddr& a) const;
+  bool Overlaps(const IpPrefix& other) const {
+    return other.mapped_len() >= mapped_len() ? Contains(other.addr) : other.Contains(addr);
+  }
+  std::string ToString() const;
+
+  friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
+  friend auto operator<=>(const IpPrefix&, const IpPrefix&) = default;
+};
+
 }  // namespace atl::lb

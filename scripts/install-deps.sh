@@ -8,6 +8,9 @@ packages=(
   g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3
   # libraries
   libabsl-dev libxxhash-dev
+  # control plane: gRPC, protobuf, the embedded store, manifests
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
 )

@@ -1,0 +1,92 @@
+// The interface between the agent and a packet-moving backend. The agent's
+// renderer turns the desired state it received from the controller into an
+// Update, in the dataplane's own terms (frontends, segments, routes), and each
+// backend (in-process lb tables, eBPF, DPDK) programs it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "lb/net.h"
+#include "lb/service_table.h"
+
+namespace atl::dataplane {
+
+// A service frontend with the backends it balances over. `name` says which
+// Service and port it comes from ("namespace/name:port"), for people reading
+// counters and debug output.
+struct Frontend {
+  lb::FrontendKey key;
+  lb::ServiceConfig config;
+  std::string name;
+};
+
+// A namespace's segment as a host programs it.
+struct Segment {
+  std::string name;  // the namespace
+  uint32_t vni = 0;
+  std::vector<lb::IpPrefix> cidrs;
+  lb::IpAddr gateway;
+  bool isolated = true;
+  std::vector<std::string> admitted;  // namespaces that may reach an isolated one
+  lb::IpAddr egress_ip;               // unspecified: SNAT to the node address
+
+  friend bool operator==(const Segment&, const Segment&) = default;
+};
+
+// Addresses of a segment that live on another host, reached through the overlay.
+struct Route {
+  lb::IpPrefix cidr;
+  uint32_t vni = 0;
+  std::string node;
+  lb::IpAddr underlay;  // the remote tunnel endpoint
+
+  friend bool operator==(const Route&, const Route&) = default;
+};
+
+// A change to what a dataplane holds. Removals name what an earlier Update
+// installed; upserts add or replace by key (frontend key, segment name, route
+// CIDR).
+struct Update {
+  std::vector<Frontend> upsert_frontends;
+  std::vector<lb::FrontendKey> remove_frontends;
+  std::vector<Segment> upsert_segments;
+  std::vector<std::string> remove_segments;
+  std::vector<Route> upsert_routes;
+  std::vector<lb::IpPrefix> remove_routes;
+  // This node's own addresses (NodePort frontends answer on them), when they changed.
+  bool set_node_addresses = false;
+  std::vector<lb::IpAddr> node_addresses;
+
+  bool empty() const {
+    return upsert_frontends.empty() && remove_frontends.empty() && upsert_segments.empty() &&
+           remove_segments.empty() && upsert_routes.empty() && remove_routes.empty() &&
+           !set_node_addresses;
+  }
+};
+
+// What a dataplane has programmed, read back from the dataplane itself (its
+// tables or maps), not from what the agent asked for.
+struct Programmed {
+  std::vector<Frontend> frontends;  // config.backends holds the eligible backends
+  std::vector<Segment> segments;
+  std::vector<Route> routes;
+  std::vector<lb::IpAddr> node_addresses;
+};
+
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+
+  // Programs all of `update`, or none of it: on error the dataplane holds
+  // what it held before, and the error names the object and value refused.
+  virtual absl::Status Apply(const Update& update) = 0;
+  virtual Programmed Dump() const = 0;
+  // "in-process", "ebpf", "dpdk".
+  virtual std::string_view name() const = 0;
+};
+
+}  // namespace atl::dataplane
