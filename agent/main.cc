@@ -1,0 +1,97 @@
+// atoll-agent: the per-host agent. Keeps a stream to the controller, renders
+// what it receives into the dataplane, and serves its debug API on a
+// root-only unix socket.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "agent/agent.h"
+#include "dataplane/in_process_dataplane.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, node, "", "this node's name, as in its Node resource (default: hostname)");
+ABSL_FLAG(std::string, controller, "127.0.0.1:7470", "the controller's gRPC address");
+ABSL_FLAG(std::string, socket, "/run/atoll/agent.sock", "unix socket of the local debug API");
+ABSL_FLAG(std::string, dataplane, "in-process", "dataplane backend: in-process");
+ABSL_FLAG(uint64_t, max_frontends, atl::dataplane::InProcessDataplane::kDefaultMaxFrontends,
+          "service frontends the dataplane can hold");
+
+namespace atl::agent {
+namespace {
+
+std::string NodeName() {
+  std::string node = absl::GetFlag(FLAGS_node);
+  if (!node.empty()) return node;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+int Run() {
+  const std::string node = NodeName();
+  if (absl::GetFlag(FLAGS_dataplane) != "in-process") {
+    std::fprintf(stderr, "atoll-agent: --dataplane: \"%s\" is not available (in-process)\n",
+                 absl::GetFlag(FLAGS_dataplane).c_str());
+    return 2;
+  }
+  auto dataplane = dataplane::InProcessDataplane::Create(absl::GetFlag(FLAGS_max_frontends));
+  if (!dataplane.ok()) {
+    std::fprintf(stderr, "atoll-agent: %s\n", dataplane.status().ToString().c_str());
+    return 1;
+  }
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Agent agent(node, absl::GetFlag(FLAGS_controller), *std::move(dataplane));
+
+  // The debug API (and later the CNI server) is for root on this host only.
+  const std::filesystem::path socket = absl::GetFlag(FLAGS_socket);
+  std::error_code ec;
+  std::filesystem::create_directories(socket.parent_path(), ec);
+  std::filesystem::remove(socket, ec);  // a socket left by an earlier run
+  const mode_t old_umask = umask(0077);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + socket.string(), grpc::InsecureServerCredentials());
+  builder.RegisterService(&agent);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  umask(old_umask);
+  if (!server) {
+    std::fprintf(stderr, "atoll-agent: cannot listen on unix:%s\n", socket.c_str());
+    return 1;
+  }
+  chmod(socket.c_str(), 0600);
+
+  agent.Start();
+  std::fprintf(stderr, "atoll-agent: node %s, controller %s, debug API on unix:%s\n", node.c_str(),
+               absl::GetFlag(FLAGS_controller).c_str(), socket.c_str());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "atoll-agent: signal %d, stopping\n", sig);
+  agent.Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  std::filesystem::remove(socket, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace atl::agent
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("atoll-agent: the Atoll per-host agent");
+  absl::ParseCommandLine(argc, argv);
+  return atl::agent::Run();
+}
