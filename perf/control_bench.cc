@@ -139,7 +139,8 @@ bool WaitAcked(ControllerProcess& c, int agents, uint64_t version,
 
 uint64_t TotalBytesSent(ControllerProcess& c) {
   uint64_t total = 0;
-  for (const api::AgentStatus& a : c.Status().agents()) total += a.bytes_sent();
+  const api::StatusResponse status = c.Status();
+  for (const api::AgentStatus& a : status.agents()) total += a.bytes_sent();
   return total;
 }
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the build needs, builds, and runs
 # every test suite that exists:
-#   build/      g++, the default build: suite unit (and bpf, e2e as they arrive)
-#   build-san/  clang with ASan + UBSan: suite unit again, and suite fuzz (a
-#               bounded libFuzzer smoke run of parsing + NAT)
+#   build/      g++, the default build: suites unit and integration (the
+#               controller and agents as processes over gRPC); bpf and e2e as
+#               they arrive
+#   build-san/  clang with ASan + UBSan: suites unit and integration again, and
+#               suite fuzz (a bounded libFuzzer smoke run of parsing + NAT)
 # Ends with one line "N passed, M failed" counted from meson's test logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +40,7 @@ if CXX=clang++ setup build-san -Db_sanitize=address,undefined -Db_lundef=false \
     -Dcpp_args=-fno-sanitize-recover=all -Dfuzzing=enabled &&
     run meson compile -C build-san; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run meson test -C build-san --suite unit --suite fuzz --print-errorlogs
+    run meson test -C build-san --suite unit --suite integration --suite fuzz --print-errorlogs
 else
   status=1
 fi

@@ -82,7 +82,8 @@ std::vector<std::string> Backends(const api::ProgrammedFrontend* f) {
 }
 
 api::AgentStatus StatusOf(ControllerProcess& c, const std::string& node) {
-  for (const api::AgentStatus& a : c.Status().agents()) {
+  const api::StatusResponse status = c.Status();
+  for (const api::AgentStatus& a : status.agents()) {
     if (a.node() == node) return a;
   }
   return api::AgentStatus();
