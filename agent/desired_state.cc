@@ -1,0 +1,281 @@
+#include "agent/desired_state.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace atl::agent {
+namespace {
+
+const char* KindName(api::Kind kind) {
+  switch (kind) {
+    case api::KIND_NAMESPACE:
+      return "Namespace";
+    case api::KIND_SEGMENT:
+      return "Segment";
+    case api::KIND_SERVICE:
+      return "Service";
+    case api::KIND_ENDPOINT_SLICE:
+      return "EndpointSlice";
+    case api::KIND_NODE:
+      return "Node";
+    default:
+      return "resource of no kind";
+  }
+}
+
+bool Namespaced(api::Kind kind) {
+  return kind == api::KIND_SERVICE || kind == api::KIND_ENDPOINT_SLICE;
+}
+
+// Why a key cannot be held, or empty when it can.
+std::string KeyProblem(const api::ResourceKey& key) {
+  if (key.kind() == api::KIND_UNSPECIFIED) return "has no kind";
+  if (key.name().empty()) return absl::StrCat("is a ", KindName(key.kind()), " with no name");
+  if (Namespaced(key.kind()) && key.namespace_().empty()) {
+    return absl::StrCat("is ", KindName(key.kind()), " \"", key.name(), "\" with no namespace");
+  }
+  return "";
+}
+
+// Equal resources serialize to equal bytes: Atoll's messages have no map
+// fields, whose order is the one thing serialization may vary. A 4x cheaper
+// test than protobuf's MessageDifferencer, which matters when a reconnect
+// brings a 100,000-endpoint snapshot that is mostly what the agent holds.
+bool SameResource(const api::Resource& a, const api::Resource& b) {
+  return a.ByteSizeLong() == b.ByteSizeLong() && a.SerializeAsString() == b.SerializeAsString();
+}
+
+}  // namespace
+
+api::ResourceKey KeyOf(const api::Resource& resource) {
+  api::ResourceKey key;
+  switch (resource.kind_case()) {
+    case api::Resource::kNamespace:
+      key.set_kind(api::KIND_NAMESPACE);
+      key.set_name(resource.namespace_().name());
+      break;
+    case api::Resource::kSegment:
+      key.set_kind(api::KIND_SEGMENT);
+      key.set_name(resource.segment().namespace_());
+      break;
+    case api::Resource::kService:
+      key.set_kind(api::KIND_SERVICE);
+      key.set_namespace_(resource.service().namespace_());
+      key.set_name(resource.service().name());
+      break;
+    case api::Resource::kEndpointSlice:
+      key.set_kind(api::KIND_ENDPOINT_SLICE);
+      key.set_namespace_(resource.endpoint_slice().namespace_());
+      key.set_name(resource.endpoint_slice().name());
+      break;
+    case api::Resource::kNode:
+      key.set_kind(api::KIND_NODE);
+      key.set_name(resource.node().name());
+      break;
+    case api::Resource::KIND_NOT_SET:
+      break;
+  }
+  return key;
+}
+
+std::string Describe(const api::ResourceKey& key) {
+  return key.namespace_().empty()
+             ? absl::StrCat(KindName(key.kind()), " ", key.name())
+             : absl::StrCat(KindName(key.kind()), " ", key.namespace_(), "/", key.name());
+}
+
+absl::StatusOr<std::vector<Change>> DesiredState::ApplySnapshot(
+    std::vector<api::Resource> resources) {
+  std::vector<api::ResourceKey> keys;
+  keys.reserve(resources.size());
+  absl::flat_hash_set<Key> in_snapshot;
+  in_snapshot.reserve(resources.size());
+  for (size_t i = 0; i < resources.size(); ++i) {
+    keys.push_back(KeyOf(resources[i]));
+    if (std::string problem = KeyProblem(keys.back()); !problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("snapshot resource ", i, " ", problem));
+    }
+    in_snapshot.insert(ToKey(keys.back()));
+  }
+
+  std::vector<Change> changes;
+  std::vector<api::ResourceKey> gone;
+  for (const auto& [key, resource] : resources_) {
+    if (!in_snapshot.contains(key)) gone.push_back(KeyOf(*resource));
+  }
+  for (api::ResourceKey& key : gone) {
+    std::optional<api::Resource> before = Put(key, std::nullopt);
+    changes.push_back({std::move(key), std::move(before), std::nullopt});
+  }
+  for (size_t i = 0; i < resources.size(); ++i) {
+    const api::Resource* held = Get(keys[i]);
+    if (held != nullptr && SameResource(*held, resources[i])) continue;
+    std::optional<api::Resource> after = resources[i];
+    std::optional<api::Resource> before = Put(keys[i], std::move(resources[i]));
+    changes.push_back({std::move(keys[i]), std::move(before), std::move(after)});
+  }
+  return changes;
+}
+
+absl::StatusOr<std::vector<Change>> DesiredState::ApplyDelta(
+    std::vector<api::Resource> upserts, const std::vector<api::ResourceKey>& removals) {
+  std::vector<api::ResourceKey> keys;
+  keys.reserve(upserts.size());
+  for (size_t i = 0; i < upserts.size(); ++i) {
+    keys.push_back(KeyOf(upserts[i]));
+    if (std::string problem = KeyProblem(keys.back()); !problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("upsert ", i, " ", problem));
+    }
+  }
+  for (size_t i = 0; i < removals.size(); ++i) {
+    if (std::string problem = KeyProblem(removals[i]); !problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("removal ", i, " ", problem));
+    }
+  }
+
+  std::vector<Change> changes;
+  for (size_t i = 0; i < upserts.size(); ++i) {
+    const api::Resource* held = Get(keys[i]);
+    if (held != nullptr && SameResource(*held, upserts[i])) continue;
+    std::optional<api::Resource> after = upserts[i];
+    std::optional<api::Resource> before = Put(keys[i], std::move(upserts[i]));
+    changes.push_back({std::move(keys[i]), std::move(before), std::move(after)});
+  }
+  for (const api::ResourceKey& key : removals) {
+    if (Get(key) == nullptr) continue;
+    std::optional<api::Resource> before = Put(key, std::nullopt);
+    changes.push_back({key, std::move(before), std::nullopt});
+  }
+  return changes;
+}
+
+void DesiredState::Undo(std::vector<Change> changes) {
+  for (auto change = changes.rbegin(); change != changes.rend(); ++change) {
+    Put(change->key, std::move(change->before));
+  }
+}
+
+const api::Resource* DesiredState::Get(const api::ResourceKey& key) const {
+  auto it = resources_.find(ToKey(key));
+  return it == resources_.end() ? nullptr : it->second.get();
+}
+
+const api::Resource* DesiredState::Find(int kind, std::string_view ns,
+                                        std::string_view name) const {
+  auto it = resources_.find(Key{kind, std::string(ns), std::string(name)});
+  return it == resources_.end() ? nullptr : it->second.get();
+}
+
+const api::Service* DesiredState::FindService(std::string_view ns, std::string_view name) const {
+  const api::Resource* r = Find(api::KIND_SERVICE, ns, name);
+  return r == nullptr ? nullptr : &r->service();
+}
+
+const api::Namespace* DesiredState::FindNamespace(std::string_view name) const {
+  const api::Resource* r = Find(api::KIND_NAMESPACE, "", name);
+  return r == nullptr ? nullptr : &r->namespace_();
+}
+
+const api::Segment* DesiredState::FindSegment(std::string_view ns) const {
+  const api::Resource* r = Find(api::KIND_SEGMENT, "", ns);
+  return r == nullptr ? nullptr : &r->segment();
+}
+
+const api::Node* DesiredState::FindNode(std::string_view name) const {
+  const api::Resource* r = Find(api::KIND_NODE, "", name);
+  return r == nullptr ? nullptr : &r->node();
+}
+
+std::vector<const api::EndpointSlice*> DesiredState::SlicesOf(std::string_view ns,
+                                                              std::string_view service) const {
+  std::vector<const api::EndpointSlice*> slices;
+  auto it = slices_by_service_.find(std::make_pair(std::string(ns), std::string(service)));
+  if (it == slices_by_service_.end()) return slices;
+  slices.reserve(it->second.size());
+  for (const std::string& name : it->second) {
+    slices.push_back(&Find(api::KIND_ENDPOINT_SLICE, ns, name)->endpoint_slice());
+  }
+  return slices;
+}
+
+std::vector<const api::Node*> DesiredState::Nodes() const {
+  std::vector<const api::Node*> out;
+  out.reserve(nodes_.size());
+  for (const std::string& name : nodes_) out.push_back(FindNode(name));
+  return out;
+}
+
+std::vector<const api::Segment*> DesiredState::Segments() const {
+  std::vector<const api::Segment*> out;
+  out.reserve(segments_.size());
+  for (const std::string& name : segments_) out.push_back(FindSegment(name));
+  return out;
+}
+
+std::vector<const api::Namespace*> DesiredState::Namespaces() const {
+  std::vector<const api::Namespace*> out;
+  out.reserve(namespaces_.size());
+  for (const std::string& name : namespaces_) out.push_back(FindNamespace(name));
+  return out;
+}
+
+std::optional<api::Resource> DesiredState::Put(const api::ResourceKey& key,
+                                               std::optional<api::Resource> resource) {
+  std::optional<api::Resource> before;
+  auto it = resources_.find(ToKey(key));
+  if (it != resources_.end()) {
+    Index(key, *it->second, false);
+    before = std::move(*it->second);
+    if (!resource.has_value()) {
+      resources_.erase(it);
+      return before;
+    }
+    *it->second = std::move(*resource);
+    Index(key, *it->second, true);
+    return before;
+  }
+  if (!resource.has_value()) return before;
+  auto held = std::make_unique<api::Resource>(std::move(*resource));
+  Index(key, *held, true);
+  resources_.emplace(ToKey(key), std::move(held));
+  return before;
+}
+
+void DesiredState::Index(const api::ResourceKey& key, const api::Resource& resource, bool add) {
+  std::set<std::string>* names = nullptr;
+  switch (key.kind()) {
+    case api::KIND_ENDPOINT_SLICE: {
+      auto service = std::make_pair(key.namespace_(), resource.endpoint_slice().service_name());
+      if (add) {
+        slices_by_service_[service].insert(key.name());
+        return;
+      }
+      auto it = slices_by_service_.find(service);
+      if (it == slices_by_service_.end()) return;
+      it->second.erase(key.name());
+      if (it->second.empty()) slices_by_service_.erase(it);
+      return;
+    }
+    case api::KIND_NODE:
+      names = &nodes_;
+      break;
+    case api::KIND_SEGMENT:
+      names = &segments_;
+      break;
+    case api::KIND_NAMESPACE:
+      names = &namespaces_;
+      break;
+    default:
+      return;
+  }
+  if (add) {
+    names->insert(key.name());
+  } else {
+    names->erase(key.name());
+  }
+}
+
+}  // namespace atl::agent

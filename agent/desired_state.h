@@ -1,0 +1,109 @@
+// The agent's copy of what the controller sent: every resource by key, with
+// the indexes the renderer needs to re-render one Service or one Node without
+// a pass over everything (a Service's EndpointSlices, the cluster-scoped kinds
+// by name).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "atoll.pb.h"
+
+namespace atl::agent {
+
+namespace api = ::atl::api::v1;
+
+// The key the controller names a resource by. Cluster-scoped kinds (Namespace,
+// Segment, Node) have an empty namespace; a Segment is named after its
+// namespace. KIND_UNSPECIFIED when the resource has no kind set.
+api::ResourceKey KeyOf(const api::Resource& resource);
+
+// "Service shop/web", "Node h1": how errors name a resource.
+std::string Describe(const api::ResourceKey& key);
+
+// One resource that an Apply changed: absent before (added), absent after
+// (removed), or both (replaced by something different).
+struct Change {
+  api::ResourceKey key;
+  std::optional<api::Resource> before;
+  std::optional<api::Resource> after;
+};
+
+class DesiredState {
+ public:
+  // Replaces everything held with `resources`. Returns the removals of keys
+  // not in it and the upserts that differ from what was held; an upsert equal
+  // to what is held is no change. Fails, changing nothing, when a resource has
+  // no kind or no name.
+  absl::StatusOr<std::vector<Change>> ApplySnapshot(std::vector<api::Resource> resources);
+  // Adds or replaces `upserts`, then removes `removals` (absent keys are no
+  // change). Fails, changing nothing, when an upsert has no kind or no name or
+  // a removal has no kind; the error gives its index so the agent's NACK says
+  // which one.
+  absl::StatusOr<std::vector<Change>> ApplyDelta(std::vector<api::Resource> upserts,
+                                                 const std::vector<api::ResourceKey>& removals);
+  // Undoes changes an Apply returned, so that the agent keeps its last good
+  // state when rendering or programming them fails. Takes them all, in the
+  // order returned.
+  void Undo(std::vector<Change> changes);
+
+  // nullptr when not held. Pointers stay valid until the next Apply or Undo.
+  const api::Resource* Get(const api::ResourceKey& key) const;
+  const api::Service* FindService(std::string_view ns, std::string_view name) const;
+  const api::Namespace* FindNamespace(std::string_view name) const;
+  const api::Segment* FindSegment(std::string_view ns) const;
+  const api::Node* FindNode(std::string_view name) const;
+
+  // The EndpointSlices whose service_name is `service`, in name order, so
+  // that duplicates across slices resolve the same way on every host.
+  std::vector<const api::EndpointSlice*> SlicesOf(std::string_view ns,
+                                                  std::string_view service) const;
+  // Cluster-scoped kinds, in name order.
+  std::vector<const api::Node*> Nodes() const;
+  std::vector<const api::Segment*> Segments() const;
+  std::vector<const api::Namespace*> Namespaces() const;
+
+  size_t size() const { return resources_.size(); }
+
+ private:
+  struct Key {
+    int kind = 0;
+    std::string ns;
+    std::string name;
+
+    friend bool operator==(const Key&, const Key&) = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.kind, k.ns, k.name);
+    }
+  };
+  static Key ToKey(const api::ResourceKey& key) {
+    return Key{static_cast<int>(key.kind()), key.namespace_(), key.name()};
+  }
+  const api::Resource* Find(int kind, std::string_view ns, std::string_view name) const;
+
+  // Puts `resource` under `key` (or removes what is there when nullopt),
+  // keeping the indexes, and returns what was there.
+  std::optional<api::Resource> Put(const api::ResourceKey& key,
+                                   std::optional<api::Resource> resource);
+  void Index(const api::ResourceKey& key, const api::Resource& resource, bool add);
+
+  // Owned through a pointer so that what Get returns survives rehashing.
+  absl::flat_hash_map<Key, std::unique_ptr<api::Resource>> resources_;
+  // (namespace, service name) -> names of its EndpointSlices.
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::set<std::string>>
+      slices_by_service_;
+  std::set<std::string> nodes_;
+  std::set<std::string> segments_;
+  std::set<std::string> namespaces_;
+};
+
+}  // namespace atl::agent
