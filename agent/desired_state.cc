@@ -107,14 +107,14 @@ absl::StatusOr<std::vector<Change>> DesiredState::ApplySnapshot(
     if (!in_snapshot.contains(key)) gone.push_back(KeyOf(*resource));
   }
   for (api::ResourceKey& key : gone) {
-    std::optional<api::Resource> before = Put(key, std::nullopt);
-    changes.push_back({std::move(key), std::move(before), std::nullopt});
+    std::shared_ptr<const api::Resource> before = Put(key, nullptr);
+    changes.push_back({std::move(key), std::move(before), nullptr});
   }
   for (size_t i = 0; i < resources.size(); ++i) {
     const api::Resource* held = Get(keys[i]);
     if (held != nullptr && SameResource(*held, resources[i])) continue;
-    std::optional<api::Resource> after = resources[i];
-    std::optional<api::Resource> before = Put(keys[i], std::move(resources[i]));
+    auto after = std::make_shared<const api::Resource>(std::move(resources[i]));
+    std::shared_ptr<const api::Resource> before = Put(keys[i], after);
     changes.push_back({std::move(keys[i]), std::move(before), std::move(after)});
   }
   return changes;
@@ -140,14 +140,14 @@ absl::StatusOr<std::vector<Change>> DesiredState::ApplyDelta(
   for (size_t i = 0; i < upserts.size(); ++i) {
     const api::Resource* held = Get(keys[i]);
     if (held != nullptr && SameResource(*held, upserts[i])) continue;
-    std::optional<api::Resource> after = upserts[i];
-    std::optional<api::Resource> before = Put(keys[i], std::move(upserts[i]));
+    auto after = std::make_shared<const api::Resource>(std::move(upserts[i]));
+    std::shared_ptr<const api::Resource> before = Put(keys[i], after);
     changes.push_back({std::move(keys[i]), std::move(before), std::move(after)});
   }
   for (const api::ResourceKey& key : removals) {
     if (Get(key) == nullptr) continue;
-    std::optional<api::Resource> before = Put(key, std::nullopt);
-    changes.push_back({key, std::move(before), std::nullopt});
+    std::shared_ptr<const api::Resource> before = Put(key, nullptr);
+    changes.push_back({key, std::move(before), nullptr});
   }
   return changes;
 }
@@ -222,26 +222,24 @@ std::vector<const api::Namespace*> DesiredState::Namespaces() const {
   return out;
 }
 
-std::optional<api::Resource> DesiredState::Put(const api::ResourceKey& key,
-                                               std::optional<api::Resource> resource) {
-  std::optional<api::Resource> before;
+std::shared_ptr<const api::Resource> DesiredState::Put(
+    const api::ResourceKey& key, std::shared_ptr<const api::Resource> resource) {
   auto it = resources_.find(ToKey(key));
   if (it != resources_.end()) {
     Index(key, *it->second, false);
-    before = std::move(*it->second);
-    if (!resource.has_value()) {
+    std::shared_ptr<const api::Resource> before = std::move(it->second);
+    if (!resource) {
       resources_.erase(it);
       return before;
     }
-    *it->second = std::move(*resource);
+    it->second = std::move(resource);
     Index(key, *it->second, true);
     return before;
   }
-  if (!resource.has_value()) return before;
-  auto held = std::make_unique<api::Resource>(std::move(*resource));
-  Index(key, *held, true);
-  resources_.emplace(ToKey(key), std::move(held));
-  return before;
+  if (!resource) return nullptr;
+  Index(key, *resource, true);
+  resources_.emplace(ToKey(key), std::move(resource));
+  return nullptr;
 }
 
 void DesiredState::Index(const api::ResourceKey& key, const api::Resource& resource, bool add) {

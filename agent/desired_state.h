@@ -30,11 +30,13 @@ api::ResourceKey KeyOf(const api::Resource& resource);
 std::string Describe(const api::ResourceKey& key);
 
 // One resource that an Apply changed: absent before (added), absent after
-// (removed), or both (replaced by something different).
+// (removed), or both (replaced by something different). Shared with the
+// state, not copied: a snapshot of 100,000 endpoints would otherwise be held
+// twice while it is rendered.
 struct Change {
   api::ResourceKey key;
-  std::optional<api::Resource> before;
-  std::optional<api::Resource> after;
+  std::shared_ptr<const api::Resource> before;
+  std::shared_ptr<const api::Resource> after;
 };
 
 class DesiredState {
@@ -90,14 +92,15 @@ class DesiredState {
   }
   const api::Resource* Find(int kind, std::string_view ns, std::string_view name) const;
 
-  // Puts `resource` under `key` (or removes what is there when nullopt),
+  // Puts `resource` under `key` (or removes what is there when null),
   // keeping the indexes, and returns what was there.
-  std::optional<api::Resource> Put(const api::ResourceKey& key,
-                                   std::optional<api::Resource> resource);
+  std::shared_ptr<const api::Resource> Put(const api::ResourceKey& key,
+                                           std::shared_ptr<const api::Resource> resource);
   void Index(const api::ResourceKey& key, const api::Resource& resource, bool add);
 
-  // Owned through a pointer so that what Get returns survives rehashing.
-  absl::flat_hash_map<Key, std::unique_ptr<api::Resource>> resources_;
+  // Held through a pointer so that what Get returns survives rehashing, and
+  // shared with the Changes that name it.
+  absl::flat_hash_map<Key, std::shared_ptr<const api::Resource>> resources_;
   // (namespace, service name) -> names of its EndpointSlices.
   absl::flat_hash_map<std::pair<std::string, std::string>, std::set<std::string>>
       slices_by_service_;

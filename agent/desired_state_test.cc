@@ -98,8 +98,8 @@ TEST(DesiredState, SnapshotReplacesEverything) {
   EXPECT_EQ(first->size(), 5u);
   EXPECT_EQ(state.size(), 5u);
   for (const Change& c : *first) {
-    EXPECT_FALSE(c.before.has_value());
-    EXPECT_TRUE(c.after.has_value());
+    EXPECT_EQ(c.before, nullptr);
+    EXPECT_NE(c.after, nullptr);
   }
 
   // web changes, the slice and h1 stay, the rest goes, h2 arrives.

@@ -264,10 +264,8 @@ absl::StatusOr<dataplane::Update> Renderer::Render(const DesiredState& state,
         break;
       case api::KIND_ENDPOINT_SLICE:
         // The slice may have moved between Services: both re-render.
-        for (const std::optional<api::Resource>* r : {&change.before, &change.after}) {
-          if (r->has_value()) {
-            services.emplace(key.namespace_(), (*r)->endpoint_slice().service_name());
-          }
+        for (const api::Resource* r : {change.before.get(), change.after.get()}) {
+          if (r != nullptr) services.emplace(key.namespace_(), r->endpoint_slice().service_name());
         }
         break;
       case api::KIND_NAMESPACE:

@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-if [ ! -d build/meson-private ]; then meson setup build >/dev/null; fi
+if [ -d build/meson-private ]; then
+  meson setup --reconfigure build >/dev/null
+else
+  meson setup build >/dev/null
+fi
 meson compile -C build controller/atoll-controller agent/atoll-agent atollctl/atollctl >/dev/null
 
 dir=$(mktemp -d /tmp/atoll-demo.XXXXXX)
