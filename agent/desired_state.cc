@@ -91,21 +91,27 @@ absl::StatusOr<std::vector<Change>> DesiredState::ApplySnapshot(
     std::vector<api::Resource> resources) {
   std::vector<api::ResourceKey> keys;
   keys.reserve(resources.size());
-  absl::flat_hash_set<Key> in_snapshot;
-  in_snapshot.reserve(resources.size());
   for (size_t i = 0; i < resources.size(); ++i) {
     keys.push_back(KeyOf(resources[i]));
     if (std::string problem = KeyProblem(keys.back()); !problem.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("snapshot resource ", i, " ", problem));
     }
-    in_snapshot.insert(ToKey(keys.back()));
   }
 
   std::vector<Change> changes;
+  changes.reserve(resources.size());
+  // What is held but not in the snapshot goes. An agent's first snapshot
+  // finds nothing held: skip building the set then.
   std::vector<api::ResourceKey> gone;
-  for (const auto& [key, resource] : resources_) {
-    if (!in_snapshot.contains(key)) gone.push_back(KeyOf(*resource));
+  if (!resources_.empty()) {
+    absl::flat_hash_set<Key> in_snapshot;
+    in_snapshot.reserve(keys.size());
+    for (const api::ResourceKey& key : keys) in_snapshot.insert(ToKey(key));
+    for (const auto& [key, resource] : resources_) {
+      if (!in_snapshot.contains(key)) gone.push_back(KeyOf(*resource));
+    }
   }
+  resources_.reserve(resources.size());
   for (api::ResourceKey& key : gone) {
     std::shared_ptr<const api::Resource> before = Put(key, nullptr);
     changes.push_back({std::move(key), std::move(before), nullptr});

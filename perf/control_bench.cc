@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -121,15 +122,20 @@ class LightAgent {
 };
 
 // Waits until every agent has ACKed `version` (or a later one); polls the
-// controller's status, the view an operator has.
+// controller's status, the view an operator has. When `first_seen` is given,
+// records when each node was first seen to have ACKed it.
 bool WaitAcked(ControllerProcess& c, int agents, uint64_t version,
+               std::map<std::string, Clock::time_point>* first_seen = nullptr,
                std::chrono::seconds timeout = std::chrono::seconds(120)) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     api::StatusResponse s = c.Status();
     int acked = 0;
     for (const api::AgentStatus& a : s.agents()) {
-      if (a.connected() && a.acked_version() >= version) ++acked;
+      if (a.connected() && a.acked_version() >= version) {
+        ++acked;
+        if (first_seen) first_seen->try_emplace(a.node(), Clock::now());
+      }
     }
     if (acked >= agents) return true;
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -195,11 +201,19 @@ int Run() {
     light.push_back(std::make_unique<LightAgent>(controller.address(), absl::StrCat("node", n)));
     light.back()->Start();
   }
-  if (!WaitAcked(controller, agents, full_version)) {
+  std::map<std::string, Clock::time_point> acked_at;
+  if (!WaitAcked(controller, agents, full_version, &acked_at)) {
     std::fprintf(stderr, "full sync did not finish\n%s\n", controller.Log().c_str());
     return 1;
   }
   const double full_sync_ms = Ms(Clock::now() - sync_start);
+  Clock::time_point light_done = sync_start;
+  for (const auto& [node, at] : acked_at) {
+    if (node != "node0") light_done = std::max(light_done, at);
+  }
+  std::printf("full sync: the atoll-agent process acked at %.0f ms, the last light agent at "
+              "%.0f ms\n",
+              Ms(acked_at["node0"] - sync_start), Ms(light_done - sync_start));
   const uint64_t bytes_after_sync = TotalBytesSent(controller);
   std::printf(
       "full sync: %d agents acked %d services / %d endpoints in %.0f ms (%.1f MiB sent "
