@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the control-plane benchmark (perf/control_bench.cc) in a release build,
+# REPETITIONS times, and prints each run and the medians. Everything runs on
+# loopback in a temporary directory; the benchmark ends the processes it
+# started. Usage: perf/control-bench.sh [REPETITIONS] [control_bench flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+reps=${1:-3}
+shift || true
+scripts/install-deps.sh
+if [ -d build-release/meson-private ]; then
+  meson setup --reconfigure build-release --buildtype=release >/dev/null
+else
+  meson setup build-release --buildtype=release >/dev/null
+fi
+meson compile -C build-release perf/control_bench controller/atoll-controller \
+  agent/atoll-agent >/dev/null
+export ATOLL_CONTROLLER=build-release/controller/atoll-controller
+export ATOLL_AGENT=build-release/agent/atoll-agent
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for i in $(seq "$reps"); do
+  echo "--- run $i"
+  build-release/perf/control_bench "$@" | tee -a "$out"
+done
+python3 - "$out" <<'PY'
+import re, statistics, sys
+text = open(sys.argv[1]).read()
+def med(pattern):
+    vals = [float(v) for v in re.findall(pattern, text)]
+    return statistics.median(vals) if vals else float("nan")
+print("--- medians of", len(re.findall(r"^full sync: \d+ agents", text, re.M)), "runs")
+print(f"full sync: {med(r'agents acked .* in (\d+) ms'):.0f} ms")
+print(f"change latency: p50 {med(r'p50 ([\d.]+) ms'):.2f} ms, p99 {med(r'p99 ([\d.]+) ms'):.2f} ms")
+print(f"bytes per agent per change: {med(r'bytes per agent per change: (\d+)'):.0f}")
+print(f"peak RSS: controller {med(r'controller ([\d.]+) MiB'):.1f} MiB, "
+      f"atoll-agent {med(r'atoll-agent ([\d.]+) MiB'):.1f} MiB")
+PY
