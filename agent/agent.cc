@@ -71,7 +71,7 @@ absl::Status Agent::ApplyVersion(ReceivedVersion&& received) {
   return absl::OkStatus();
 }
 
-api::AgentStateResponse Agent::State() const {
+api::AgentStateResponse Agent::DebugState() const {
   api::AgentStateResponse resp;
   resp.set_node(node_);
   resp.set_controller(controller_address_);
@@ -125,7 +125,7 @@ api::AgentStateResponse Agent::State() const {
 grpc::ServerUnaryReactor* Agent::State(grpc::CallbackServerContext* ctx,
                                        const api::AgentStateRequest*,
                                        api::AgentStateResponse* resp) {
-  *resp = State();
+  *resp = DebugState();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

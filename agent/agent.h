@@ -31,7 +31,8 @@ class Agent final : public ::atl::api::v1::AgentDebug::CallbackService {
 
   // Takes one version into desired state and the dataplane, all or nothing.
   absl::Status ApplyVersion(ReceivedVersion&& received);
-  ::atl::api::v1::AgentStateResponse State() const;
+  // What the agent holds, read back from the dataplane.
+  ::atl::api::v1::AgentStateResponse DebugState() const;
 
   // api::AgentDebug
   grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* ctx,

@@ -83,7 +83,7 @@ absl::StatusOr<uint64_t> Controller::CommitLocked(const Changes& changes) {
   return revision;
 }
 
-absl::StatusOr<api::ApplyResponse> Controller::Apply(const api::ApplyRequest& req) {
+absl::StatusOr<api::ApplyResponse> Controller::ApplyResources(const api::ApplyRequest& req) {
   if (req.resources().empty()) return absl::InvalidArgumentError("apply: no resources given");
   std::lock_guard lock(mu_);
   const std::vector<api::Resource> batch(req.resources().begin(), req.resources().end());
@@ -101,7 +101,7 @@ absl::StatusOr<api::ApplyResponse> Controller::Apply(const api::ApplyRequest& re
   return resp;
 }
 
-absl::StatusOr<api::DeleteResponse> Controller::Delete(const api::DeleteRequest& req) {
+absl::StatusOr<api::DeleteResponse> Controller::DeleteResources(const api::DeleteRequest& req) {
   if (req.keys().empty()) return absl::InvalidArgumentError("delete: no keys given");
   std::lock_guard lock(mu_);
   const std::vector<api::ResourceKey> keys(req.keys().begin(), req.keys().end());
@@ -135,14 +135,14 @@ absl::StatusOr<api::AllocateBlockResponse> Controller::AllocateBlock(
   return resp;
 }
 
-absl::StatusOr<api::Resource> Controller::Get(const api::ResourceKey& key) {
+absl::StatusOr<api::Resource> Controller::GetResource(const api::ResourceKey& key) {
   std::lock_guard lock(mu_);
   const api::Resource* r = model_.Get(key);
   if (!r) return absl::NotFoundError(absl::StrCat(KeyString(key), " not found"));
   return *r;
 }
 
-api::ListResponse Controller::List(const api::ListRequest& req) {
+api::ListResponse Controller::ListResources(const api::ListRequest& req) {
   std::lock_guard lock(mu_);
   api::ListResponse resp;
   resp.set_version(store_->revision());
@@ -152,7 +152,7 @@ api::ListResponse Controller::List(const api::ListRequest& req) {
   return resp;
 }
 
-api::StatusResponse Controller::Status() {
+api::StatusResponse Controller::ClusterStatus() {
   api::StatusResponse resp;
   resp.set_version(sync_->revision());
   resp.set_store_id(sync_->store_id());
@@ -164,7 +164,7 @@ grpc::ServerUnaryReactor* Controller::Apply(grpc::CallbackServerContext* ctx,
                                             const api::ApplyRequest* req,
                                             api::ApplyResponse* resp) {
   return Unary(ctx, [&] {
-    absl::StatusOr<api::ApplyResponse> r = Apply(*req);
+    absl::StatusOr<api::ApplyResponse> r = ApplyResources(*req);
     if (r.ok()) *resp = *std::move(r);
     return r.status();
   });
@@ -174,7 +174,7 @@ grpc::ServerUnaryReactor* Controller::Delete(grpc::CallbackServerContext* ctx,
                                              const api::DeleteRequest* req,
                                              api::DeleteResponse* resp) {
   return Unary(ctx, [&] {
-    absl::StatusOr<api::DeleteResponse> r = Delete(*req);
+    absl::StatusOr<api::DeleteResponse> r = DeleteResources(*req);
     if (r.ok()) *resp = *std::move(r);
     return r.status();
   });
@@ -183,7 +183,7 @@ grpc::ServerUnaryReactor* Controller::Delete(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* Controller::Get(grpc::CallbackServerContext* ctx,
                                           const api::ResourceKey* req, api::Resource* resp) {
   return Unary(ctx, [&] {
-    absl::StatusOr<api::Resource> r = Get(*req);
+    absl::StatusOr<api::Resource> r = GetResource(*req);
     if (r.ok()) *resp = *std::move(r);
     return r.status();
   });
@@ -192,7 +192,7 @@ grpc::ServerUnaryReactor* Controller::Get(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* Controller::List(grpc::CallbackServerContext* ctx,
                                            const api::ListRequest* req, api::ListResponse* resp) {
   return Unary(ctx, [&] {
-    *resp = List(*req);
+    *resp = ListResources(*req);
     return absl::OkStatus();
   });
 }
@@ -200,7 +200,7 @@ grpc::ServerUnaryReactor* Controller::List(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* Controller::Status(grpc::CallbackServerContext* ctx,
                                              const api::StatusRequest*, api::StatusResponse* resp) {
   return Unary(ctx, [&] {
-    *resp = Status();
+    *resp = ClusterStatus();
     return absl::OkStatus();
   });
 }

@@ -26,15 +26,18 @@ class Controller final : public ::atl::api::v1::Admin::CallbackService {
 
   SyncServer& sync() { return *sync_; }
 
-  absl::StatusOr<::atl::api::v1::ApplyResponse> Apply(const ::atl::api::v1::ApplyRequest& req);
-  absl::StatusOr<::atl::api::v1::DeleteResponse> Delete(const ::atl::api::v1::DeleteRequest& req);
-  absl::StatusOr<::atl::api::v1::Resource> Get(const ::atl::api::v1::ResourceKey& key);
-  ::atl::api::v1::ListResponse List(const ::atl::api::v1::ListRequest& req);
-  ::atl::api::v1::StatusResponse Status();
+  absl::StatusOr<::atl::api::v1::ApplyResponse> ApplyResources(
+      const ::atl::api::v1::ApplyRequest& req);
+  absl::StatusOr<::atl::api::v1::DeleteResponse> DeleteResources(
+      const ::atl::api::v1::DeleteRequest& req);
+  absl::StatusOr<::atl::api::v1::Resource> GetResource(const ::atl::api::v1::ResourceKey& key);
+  ::atl::api::v1::ListResponse ListResources(const ::atl::api::v1::ListRequest& req);
+  ::atl::api::v1::StatusResponse ClusterStatus();
   absl::StatusOr<::atl::api::v1::AllocateBlockResponse> AllocateBlock(
       const ::atl::api::v1::AllocateBlockRequest& req);
 
-  // api::Admin, over the functions above.
+  // api::Admin, over the functions above (named apart: clang warns when an
+  // overload hides a virtual).
   grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx,
                                   const ::atl::api::v1::ApplyRequest* req,
                                   ::atl::api::v1::ApplyResponse* resp) override;

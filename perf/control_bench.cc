@@ -12,6 +12,8 @@
 //    after another;
 //  - bytes sent per agent per change (Sync message bytes, before gRPC framing);
 //  - peak RSS of the controller and of the real agent.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +38,8 @@ ABSL_FLAG(int, endpoints, 10, "endpoints per Service");
 ABSL_FLAG(int, agents, 50, "agents: one atoll-agent process, the rest light agents");
 ABSL_FLAG(int, changes, 1000, "single-EndpointSlice changes timed one after another");
 ABSL_FLAG(int, batch, 1000, "resources per Apply while populating");
+ABSL_FLAG(bool, light_cache, true,
+          "light agents keep the agent's desired-state cache; without it they parse and ACK only");
 
 namespace atl::perf {
 namespace {
@@ -48,12 +52,13 @@ using testing::TempDir;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-// VmHWM (peak resident set) of a process, in MiB.
-double PeakRssMiB(pid_t pid) {
+// A memory figure of /proc/PID/status ("VmHWM": peak resident set,
+// "VmRSS": resident now), in MiB.
+double StatusMiB(pid_t pid, const std::string& field = "VmHWM") {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
   }
   return 0;
 }
@@ -96,7 +101,8 @@ api::Resource Service(int i) {
   return r;
 }
 
-// A light agent: the agent's sync client and desired-state cache, no dataplane.
+// A light agent: the agent's sync client (which parses every resource) and,
+// unless --light_cache=false, its desired-state cache; no dataplane.
 class LightAgent {
  public:
   LightAgent(const std::string& address, const std::string& node) {
@@ -107,6 +113,7 @@ class LightAgent {
     client_ = std::make_unique<agent::SyncClient>(
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
         agent::SyncClient::Options{.node = node}, [this](agent::ReceivedVersion&& v) {
+          if (!absl::GetFlag(FLAGS_light_cache)) return absl::OkStatus();
           absl::StatusOr<std::vector<agent::Change>> changes =
               v.snapshot ? state_.ApplySnapshot(std::move(v.upserts))
                          : state_.ApplyDelta(std::move(v.upserts), v.removals);
@@ -211,9 +218,10 @@ int Run() {
   for (const auto& [node, at] : acked_at) {
     if (node != "node0") light_done = std::max(light_done, at);
   }
-  std::printf("full sync: the atoll-agent process acked at %.0f ms, the last light agent at "
-              "%.0f ms\n",
-              Ms(acked_at["node0"] - sync_start), Ms(light_done - sync_start));
+  std::printf(
+      "full sync: the atoll-agent process acked at %.0f ms, the last light agent at "
+      "%.0f ms\n",
+      Ms(acked_at["node0"] - sync_start), Ms(light_done - sync_start));
   const uint64_t bytes_after_sync = TotalBytesSent(controller);
   std::printf(
       "full sync: %d agents acked %d services / %d endpoints in %.0f ms (%.1f MiB sent "
@@ -247,8 +255,13 @@ int Run() {
   std::printf("change latency (%d changes, %d agents): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
               changes, agents, pct(0.50), pct(0.99), latencies.back());
   std::printf("bytes per agent per change: %.0f\n", per_change);
-  std::printf("peak RSS: controller %.1f MiB, atoll-agent %.1f MiB\n", PeakRssMiB(controller.pid()),
-              PeakRssMiB(real.pid()));
+  std::printf("peak RSS: controller %.1f MiB, atoll-agent %.1f MiB\n", StatusMiB(controller.pid()),
+              StatusMiB(real.pid()));
+  std::printf(
+      "RSS now: controller %.1f MiB, atoll-agent %.1f MiB; this process with %d light "
+      "agents %.1f MiB\n",
+      StatusMiB(controller.pid(), "VmRSS"), StatusMiB(real.pid(), "VmRSS"), agents - 1,
+      StatusMiB(getpid(), "VmRSS"));
 
   for (auto& a : light) a->Stop();
   real.Stop();
