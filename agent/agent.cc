@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -68,6 +70,11 @@ absl::Status Agent::ApplyVersion(ReceivedVersion&& received) {
   renderer_.Commit();
   version_ = received.version;
   store_id_ = received.store_id;
+  if (received.snapshot) {
+    // A snapshot's parts, changes and update are freed by now: hand their
+    // pages back rather than keep them in malloc's free lists.
+    malloc_trim(0);
+  }
   return absl::OkStatus();
 }
 
