@@ -29,6 +29,7 @@ ABSL_FLAG(uint32_t, node_block_len, 28, "prefix length of a node's address block
 ABSL_FLAG(std::string, service_cidrs, "198.18.64.0/18", "ClusterIP ranges, at most one per family");
 ABSL_FLAG(std::string, node_port_range, "30000-32767", "nodePort range");
 ABSL_FLAG(uint64_t, max_tombstones, 100000, "deleted keys remembered for agents that resume");
+ABSL_FLAG(uint64_t, sync_part_bytes, 1 << 20, "a version is sent in parts of about this size");
 
 namespace atl::controller {
 namespace {
@@ -82,6 +83,7 @@ int Run() {
   const std::string store_id = (*store)->id();
   SyncOptions sync_options;
   sync_options.max_tombstones = absl::GetFlag(FLAGS_max_tombstones);
+  sync_options.part_bytes = absl::GetFlag(FLAGS_sync_part_bytes);
   absl::StatusOr<std::unique_ptr<Controller>> controller =
       Controller::Create(*std::move(store), *config, sync_options);
   if (!controller.ok()) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <deque>
 
 #include "absl/strings/str_cat.h"
 
@@ -42,16 +41,14 @@ class AgentStream final : public grpc::ServerBidiReactor<api::SyncRequest, api::
     if (refused_version_ != 0 && server_->revision() <= refused_version_) return;
     std::optional<SyncServer::Pending> pending = server_->Collect(sent_, need_snapshot_);
     if (!pending) return;
-    const bool snapshot = pending->snapshot;
-    const uint64_t version = pending->version;
-    const Cursor end = pending->end;
     in_flight_nonce_ = absl::StrCat(++nonce_counter_);
-    parts_ = server_->Encode(std::move(*pending), in_flight_nonce_);
+    pending->nonce = in_flight_nonce_;
     in_flight_ = true;
-    in_flight_version_ = version;
-    sent_ = end;
-    status_.set_sent_version(version);
-    if (snapshot) status_.set_snapshots_sent(status_.snapshots_sent() + 1);
+    in_flight_version_ = pending->version;
+    sent_ = pending->end;
+    status_.set_sent_version(pending->version);
+    if (pending->snapshot) status_.set_snapshots_sent(status_.snapshots_sent() + 1);
+    pending_ = std::move(pending);
     WriteNextPart();
   }
 
@@ -89,7 +86,7 @@ class AgentStream final : public grpc::ServerBidiReactor<api::SyncRequest, api::
     std::lock_guard lock(mu_);
     writing_ = false;
     if (!ok || done_) return;  // a broken stream; OnReadDone sees it too
-    parts_.pop_front();
+    part_.reset();
     WriteNextPart();
   }
 
@@ -157,10 +154,12 @@ class AgentStream final : public grpc::ServerBidiReactor<api::SyncRequest, api::
   }
 
   void WriteNextPart() {
-    if (parts_.empty() || writing_ || done_) return;
+    if (!pending_ || writing_ || done_) return;
+    part_ = server_->NextPart(*pending_);
+    if (pending_->done()) pending_.reset();
     writing_ = true;
-    status_.set_bytes_sent(status_.bytes_sent() + parts_.front()->ByteSizeLong());
-    StartWrite(parts_.front().get());
+    status_.set_bytes_sent(status_.bytes_sent() + part_->ByteSizeLong());
+    StartWrite(part_.get());
   }
 
   void FinishOnce(grpc::Status status) {
@@ -177,7 +176,8 @@ class AgentStream final : public grpc::ServerBidiReactor<api::SyncRequest, api::
   std::string node_;  // empty until the hello
   bool done_ = false;
   bool writing_ = false;
-  std::deque<std::unique_ptr<api::SyncResponse>> parts_;  // of the version being written
+  std::optional<SyncServer::Pending> pending_;  // the rest of the version being written
+  std::unique_ptr<api::SyncResponse> part_;     // the part being written
   bool in_flight_ = false;  // a version sent (or being sent) and not yet acknowledged
   uint64_t in_flight_version_ = 0;
   std::string in_flight_nonce_;
@@ -253,39 +253,27 @@ std::optional<SyncServer::Pending> SyncServer::Collect(Cursor from, bool snapsho
   return p;
 }
 
-std::deque<std::unique_ptr<api::SyncResponse>> SyncServer::Encode(Pending pending,
-                                                                  const std::string& nonce) const {
-  std::deque<std::unique_ptr<api::SyncResponse>> parts;
-  auto next_part = [&] {
-    auto part = std::make_unique<api::SyncResponse>();
-    part->set_version(pending.version);
-    part->set_nonce(nonce);
-    part->set_store_id(store_id_);
-    part->set_snapshot(pending.snapshot);
-    part->set_more(true);
-    parts.push_back(std::move(part));
-    return parts.back().get();
-  };
-  api::SyncResponse* part = next_part();
+std::unique_ptr<api::SyncResponse> SyncServer::NextPart(Pending& pending) const {
+  auto part = std::make_unique<api::SyncResponse>();
+  part->set_version(pending.version);
+  part->set_nonce(pending.nonce);
+  part->set_store_id(store_id_);
+  part->set_snapshot(pending.snapshot);
   size_t bytes = 0;
-  for (const auto& data : pending.upserts) {
-    if (bytes > 0 && bytes + data->size() > options_.part_bytes) {
-      part = next_part();
-      bytes = 0;
-    }
-    part->add_upserts(*data);
-    bytes += data->size() + 4;
+  for (; pending.next_upsert < pending.upserts.size(); ++pending.next_upsert) {
+    const std::string& data = *pending.upserts[pending.next_upsert];
+    if (bytes > 0 && bytes + data.size() > options_.part_bytes) break;
+    part->add_upserts(data);
+    bytes += data.size() + 4;
   }
-  for (auto& key : pending.removals) {
-    if (bytes > 0 && bytes + key.ByteSizeLong() > options_.part_bytes) {
-      part = next_part();
-      bytes = 0;
-    }
+  for (; pending.next_removal < pending.removals.size(); ++pending.next_removal) {
+    api::ResourceKey& key = pending.removals[pending.next_removal];
+    if (bytes > 0 && bytes + key.ByteSizeLong() > options_.part_bytes) break;
     bytes += key.ByteSizeLong() + 2;
     *part->add_removals() = std::move(key);
   }
-  parts.back()->set_more(false);
-  return parts;
+  part->set_more(!pending.done());
+  return part;
 }
 
 void SyncServer::Register(const std::string& node, AgentStream* stream) {

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -84,19 +83,27 @@ class SyncServer final : public ::atl::api::v1::Sync::CallbackService {
  private:
   friend class AgentStream;
 
-  // What an agent is sent next, built under the journal lock, encoded outside it.
+  // What an agent is sent next: collected under the journal lock as
+  // references to the journal's encoded resources, and copied into parts
+  // outside it, one part at a time, as the stream takes them. A stream so
+  // holds one part and the references, never a whole encoded snapshot.
   struct Pending {
     uint64_t version = 0;
     Cursor end;
     bool snapshot = false;
+    std::string nonce;
     std::vector<std::shared_ptr<const std::string>> upserts;
     std::vector<::atl::api::v1::ResourceKey> removals;
+    size_t next_upsert = 0;  // the first not yet in a part
+    size_t next_removal = 0;
+    bool done() const { return next_upsert == upserts.size() && next_removal == removals.size(); }
   };
   // The changes after `from`, or a snapshot when those are forgotten or
   // `snapshot` is asked; nullopt when nothing was written after `from`.
   std::optional<Pending> Collect(Cursor from, bool snapshot) const;
-  std::deque<std::unique_ptr<::atl::api::v1::SyncResponse>> Encode(Pending pending,
-                                                                   const std::string& nonce) const;
+  // The next part of `pending`, of about SyncOptions::part_bytes; the last
+  // one has `more` false.
+  std::unique_ptr<::atl::api::v1::SyncResponse> NextPart(Pending& pending) const;
 
   // The stream that serves `node` now; an older one for the node is ended.
   void Register(const std::string& node, AgentStream* stream);

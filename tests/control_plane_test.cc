@@ -95,7 +95,8 @@ class ControlPlaneTest : public ::testing::Test {
 };
 
 TEST_F(ControlPlaneTest, AgentsGetASnapshotThenDeltasAndProgramThem) {
-  ControllerProcess controller(dir_.path());
+  // Parts of about 100 bytes: every version here comes in several.
+  ControllerProcess controller(dir_.path(), {"--sync_part_bytes=100"});
   api::ApplyResponse applied;
   ASSERT_TRUE(controller
                   .Apply({Namespace("shop"), Node("h1", "198.18.0.1"), Node("h2", "198.18.0.2"),
