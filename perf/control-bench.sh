@@ -29,10 +29,14 @@ text = open(sys.argv[1]).read()
 def med(pattern):
     vals = [float(v) for v in re.findall(pattern, text)]
     return statistics.median(vals) if vals else float("nan")
-print("--- medians of", len(re.findall(r"^full sync: \d+ agents", text, re.M)), "runs")
-print(f"full sync: {med(r'agents acked .* in (\d+) ms'):.0f} ms")
-print(f"change latency: p50 {med(r'p50 ([\d.]+) ms'):.2f} ms, p99 {med(r'p99 ([\d.]+) ms'):.2f} ms")
-print(f"bytes per agent per change: {med(r'bytes per agent per change: (\d+)'):.0f}")
-print(f"peak RSS: controller {med(r'controller ([\d.]+) MiB'):.1f} MiB, "
-      f"atoll-agent {med(r'atoll-agent ([\d.]+) MiB'):.1f} MiB")
+runs = len(re.findall(r"^full sync: \d+ agents", text, re.M))
+sync = med(r"agents acked .* in (\d+) ms")
+p50, p99 = med(r"p50 ([\d.]+) ms"), med(r"p99 ([\d.]+) ms")
+per_change = med(r"bytes per agent per change: (\d+)")
+ctl, agent = med(r"peak RSS: controller ([\d.]+) MiB"), med(r"peak RSS: .*atoll-agent ([\d.]+) MiB")
+print(f"--- medians of {runs} runs")
+print(f"full sync: {sync:.0f} ms")
+print(f"change latency: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+print(f"bytes per agent per change: {per_change:.0f}")
+print(f"peak RSS: controller {ctl:.1f} MiB, atoll-agent {agent:.1f} MiB")
 PY
