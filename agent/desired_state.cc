@@ -88,11 +88,11 @@ std::string Describe(const api::ResourceKey& key) {
 }
 
 absl::StatusOr<std::vector<Change>> DesiredState::ApplySnapshot(
-    std::vector<api::Resource> resources) {
+    std::vector<ResourcePtr> resources) {
   std::vector<api::ResourceKey> keys;
   keys.reserve(resources.size());
   for (size_t i = 0; i < resources.size(); ++i) {
-    keys.push_back(KeyOf(resources[i]));
+    keys.push_back(KeyOf(*resources[i]));
     if (std::string problem = KeyProblem(keys.back()); !problem.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("snapshot resource ", i, " ", problem));
     }
@@ -118,20 +118,20 @@ absl::StatusOr<std::vector<Change>> DesiredState::ApplySnapshot(
   }
   for (size_t i = 0; i < resources.size(); ++i) {
     const api::Resource* held = Get(keys[i]);
-    if (held != nullptr && SameResource(*held, resources[i])) continue;
-    auto after = std::make_shared<const api::Resource>(std::move(resources[i]));
-    std::shared_ptr<const api::Resource> before = Put(keys[i], after);
+    if (held != nullptr && SameResource(*held, *resources[i])) continue;
+    ResourcePtr after = std::move(resources[i]);
+    ResourcePtr before = Put(keys[i], after);
     changes.push_back({std::move(keys[i]), std::move(before), std::move(after)});
   }
   return changes;
 }
 
 absl::StatusOr<std::vector<Change>> DesiredState::ApplyDelta(
-    std::vector<api::Resource> upserts, const std::vector<api::ResourceKey>& removals) {
+    std::vector<ResourcePtr> upserts, const std::vector<api::ResourceKey>& removals) {
   std::vector<api::ResourceKey> keys;
   keys.reserve(upserts.size());
   for (size_t i = 0; i < upserts.size(); ++i) {
-    keys.push_back(KeyOf(upserts[i]));
+    keys.push_back(KeyOf(*upserts[i]));
     if (std::string problem = KeyProblem(keys.back()); !problem.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("upsert ", i, " ", problem));
     }
@@ -145,9 +145,9 @@ absl::StatusOr<std::vector<Change>> DesiredState::ApplyDelta(
   std::vector<Change> changes;
   for (size_t i = 0; i < upserts.size(); ++i) {
     const api::Resource* held = Get(keys[i]);
-    if (held != nullptr && SameResource(*held, upserts[i])) continue;
-    auto after = std::make_shared<const api::Resource>(std::move(upserts[i]));
-    std::shared_ptr<const api::Resource> before = Put(keys[i], after);
+    if (held != nullptr && SameResource(*held, *upserts[i])) continue;
+    ResourcePtr after = std::move(upserts[i]);
+    ResourcePtr before = Put(keys[i], after);
     changes.push_back({std::move(keys[i]), std::move(before), std::move(after)});
   }
   for (const api::ResourceKey& key : removals) {

@@ -33,10 +33,12 @@ std::string Describe(const api::ResourceKey& key);
 // (removed), or both (replaced by something different). Shared with the
 // state, not copied: a snapshot of 100,000 endpoints would otherwise be held
 // twice while it is rendered.
+using ResourcePtr = std::shared_ptr<const api::Resource>;
+
 struct Change {
   api::ResourceKey key;
-  std::shared_ptr<const api::Resource> before;
-  std::shared_ptr<const api::Resource> after;
+  ResourcePtr before;
+  ResourcePtr after;
 };
 
 class DesiredState {
@@ -45,13 +47,23 @@ class DesiredState {
   // not in it and the upserts that differ from what was held; an upsert equal
   // to what is held is no change. Fails, changing nothing, when a resource has
   // no kind or no name.
-  absl::StatusOr<std::vector<Change>> ApplySnapshot(std::vector<api::Resource> resources);
+  // The resources are held as given: the sync client parses a version into
+  // one protobuf arena, which its resources keep alive.
+  absl::StatusOr<std::vector<Change>> ApplySnapshot(std::vector<ResourcePtr> resources);
   // Adds or replaces `upserts`, then removes `removals` (absent keys are no
   // change). Fails, changing nothing, when an upsert has no kind or no name or
   // a removal has no kind; the error gives its index so the agent's NACK says
   // which one.
-  absl::StatusOr<std::vector<Change>> ApplyDelta(std::vector<api::Resource> upserts,
+  absl::StatusOr<std::vector<Change>> ApplyDelta(std::vector<ResourcePtr> upserts,
                                                  const std::vector<api::ResourceKey>& removals);
+  // The same, from resources by value (tests, tools).
+  absl::StatusOr<std::vector<Change>> ApplySnapshot(std::vector<api::Resource> resources) {
+    return ApplySnapshot(Share(std::move(resources)));
+  }
+  absl::StatusOr<std::vector<Change>> ApplyDelta(std::vector<api::Resource> upserts,
+                                                 const std::vector<api::ResourceKey>& removals) {
+    return ApplyDelta(Share(std::move(upserts)), removals);
+  }
   // Undoes changes an Apply returned, so that the agent keeps its last good
   // state when rendering or programming them fails. Takes them all, in the
   // order returned.
@@ -87,6 +99,12 @@ class DesiredState {
       return H::combine(std::move(h), k.kind, k.ns, k.name);
     }
   };
+  static std::vector<ResourcePtr> Share(std::vector<api::Resource> resources) {
+    std::vector<ResourcePtr> out;
+    out.reserve(resources.size());
+    for (api::Resource& r : resources) out.push_back(std::make_shared<api::Resource>(std::move(r)));
+    return out;
+  }
   static Key ToKey(const api::ResourceKey& key) {
     return Key{static_cast<int>(key.kind()), key.namespace_(), key.name()};
   }

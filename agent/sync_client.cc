@@ -8,6 +8,18 @@
 namespace atl::agent {
 namespace api = ::atl::api::v1;
 
+namespace {
+
+// Blocks grow from 4 KiB (a one-resource delta) to 1 MiB (a snapshot).
+std::shared_ptr<google::protobuf::Arena> NewArena() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 4096;
+  options.max_block_size = 1 << 20;
+  return std::make_shared<google::protobuf::Arena>(options);
+}
+
+}  // namespace
+
 SyncClient::SyncClient(std::shared_ptr<grpc::Channel> channel, Options options, ApplyFn apply)
     : stub_(api::Sync::NewStub(channel)), options_(std::move(options)), apply_(std::move(apply)) {}
 
@@ -98,6 +110,7 @@ grpc::Status SyncClient::Stream() {
   if (!stream->Write(hello)) return stream->Finish();
 
   ReceivedVersion assembling;
+  std::shared_ptr<google::protobuf::Arena> arena;
   std::string nonce;
   std::string parse_error;
   api::SyncResponse part;
@@ -106,6 +119,7 @@ grpc::Status SyncClient::Stream() {
     // A part of a new version discards an unfinished one.
     if (part.nonce() != nonce || part.version() != assembling.version) {
       assembling = ReceivedVersion{};
+      arena = NewArena();
       assembling.version = part.version();
       assembling.store_id = part.store_id();
       assembling.snapshot = part.snapshot();
@@ -113,11 +127,13 @@ grpc::Status SyncClient::Stream() {
       parse_error.clear();
     }
     for (int i = 0; i < part.upserts_size(); ++i) {
-      api::Resource& r = assembling.upserts.emplace_back();
-      if (!r.ParseFromString(part.upserts(i)) && parse_error.empty()) {
+      auto* r = google::protobuf::Arena::CreateMessage<api::Resource>(arena.get());
+      if (!r->ParseFromString(part.upserts(i)) && parse_error.empty()) {
         parse_error = absl::StrCat("version ", part.version(), ": upsert ",
-                                   assembling.upserts.size() - 1, " does not parse");
+                                   assembling.upserts.size(), " does not parse");
       }
+      // Shares ownership of the arena, points at the resource.
+      assembling.upserts.emplace_back(arena, r);
     }
     for (api::ResourceKey& key : *part.mutable_removals()) {
       assembling.removals.push_back(std::move(key));
@@ -129,6 +145,7 @@ grpc::Status SyncClient::Stream() {
     absl::Status applied = parse_error.empty() ? apply_(std::move(assembling))
                                                : absl::InvalidArgumentError(parse_error);
     assembling = ReceivedVersion{};
+    arena.reset();
     api::SyncRequest ack;
     ack.mutable_ack()->set_version(version);
     ack.mutable_ack()->set_nonce(nonce);

@@ -27,7 +27,10 @@ struct ReceivedVersion {
   uint64_t version = 0;
   std::string store_id;
   bool snapshot = false;  // replaces everything held
-  std::vector<::atl::api::v1::Resource> upserts;
+  // Parsed into one protobuf arena (bump allocation instead of a malloc per
+  // field: a 100,000-endpoint snapshot parses several times faster), which
+  // each resource keeps alive through its shared_ptr.
+  std::vector<std::shared_ptr<const ::atl::api::v1::Resource>> upserts;
   std::vector<::atl::api::v1::ResourceKey> removals;
 };
 
