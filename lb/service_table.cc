@@ -154,7 +154,7 @@ void ServiceTable::IndexBackends(const Service& svc, bool add) {
     }
     auto it = by_backend_.find(key);
     if (it == by_backend_.end()) continue;
-    std::erase(it->second, svc.id);
+    it->second.erase(std::remove(it->second.begin(), it->second.end(), svc.id), it->second.end());
     if (it->second.empty()) by_backend_.erase(it);
   }
 }
