@@ -244,6 +244,55 @@ TEST_F(ControlPlaneTest, AnAgentThatCannotProgramAVersionNacksItAndKeepsItsLastG
   EXPECT_THAT(StatusOf(controller, "h2").last_error(), IsEmpty());
 }
 
+TEST_F(ControlPlaneTest, ANodesBlockBecomesARouteOnEveryOtherAgentAndGoesWithTheNode) {
+  ControllerProcess controller(dir_.path());
+  api::ApplyResponse applied;
+  ASSERT_TRUE(controller
+                  .Apply({Namespace("shop"), Node("h1", "198.18.0.1"), Node("h2", "198.18.0.2")},
+                         &applied)
+                  .ok());
+  AgentProcess h1(dir_.path(), "h1", controller.address());
+  AgentProcess h2(dir_.path(), "h2", controller.address());
+
+  // What the CNI server of h1 asks for when its pods in "shop" need addresses.
+  auto sync = api::Sync::NewStub(
+      grpc::CreateChannel(controller.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  api::AllocateBlockRequest req;
+  req.set_node("h1");
+  req.set_namespace_("shop");
+  api::AllocateBlockResponse block;
+  ASSERT_TRUE(sync->AllocateBlock(&ctx, req, &block).ok());
+  EXPECT_EQ(block.block().namespace_(), "shop");
+  ASSERT_TRUE(WaitFor([&] { return controller.AllAcked({"h1", "h2"}); }));
+
+  api::AgentStateResponse h2_state = h2.State();
+  ASSERT_THAT(h2_state.routes(), SizeIs(1)) << h2_state.DebugString();
+  EXPECT_EQ(h2_state.routes(0).cidr(), block.block().cidr());
+  EXPECT_EQ(h2_state.routes(0).underlay_address(), "198.18.0.1");
+  ASSERT_THAT(h2_state.segments(), SizeIs(1));
+  EXPECT_EQ(h2_state.routes(0).vni(), h2_state.segments(0).id());
+  EXPECT_THAT(h1.State().routes(), IsEmpty()) << "its own block is local, not routed";
+
+  // An unknown namespace is named in the error.
+  grpc::ClientContext ctx2;
+  req.set_namespace_("nowhere");
+  grpc::Status refused = sync->AllocateBlock(&ctx2, req, &block);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(refused.error_message(), HasSubstr("nowhere"));
+
+  // Deleting h1 releases its block: the route goes from h2.
+  grpc::ClientContext ctx3;
+  api::DeleteRequest del;
+  api::ResourceKey* k = del.add_keys();
+  k->set_kind(api::KIND_NODE);
+  k->set_name("h1");
+  api::DeleteResponse deleted;
+  ASSERT_TRUE(controller.admin().Delete(&ctx3, del, &deleted).ok());
+  ASSERT_TRUE(WaitFor([&] { return h2.State().version() == deleted.version(); }));
+  EXPECT_THAT(h2.State().routes(), IsEmpty());
+}
+
 // Runs atollctl with `args`; returns its exit code and fills `out` with
 // stdout and stderr together.
 int Atollctl(const std::string& controller, const std::string& args, std::string* out) {
