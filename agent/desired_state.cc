@@ -9,23 +9,6 @@
 namespace atl::agent {
 namespace {
 
-const char* KindName(api::Kind kind) {
-  switch (kind) {
-    case api::KIND_NAMESPACE:
-      return "Namespace";
-    case api::KIND_SEGMENT:
-      return "Segment";
-    case api::KIND_SERVICE:
-      return "Service";
-    case api::KIND_ENDPOINT_SLICE:
-      return "EndpointSlice";
-    case api::KIND_NODE:
-      return "Node";
-    default:
-      return "resource of no kind";
-  }
-}
-
 bool Namespaced(api::Kind kind) {
   return kind == api::KIND_SERVICE || kind == api::KIND_ENDPOINT_SLICE;
 }
@@ -49,43 +32,6 @@ bool SameResource(const api::Resource& a, const api::Resource& b) {
 }
 
 }  // namespace
-
-api::ResourceKey KeyOf(const api::Resource& resource) {
-  api::ResourceKey key;
-  switch (resource.kind_case()) {
-    case api::Resource::kNamespace:
-      key.set_kind(api::KIND_NAMESPACE);
-      key.set_name(resource.namespace_().name());
-      break;
-    case api::Resource::kSegment:
-      key.set_kind(api::KIND_SEGMENT);
-      key.set_name(resource.segment().namespace_());
-      break;
-    case api::Resource::kService:
-      key.set_kind(api::KIND_SERVICE);
-      key.set_namespace_(resource.service().namespace_());
-      key.set_name(resource.service().name());
-      break;
-    case api::Resource::kEndpointSlice:
-      key.set_kind(api::KIND_ENDPOINT_SLICE);
-      key.set_namespace_(resource.endpoint_slice().namespace_());
-      key.set_name(resource.endpoint_slice().name());
-      break;
-    case api::Resource::kNode:
-      key.set_kind(api::KIND_NODE);
-      key.set_name(resource.node().name());
-      break;
-    case api::Resource::KIND_NOT_SET:
-      break;
-  }
-  return key;
-}
-
-std::string Describe(const api::ResourceKey& key) {
-  return key.namespace_().empty()
-             ? absl::StrCat(KindName(key.kind()), " ", key.name())
-             : absl::StrCat(KindName(key.kind()), " ", key.namespace_(), "/", key.name());
-}
 
 absl::StatusOr<std::vector<Change>> DesiredState::ApplySnapshot(
     std::vector<ResourcePtr> resources) {

@@ -16,18 +16,16 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "atoll.pb.h"
+#include "resource_key.h"
 
 namespace atl::agent {
 
 namespace api = ::atl::api::v1;
 
-// The key the controller names a resource by. Cluster-scoped kinds (Namespace,
-// Segment, Node) have an empty namespace; a Segment is named after its
-// namespace. KIND_UNSPECIFIED when the resource has no kind set.
-api::ResourceKey KeyOf(const api::Resource& resource);
-
-// "Service shop/web", "Node h1": how errors name a resource.
-std::string Describe(const api::ResourceKey& key);
+// KeyOf (the key the controller names a resource by) and Describe
+// ("Service shop/web") are in proto/resource_key.h.
+using ::atl::api::v1::Describe;
+using ::atl::api::v1::KeyOf;
 
 // One resource that an Apply changed: absent before (added), absent after
 // (removed), or both (replaced by something different). Shared with the

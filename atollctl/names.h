@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "atoll.pb.h"
+#include "resource_key.h"
 
 namespace atl::ctl {
 
@@ -124,8 +125,8 @@ const KindInfo* FindKind(absl::string_view cli_name);
 const KindInfo* FindKind(api::Kind kind);
 const KindInfo* FindKind(api::Resource::KindCase kind_case);
 
-// The key the admin API files resource under.
-api::ResourceKey KeyOf(const api::Resource& resource);
+// The key the admin API files a resource under: proto/resource_key.h.
+using ::atl::api::v1::KeyOf;
 
 // "shop/web" for namespaced resources, "shop" for cluster-scoped ones.
 std::string QualifiedName(const api::ResourceKey& key);

@@ -42,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(std::unique_ptr<S
     if (!e.data.empty()) {
       api::Resource r;
       if (!r.ParseFromString(e.data)) {
-        bad = absl::DataLossError(absl::StrCat("store: entry ", KeyString(e.key), " at revision ",
+        bad = absl::DataLossError(absl::StrCat("store: entry ", Describe(e.key), " at revision ",
                                                e.revision, " does not parse"));
         return;
       }
@@ -138,7 +138,7 @@ absl::StatusOr<api::AllocateBlockResponse> Controller::AllocateBlock(
 absl::StatusOr<api::Resource> Controller::GetResource(const api::ResourceKey& key) {
   std::lock_guard lock(mu_);
   const api::Resource* r = model_.Get(key);
-  if (!r) return absl::NotFoundError(absl::StrCat(KeyString(key), " not found"));
+  if (!r) return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
   return *r;
 }
 

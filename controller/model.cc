@@ -115,46 +115,6 @@ absl::Status ClusterConfig::Validate() const {
 
 // --- Keys -------------------------------------------------------------------
 
-const char* KindName(api::Kind kind) {
-  switch (kind) {
-    case api::KIND_NAMESPACE:
-      return "Namespace";
-    case api::KIND_SEGMENT:
-      return "Segment";
-    case api::KIND_SERVICE:
-      return "Service";
-    case api::KIND_ENDPOINT_SLICE:
-      return "EndpointSlice";
-    case api::KIND_NODE:
-      return "Node";
-    default:
-      return "Resource";
-  }
-}
-
-api::Kind KindOf(const api::Resource& r) {
-  switch (r.kind_case()) {
-    case api::Resource::kNamespace:
-      return api::KIND_NAMESPACE;
-    case api::Resource::kSegment:
-      return api::KIND_SEGMENT;
-    case api::Resource::kService:
-      return api::KIND_SERVICE;
-    case api::Resource::kEndpointSlice:
-      return api::KIND_ENDPOINT_SLICE;
-    case api::Resource::kNode:
-      return api::KIND_NODE;
-    case api::Resource::KIND_NOT_SET:
-      break;
-  }
-  return api::KIND_UNSPECIFIED;
-}
-
-std::string KeyString(const api::ResourceKey& key) {
-  if (key.namespace_().empty()) return absl::StrCat(KindName(key.kind()), " ", key.name());
-  return absl::StrCat(KindName(key.kind()), " ", key.namespace_(), "/", key.name());
-}
-
 std::string QuotedKey(const api::ResourceKey& key) {
   if (key.namespace_().empty()) return absl::StrCat(KindName(key.kind()), " \"", key.name(), "\"");
   return absl::StrCat(KindName(key.kind()), " \"", key.namespace_(), "/", key.name(), "\"");
@@ -166,25 +126,6 @@ api::ResourceKey MakeKey(api::Kind kind, absl::string_view ns, absl::string_view
   key.set_namespace_(std::string(ns));
   key.set_name(std::string(name));
   return key;
-}
-
-api::ResourceKey KeyOf(const api::Resource& r) {
-  switch (r.kind_case()) {
-    case api::Resource::kNamespace:
-      return MakeKey(api::KIND_NAMESPACE, "", r.namespace_().name());
-    case api::Resource::kSegment:
-      return MakeKey(api::KIND_SEGMENT, "", r.segment().namespace_());
-    case api::Resource::kService:
-      return MakeKey(api::KIND_SERVICE, r.service().namespace_(), r.service().name());
-    case api::Resource::kEndpointSlice:
-      return MakeKey(api::KIND_ENDPOINT_SLICE, r.endpoint_slice().namespace_(),
-                     r.endpoint_slice().name());
-    case api::Resource::kNode:
-      return MakeKey(api::KIND_NODE, "", r.node().name());
-    case api::Resource::KIND_NOT_SET:
-      break;
-  }
-  return MakeKey(api::KIND_UNSPECIFIED, "", "");
 }
 
 // --- Model ------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "atoll.pb.h"
+#include "resource_key.h"
 #include "controller/ipam.h"
 #include "lb/net.h"
 
@@ -44,15 +45,15 @@ struct ClusterConfig {
   absl::Status Validate() const;
 };
 
-// "Service shop/web", "Namespace shop".
-std::string KeyString(const api::ResourceKey& key);
+// KeyOf, KindOf, KindName and Describe ("Service shop/web") are in
+// proto/resource_key.h.
+using ::atl::api::v1::Describe;
+using ::atl::api::v1::KeyOf;
+using ::atl::api::v1::KindName;
+using ::atl::api::v1::KindOf;
 // `Service "shop/web"`, `Namespace "shop"`: how errors name a resource.
 std::string QuotedKey(const api::ResourceKey& key);
-api::ResourceKey KeyOf(const api::Resource& r);
 api::ResourceKey MakeKey(api::Kind kind, absl::string_view ns, absl::string_view name);
-// "Service" for KIND_SERVICE.
-const char* KindName(api::Kind kind);
-api::Kind KindOf(const api::Resource& r);
 
 // What one operation writes, all together.
 struct Changes {

@@ -111,12 +111,12 @@ class ModelTest : public ::testing::Test {
 
 // --- Keys ----------------------------------------------------------------------
 
-TEST(KeysTest, KeyStringAndKeyOf) {
-  EXPECT_EQ(KeyString(KeyOf(Svc("shop", "web"))), "Service shop/web");
-  EXPECT_EQ(KeyString(KeyOf(Ns("shop"))), "Namespace shop");
-  EXPECT_EQ(KeyString(KeyOf(R("segment { namespace: 'shop' }"))), "Segment shop");
-  EXPECT_EQ(KeyString(KeyOf(Slice("shop", "web-1"))), "EndpointSlice shop/web-1");
-  EXPECT_EQ(KeyString(KeyOf(Node("n1", "198.18.0.11"))), "Node n1");
+TEST(KeysTest, DescribeAndKeyOf) {
+  EXPECT_EQ(Describe(KeyOf(Svc("shop", "web"))), "Service shop/web");
+  EXPECT_EQ(Describe(KeyOf(Ns("shop"))), "Namespace shop");
+  EXPECT_EQ(Describe(KeyOf(R("segment { namespace: 'shop' }"))), "Segment shop");
+  EXPECT_EQ(Describe(KeyOf(Slice("shop", "web-1"))), "EndpointSlice shop/web-1");
+  EXPECT_EQ(Describe(KeyOf(Node("n1", "198.18.0.11"))), "Node n1");
   EXPECT_EQ(QuotedKey(KeyOf(Svc("shop", "web"))), "Service \"shop/web\"");
   EXPECT_EQ(KeyOf(Ns("shop")).kind(), api::KIND_NAMESPACE);
   EXPECT_EQ(KeyOf(Ns("shop")).namespace_(), "");
@@ -556,7 +556,7 @@ TEST_F(ModelTest, ListIsSortedAndFiltered) {
          Svc("shop", "api"), Slice("shop", "web-1")});
   auto keys = [](const std::vector<const api::Resource*>& rs) {
     std::vector<std::string> out;
-    for (const api::Resource* r : rs) out.push_back(KeyString(KeyOf(*r)));
+    for (const api::Resource* r : rs) out.push_back(Describe(KeyOf(*r)));
     return out;
   };
   EXPECT_THAT(keys(model_.List(api::KIND_UNSPECIFIED, "")),
