@@ -293,6 +293,84 @@ TEST_F(ControlPlaneTest, ANodesBlockBecomesARouteOnEveryOtherAgentAndGoesWithThe
   EXPECT_THAT(h2.State().routes(), IsEmpty());
 }
 
+// A raw Sync stream, to act as an agent that is slow to acknowledge.
+TEST_F(ControlPlaneTest, ASlowAgentGetsChangesCoalescedPerKeyOnceItAcknowledges) {
+  ControllerProcess controller(dir_.path());
+  api::ApplyResponse applied;
+  ASSERT_TRUE(controller
+                  .Apply({Namespace("shop"), Service("shop", "web", 80),
+                          Slice("shop", "web", {"198.19.0.10"})},
+                         &applied)
+                  .ok());
+  auto stub = api::Sync::NewStub(
+      grpc::CreateChannel(controller.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Sync(&ctx);
+  api::SyncRequest hello;
+  hello.mutable_hello()->set_node("slow");
+  ASSERT_TRUE(stream->Write(hello));
+  api::SyncResponse snapshot;
+  ASSERT_TRUE(stream->Read(&snapshot));
+  EXPECT_TRUE(snapshot.snapshot());
+  EXPECT_FALSE(snapshot.more());
+  EXPECT_EQ(snapshot.version(), applied.version());
+  EXPECT_EQ(snapshot.upserts_size(), 4) << "namespace, segment, service, slice";
+
+  // While the agent sits on the snapshot, the slice changes 50 times and a
+  // service comes and goes: nothing is sent meanwhile.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(
+        controller.Apply({Slice("shop", "web", {"198.19.0." + std::to_string(20 + i)})}, &applied)
+            .ok());
+  }
+  ASSERT_TRUE(controller.Apply({Service("shop", "tmp", 81)}, &applied).ok());
+  {
+    grpc::ClientContext del_ctx;
+    api::DeleteRequest del;
+    api::ResourceKey* k = del.add_keys();
+    k->set_kind(api::KIND_SERVICE);
+    k->set_namespace_("shop");
+    k->set_name("tmp");
+    api::DeleteResponse deleted;
+    ASSERT_TRUE(controller.admin().Delete(&del_ctx, del, &deleted).ok());
+  }
+  api::AgentStatus slow = StatusOf(controller, "slow");
+  EXPECT_EQ(slow.sent_version(), snapshot.version());
+  EXPECT_EQ(slow.acked_version(), 0u);
+
+  api::SyncRequest ack;
+  ack.mutable_ack()->set_version(snapshot.version());
+  ack.mutable_ack()->set_nonce(snapshot.nonce());
+  ASSERT_TRUE(stream->Write(ack));
+  api::SyncResponse delta;
+  ASSERT_TRUE(stream->Read(&delta));
+  EXPECT_FALSE(delta.snapshot());
+  EXPECT_GT(delta.version(), snapshot.version());
+  // The slice once, at its latest; the service that came and went as one removal.
+  ASSERT_EQ(delta.upserts_size(), 1);
+  api::Resource slice;
+  ASSERT_TRUE(slice.ParseFromString(delta.upserts(0)));
+  EXPECT_EQ(slice.endpoint_slice().endpoints(0).addresses(0), "198.19.0.69");
+  ASSERT_EQ(delta.removals_size(), 1);
+  EXPECT_EQ(delta.removals(0).name(), "tmp");
+
+  // A NACK keeps the agent where it was: the refused changes come again with the next one.
+  api::SyncRequest nack;
+  nack.mutable_ack()->set_version(delta.version());
+  nack.mutable_ack()->set_nonce(delta.nonce());
+  nack.mutable_ack()->set_error("no room");
+  ASSERT_TRUE(stream->Write(nack));
+  ASSERT_TRUE(WaitFor([&] { return StatusOf(controller, "slow").last_error() == "no room"; }));
+  EXPECT_EQ(StatusOf(controller, "slow").acked_version(), snapshot.version());
+  ASSERT_TRUE(controller.Apply({Service("shop", "api", 82)}, &applied).ok());
+  api::SyncResponse again;
+  ASSERT_TRUE(stream->Read(&again));
+  EXPECT_EQ(again.version(), applied.version());
+  EXPECT_EQ(again.upserts_size(), 2) << "the refused slice and the new service";
+  EXPECT_EQ(again.removals_size(), 1);
+  ctx.TryCancel();
+}
+
 // Runs atollctl with `args`; returns its exit code and fills `out` with
 // stdout and stderr together.
 int Atollctl(const std::string& controller, const std::string& args, std::string* out) {
