@@ -162,6 +162,8 @@ absl::StatusOr<std::vector<lb::Backend>> RenderBackends(
       backends.push_back(b);
     }
   }
+  // Kept for as long as the service is programmed: no growth slack.
+  backends.shrink_to_fit();
   return backends;
 }
 
