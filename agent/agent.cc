@@ -5,8 +5,6 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 
 namespace atl::agent {
 
@@ -35,13 +33,8 @@ Agent::Agent(std::string node, std::string controller_address,
 Agent::~Agent() { Stop(); }
 
 void Agent::Start() {
-  grpc::ChannelArguments args;
-  // Snapshot parts are about 1 MiB; leave room.
-  args.SetMaxReceiveMessageSize(16 << 20);
-  auto channel =
-      grpc::CreateCustomChannel(controller_address_, grpc::InsecureChannelCredentials(), args);
   sync_ = std::make_unique<SyncClient>(
-      channel, SyncClient::Options{.node = node_},
+      ControllerChannel(controller_address_), SyncClient::Options{.node = node_},
       [this](ReceivedVersion&& v) { return ApplyVersion(std::move(v)); });
   sync_->Start();
 }

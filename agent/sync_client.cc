@@ -4,6 +4,8 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 
 namespace atl::agent {
 namespace api = ::atl::api::v1;
@@ -19,6 +21,16 @@ std::shared_ptr<google::protobuf::Arena> NewArena() {
 }
 
 }  // namespace
+
+std::shared_ptr<grpc::Channel> ControllerChannel(const std::string& address, bool own_connection) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);  // parts are about 1 MiB
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
 
 SyncClient::SyncClient(std::shared_ptr<grpc::Channel> channel, Options options, ApplyFn apply)
     : stub_(api::Sync::NewStub(channel)), options_(std::move(options)), apply_(std::move(apply)) {}
@@ -88,6 +100,9 @@ void SyncClient::Run() {
 
 grpc::Status SyncClient::Stream() {
   grpc::ClientContext context;
+  // Wait for the channel to connect rather than fail at once while the
+  // controller is away; Stop cancels the wait.
+  context.set_wait_for_ready(true);
   api::SyncRequest hello;
   {
     std::lock_guard lock(mu_);

@@ -34,6 +34,15 @@ struct ReceivedVersion {
   std::vector<::atl::api::v1::ResourceKey> removals;
 };
 
+// A channel to the controller at `address` (host:port) as agents use it:
+// room for snapshot parts, and gRPC's own reconnect backoff matched to the
+// client's (100 ms to 5 s) instead of its default of 1 s to 2 min, so that an
+// agent finds a controller that has just come up. `own_connection` keeps it
+// off the subchannels other channels of this process share (the benchmark's
+// light agents, each its own host).
+std::shared_ptr<grpc::Channel> ControllerChannel(const std::string& address,
+                                                 bool own_connection = false);
+
 class SyncClient {
  public:
   // Returns OK once the version is held (the agent ACKs it), or the error the

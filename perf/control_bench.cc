@@ -106,12 +106,9 @@ api::Resource Service(int i) {
 class LightAgent {
  public:
   LightAgent(const std::string& address, const std::string& node) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(16 << 20);
-    // Its own TCP connection, as a separate host would have.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     client_ = std::make_unique<agent::SyncClient>(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args),
+        // Its own TCP connection, as a separate host would have.
+        agent::ControllerChannel(address, /*own_connection=*/true),
         agent::SyncClient::Options{.node = node}, [this](agent::ReceivedVersion&& v) {
           if (!absl::GetFlag(FLAGS_light_cache)) return absl::OkStatus();
           absl::StatusOr<std::vector<agent::Change>> changes =
