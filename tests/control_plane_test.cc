@@ -371,6 +371,44 @@ TEST_F(ControlPlaneTest, ASlowAgentGetsChangesCoalescedPerKeyOnceItAcknowledges)
   ctx.TryCancel();
 }
 
+TEST_F(ControlPlaneTest, ASecondStreamForANodeEndsTheFirst) {
+  ControllerProcess controller(dir_.path());
+  auto stub = api::Sync::NewStub(
+      grpc::CreateChannel(controller.address(), grpc::InsecureChannelCredentials()));
+  api::SyncRequest hello;
+  hello.mutable_hello()->set_node("h1");
+  grpc::ClientContext first_ctx;
+  auto first = stub->Sync(&first_ctx);
+  ASSERT_TRUE(first->Write(hello));
+  api::SyncResponse snapshot;
+  ASSERT_TRUE(first->Read(&snapshot));
+
+  grpc::ClientContext second_ctx;
+  auto second = stub->Sync(&second_ctx);
+  ASSERT_TRUE(second->Write(hello));
+  ASSERT_TRUE(second->Read(&snapshot)) << "the new stream is served";
+  api::SyncResponse none;
+  EXPECT_FALSE(first->Read(&none));
+  grpc::Status ended = first->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_THAT(ended.error_message(), HasSubstr("h1"));
+  api::StatusResponse status = controller.Status();
+  ASSERT_THAT(status.agents(), SizeIs(1));
+  EXPECT_TRUE(status.agents(0).connected());
+
+  // A stream whose hello names no node is refused, naming the field.
+  grpc::ClientContext bad_ctx;
+  auto bad = stub->Sync(&bad_ctx);
+  api::SyncRequest empty;
+  empty.mutable_hello();
+  ASSERT_TRUE(bad->Write(empty));
+  EXPECT_FALSE(bad->Read(&none));
+  grpc::Status refused = bad->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("node"));
+  second_ctx.TryCancel();
+}
+
 // Runs atollctl with `args`; returns its exit code and fills `out` with
 // stdout and stderr together.
 int Atollctl(const std::string& controller, const std::string& args, std::string* out) {
