@@ -61,8 +61,6 @@ absl::Status Agent::ApplyVersion(ReceivedVersion&& received) {
     return applied;
   }
   renderer_.Commit();
-  version_ = received.version;
-  store_id_ = received.store_id;
   if (received.snapshot) {
     // A snapshot's parts, changes and update are freed by now: hand their
     // pages back rather than keep them in malloc's free lists.
@@ -76,13 +74,14 @@ api::AgentStateResponse Agent::DebugState() const {
   resp.set_node(node_);
   resp.set_controller(controller_address_);
   if (sync_) {
+    // The sync client's version is the last one applied and acknowledged.
     resp.set_connected(sync_->connected());
     resp.set_last_error(sync_->last_error());
+    resp.set_version(sync_->version());
+    resp.set_store_id(sync_->store_id());
   }
   std::lock_guard lock(mu_);
   resp.set_dataplane(std::string(dataplane_->name()));
-  resp.set_version(version_);
-  resp.set_store_id(store_id_);
   resp.set_resources(state_.size());
 
   const dataplane::Programmed programmed = dataplane_->Dump();

@@ -47,8 +47,6 @@ class Agent final : public ::atl::api::v1::AgentDebug::CallbackService {
   std::unique_ptr<dataplane::Dataplane> dataplane_;
   DesiredState state_;
   Renderer renderer_;
-  uint64_t version_ = 0;
-  std::string store_id_;
 
   std::unique_ptr<SyncClient> sync_;
 };

@@ -98,12 +98,12 @@ TEST_F(ControlPlaneTest, AgentsGetASnapshotThenDeltasAndProgramThem) {
   // Parts of about 100 bytes: every version here comes in several.
   ControllerProcess controller(dir_.path(), {"--sync_part_bytes=100"});
   api::ApplyResponse applied;
-  ASSERT_TRUE(controller
-                  .Apply({Namespace("shop"), Node("h1", "198.18.0.1"), Node("h2", "198.18.0.2"),
-                          Service("shop", "web", 80),
-                          Slice("shop", "web", {"198.19.0.10", "198.19.0.11"})},
-                         &applied)
-                  .ok());
+  ASSERT_TRUE(
+      controller
+          .Apply({Namespace("shop"), Node("h1", "198.18.0.1"), Node("h2", "198.18.0.2"),
+                  Service("shop", "web", 80), Slice("shop", "web", {"198.19.0.10", "198.19.0.11"})},
+                 &applied)
+          .ok());
   // The controller filled in the ClusterIP.
   ASSERT_THAT(applied.resources(), SizeIs(5));
   const std::string cluster_ip = applied.resources(3).service().cluster_ips(0);
@@ -129,24 +129,16 @@ TEST_F(ControlPlaneTest, AgentsGetASnapshotThenDeltasAndProgramThem) {
 
   // A delta: one endpoint more.
   ASSERT_TRUE(
-      controller.Apply({Slice("shop", "web", {"198.19.0.10", "198.19.0.11", "198.19.0.12"})},
-                       &applied)
+      controller
+          .Apply({Slice("shop", "web", {"198.19.0.10", "198.19.0.11", "198.19.0.12"})}, &applied)
           .ok());
   ASSERT_TRUE(WaitFor([&] { return controller.AllAcked({"h1", "h2"}); }));
   EXPECT_THAT(Backends(FindFrontend(h2.State(), "shop/web:http")), SizeIs(3));
   EXPECT_EQ(StatusOf(controller, "h1").snapshots_sent(), 1u) << "a delta, not a new snapshot";
 
   // A deletion reaches the agents as a removal.
-  {
-    grpc::ClientContext ctx;
-    api::DeleteRequest req;
-    api::ResourceKey* k = req.add_keys();
-    k->set_kind(api::KIND_ENDPOINT_SLICE);
-    k->set_namespace_("shop");
-    k->set_name("web-1");
-    api::DeleteResponse resp;
-    ASSERT_TRUE(controller.admin().Delete(&ctx, req, &resp).ok());
-  }
+  api::DeleteResponse deleted;
+  ASSERT_TRUE(controller.Delete(api::KIND_ENDPOINT_SLICE, "shop", "web-1", &deleted).ok());
   ASSERT_TRUE(WaitFor([&] { return controller.AllAcked({"h1", "h2"}); }));
   EXPECT_THAT(Backends(FindFrontend(h1.State(), "shop/web:http")), IsEmpty());
 }
@@ -229,14 +221,8 @@ TEST_F(ControlPlaneTest, AnAgentThatCannotProgramAVersionNacksItAndKeepsItsLastG
   EXPECT_EQ(FindFrontend(h2_state, "shop/api:http"), nullptr);
 
   // Deleting web makes room: the next delta carries the refused change too.
-  grpc::ClientContext ctx;
-  api::DeleteRequest del;
-  api::ResourceKey* k = del.add_keys();
-  k->set_kind(api::KIND_SERVICE);
-  k->set_namespace_("shop");
-  k->set_name("web");
   api::DeleteResponse deleted;
-  ASSERT_TRUE(controller.admin().Delete(&ctx, del, &deleted).ok());
+  ASSERT_TRUE(controller.Delete(api::KIND_SERVICE, "shop", "web", &deleted).ok());
   ASSERT_TRUE(WaitFor([&] { return controller.AllAcked({"h1", "h2"}); })) << h2.Log();
   h2_state = h2.State();
   EXPECT_EQ(FindFrontend(h2_state, "shop/web:http"), nullptr);
@@ -247,10 +233,10 @@ TEST_F(ControlPlaneTest, AnAgentThatCannotProgramAVersionNacksItAndKeepsItsLastG
 TEST_F(ControlPlaneTest, ANodesBlockBecomesARouteOnEveryOtherAgentAndGoesWithTheNode) {
   ControllerProcess controller(dir_.path());
   api::ApplyResponse applied;
-  ASSERT_TRUE(controller
-                  .Apply({Namespace("shop"), Node("h1", "198.18.0.1"), Node("h2", "198.18.0.2")},
-                         &applied)
-                  .ok());
+  ASSERT_TRUE(
+      controller
+          .Apply({Namespace("shop"), Node("h1", "198.18.0.1"), Node("h2", "198.18.0.2")}, &applied)
+          .ok());
   AgentProcess h1(dir_.path(), "h1", controller.address());
   AgentProcess h2(dir_.path(), "h2", controller.address());
 
@@ -282,13 +268,8 @@ TEST_F(ControlPlaneTest, ANodesBlockBecomesARouteOnEveryOtherAgentAndGoesWithThe
   EXPECT_THAT(refused.error_message(), HasSubstr("nowhere"));
 
   // Deleting h1 releases its block: the route goes from h2.
-  grpc::ClientContext ctx3;
-  api::DeleteRequest del;
-  api::ResourceKey* k = del.add_keys();
-  k->set_kind(api::KIND_NODE);
-  k->set_name("h1");
   api::DeleteResponse deleted;
-  ASSERT_TRUE(controller.admin().Delete(&ctx3, del, &deleted).ok());
+  ASSERT_TRUE(controller.Delete(api::KIND_NODE, "", "h1", &deleted).ok());
   ASSERT_TRUE(WaitFor([&] { return h2.State().version() == deleted.version(); }));
   EXPECT_THAT(h2.State().routes(), IsEmpty());
 }
@@ -324,16 +305,8 @@ TEST_F(ControlPlaneTest, ASlowAgentGetsChangesCoalescedPerKeyOnceItAcknowledges)
             .ok());
   }
   ASSERT_TRUE(controller.Apply({Service("shop", "tmp", 81)}, &applied).ok());
-  {
-    grpc::ClientContext del_ctx;
-    api::DeleteRequest del;
-    api::ResourceKey* k = del.add_keys();
-    k->set_kind(api::KIND_SERVICE);
-    k->set_namespace_("shop");
-    k->set_name("tmp");
-    api::DeleteResponse deleted;
-    ASSERT_TRUE(controller.admin().Delete(&del_ctx, del, &deleted).ok());
-  }
+  api::DeleteResponse deleted;
+  ASSERT_TRUE(controller.Delete(api::KIND_SERVICE, "shop", "tmp", &deleted).ok());
   api::AgentStatus slow = StatusOf(controller, "slow");
   EXPECT_EQ(slow.sent_version(), snapshot.version());
   EXPECT_EQ(slow.acked_version(), 0u);

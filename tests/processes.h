@@ -144,6 +144,17 @@ class ControllerProcess {
     for (const api::Resource& r : resources) *req.add_resources() = r;
     return admin_->Apply(&ctx, req, resp);
   }
+  grpc::Status Delete(api::Kind kind, const std::string& ns, const std::string& name,
+                      api::DeleteResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    api::DeleteRequest req;
+    api::ResourceKey* key = req.add_keys();
+    key->set_kind(kind);
+    key->set_namespace_(ns);
+    key->set_name(name);
+    return admin_->Delete(&ctx, req, resp);
+  }
   api::StatusResponse Status() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
