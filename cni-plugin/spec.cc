@@ -354,7 +354,93 @@ std::string ResultJson(const Result& result, std::string_view version) {
     }
     out["routes"] = std::move(routes);
   }
+  if (result.dns.is_object() && !result.dns.empty()) out["dns"] = result.dns;
   return out.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+}
+
+CniResult<Result> ParseResult(const Json& json) {
+  if (!json.is_object()) {
+    return ConfigError(absl::StrCat("prevResult must be an object, not ", json.type_name()));
+  }
+  // A string member of `item`, "" when absent; false when present but not a string.
+  auto read = [](const Json& item, const char* field, std::string& out) {
+    auto it = item.find(field);
+    if (it == item.end() || it->is_null()) return true;
+    if (!it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  auto array = [&](const char* field, const Json*& out) -> std::optional<CniError> {
+    out = nullptr;
+    auto it = json.find(field);
+    if (it == json.end() || it->is_null()) return std::nullopt;
+    if (!it->is_array()) {
+      return ConfigError(absl::StrCat("prevResult.", field, " must be an array, not ",
+                                      it->type_name()));
+    }
+    out = &*it;
+    return std::nullopt;
+  };
+  auto bad = [](const char* field, size_t i, const char* what) {
+    return ConfigError(absl::StrCat("prevResult.", field, "[", i, "] ", what));
+  };
+
+  Result result;
+  const Json* items = nullptr;
+  if (auto error = array("interfaces", items)) return *error;
+  for (size_t i = 0; items && i < items->size(); ++i) {
+    const Json& item = (*items)[i];
+    Result::Interface& interface = result.interfaces.emplace_back();
+    if (!item.is_object() || !read(item, "name", interface.name) || interface.name.empty() ||
+        !read(item, "mac", interface.mac) || !read(item, "sandbox", interface.sandbox)) {
+      return bad("interfaces", i, "must be {\"name\": string, \"mac\"?: string, \"sandbox\"?: string}");
+    }
+  }
+  if (auto error = array("ips", items)) return *error;
+  for (size_t i = 0; items && i < items->size(); ++i) {
+    const Json& item = (*items)[i];
+    Result::Ip& ip = result.ips.emplace_back();
+    // 0.3.x and 0.4.0 also carry "version", which the address itself implies.
+    if (!item.is_object() || !read(item, "address", ip.address) || ip.address.empty() ||
+        !read(item, "gateway", ip.gateway)) {
+      return bad("ips", i, "must be {\"address\": string, \"gateway\"?: string, \"interface\"?: int}");
+    }
+    if (auto it = item.find("interface"); it != item.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+          it->get<int64_t>() >= static_cast<int64_t>(result.interfaces.size())) {
+        return bad("ips", i, "has an interface index that names no interface");
+      }
+      ip.interface = it->get<int>();
+    }
+  }
+  if (auto error = array("routes", items)) return *error;
+  for (size_t i = 0; items && i < items->size(); ++i) {
+    const Json& item = (*items)[i];
+    Result::Route& route = result.routes.emplace_back();
+    if (!item.is_object() || !read(item, "dst", route.dst) || route.dst.empty() ||
+        !read(item, "gw", route.gw)) {
+      return bad("routes", i, "must be {\"dst\": string, \"gw\"?: string}");
+    }
+  }
+  if (auto it = json.find("dns"); it != json.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return ConfigError(absl::StrCat("prevResult.dns must be an object, not ", it->type_name()));
+    }
+    result.dns = *it;
+  }
+  return result;
+}
+
+Result AppendResult(Result previous, const Result& ours) {
+  const int shift = static_cast<int>(previous.interfaces.size());
+  previous.interfaces.insert(previous.interfaces.end(), ours.interfaces.begin(),
+                             ours.interfaces.end());
+  for (Result::Ip ip : ours.ips) {
+    if (ip.interface.has_value()) *ip.interface += shift;
+    previous.ips.push_back(std::move(ip));
+  }
+  previous.routes.insert(previous.routes.end(), ours.routes.begin(), ours.routes.end());
+  return previous;
 }
 
 std::string VersionJson(std::string_view requested_version) {

@@ -38,6 +38,8 @@ struct CniError {
   static constexpr int kDecodeFailure = 6;
   static constexpr int kInvalidNetworkConfig = 7;
   static constexpr int kTryAgainLater = 11;
+  // STATUS (1.1.0): the plugin cannot serve ADDs now.
+  static constexpr int kNotAvailable = 50;
   // Atoll's codes. The agent on this host refused the request: the pod's
   // namespace is unknown to it, or it rejected the attachment.
   static constexpr int kAgentRefused = 100;
@@ -138,7 +140,19 @@ struct Result {
   std::vector<Interface> interfaces;
   std::vector<Ip> ips;
   std::vector<Route> routes;
+  // Passed through from an earlier plugin's result, never set by us.
+  nlohmann::json dns;
 };
+
+// Reads a result in any supported version's format: a chained plugin's
+// prevResult. Code 7 (it is part of the network configuration) naming the
+// field at fault.
+CniResult<Result> ParseResult(const nlohmann::json& json);
+
+// The result of a plugin that comes after `previous` in a chain (SPEC.md,
+// section 4 "Chained plugins"): previous's interfaces, IPs, routes and DNS,
+// then ours, with our IPs' interface indexes moved past previous's interfaces.
+Result AppendResult(Result previous, const Result& ours);
 
 // Writes result in the format of version (the one the runtime asked for, and
 // the result's cniVersion): 0.3.x and 0.4.0 carry "version": "4"|"6" in each

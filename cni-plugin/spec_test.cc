@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace atl::cni {
 namespace {
@@ -357,6 +358,78 @@ TEST(ResultJson, EmptyResultHoldsOnlyTheVersion) {
   EXPECT_EQ(ResultJson(Result{}, "1.1.0"), R"({"cniVersion":"1.1.0"})");
 }
 
+// --- Results from an earlier plugin (chaining) -----------------------------
+
+TEST(ParseResult, ReadsEveryVersionsFormatAndWritesItInAnother) {
+  // A 0.4.0 result (with "version" in each ip) read back and written as 1.0.0
+  // and the other way round: what a chained plugin does with prevResult.
+  for (std::string_view from : kSupportedVersions) {
+    for (std::string_view to : kSupportedVersions) {
+      SCOPED_TRACE(std::string(from) + " -> " + std::string(to));
+      CniResult<Result> parsed =
+          ParseResult(nlohmann::json::parse(ResultJson(DualStackResult(), from)));
+      ASSERT_TRUE(std::holds_alternative<Result>(parsed)) << std::get<CniError>(parsed).msg;
+      EXPECT_EQ(ResultJson(std::get<Result>(parsed), to), ResultJson(DualStackResult(), to));
+    }
+  }
+}
+
+TEST(ParseResult, KeepsDns) {
+  CniResult<Result> parsed = ParseResult(nlohmann::json::parse(
+      R"({"cniVersion":"1.0.0","ips":[{"address":"198.19.0.5/24"}],
+          "dns":{"nameservers":["198.18.64.10"],"search":["svc"]}})"));
+  ASSERT_TRUE(std::holds_alternative<Result>(parsed));
+  const nlohmann::json out = nlohmann::json::parse(ResultJson(std::get<Result>(parsed), "1.0.0"));
+  EXPECT_EQ(out["dns"]["nameservers"][0], "198.18.64.10");
+  EXPECT_EQ(out["dns"]["search"][0], "svc");
+}
+
+TEST(ParseResult, RejectsWithCode7NamingTheField) {
+  struct Case {
+    std::string json;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {R"([])", "prevResult must be an object"},
+      {R"({"interfaces":{}})", "prevResult.interfaces must be an array"},
+      {R"({"interfaces":[{"mac":"0a:58:00:00:00:01"}]})", "prevResult.interfaces[0]"},
+      {R"({"ips":[{"gateway":"198.19.0.1"}]})", "prevResult.ips[0]"},
+      {R"({"ips":[{"address":"198.19.0.5/24","interface":0}]})",
+       "interface index that names no interface"},
+      {R"({"routes":[{"gw":"198.19.0.1"}]})", "prevResult.routes[0]"},
+      {R"({"dns":"x"})", "prevResult.dns must be an object"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.json);
+    CniResult<Result> parsed = ParseResult(nlohmann::json::parse(c.json));
+    ASSERT_TRUE(std::holds_alternative<CniError>(parsed));
+    EXPECT_EQ(std::get<CniError>(parsed).code, CniError::kInvalidNetworkConfig);
+    EXPECT_THAT(std::get<CniError>(parsed).msg, HasSubstr(c.says));
+  }
+}
+
+TEST(AppendResult, PutsOursAfterThePreviousPluginsAndRenumbersInterfaces) {
+  Result previous;
+  previous.interfaces = {{"macvlan0", "", ""}, {"net1", "0a:58:c6:12:30:02", "/run/netns/p"}};
+  previous.ips = {{"198.18.48.2/24", "", 1}};
+  previous.dns = nlohmann::json{{"nameservers", {"198.18.64.10"}}};
+  Result ours;
+  ours.interfaces = {{"atl0123456789a", "aa:bb:cc:dd:ee:ff", ""},
+                     {"eth0", "0a:58:c6:13:00:05", "/run/netns/p"}};
+  ours.ips = {{"198.19.0.5/24", "198.19.0.1", 1}};
+  ours.routes = {{"0.0.0.0/0", "198.19.0.1"}};
+
+  const Result merged = AppendResult(previous, ours);
+  ASSERT_EQ(merged.interfaces.size(), 4u);
+  EXPECT_EQ(merged.interfaces[3].name, "eth0");
+  ASSERT_EQ(merged.ips.size(), 2u);
+  EXPECT_EQ(merged.ips[0].interface, 1);
+  EXPECT_EQ(merged.ips[1].address, "198.19.0.5/24");
+  EXPECT_EQ(merged.ips[1].interface, 3);
+  ASSERT_EQ(merged.routes.size(), 1u);
+  EXPECT_EQ(merged.dns, previous.dns);
+}
+
 TEST(ErrorJson, WritesCodeMessageAndDetails) {
   const nlohmann::json full = nlohmann::json::parse(
       ErrorJson({CniError::kPoolExhausted, "no address left", "segment shop"}, "1.0.0"));
@@ -382,6 +455,7 @@ TEST(ErrorJson, CodesAreTheSpecs) {
   EXPECT_EQ(CniError::kDecodeFailure, 6);
   EXPECT_EQ(CniError::kInvalidNetworkConfig, 7);
   EXPECT_EQ(CniError::kTryAgainLater, 11);
+  EXPECT_EQ(CniError::kNotAvailable, 50);
   EXPECT_EQ(CniError::kAgentRefused, 100);
   EXPECT_EQ(CniError::kPoolExhausted, 101);
 }

@@ -11,6 +11,8 @@ packages=(
   # control plane: gRPC, protobuf, the embedded store, manifests
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev
+  # CNI: netlink, and the reference plugins the benchmark measures against
+  libmnl-dev containernetworking-plugins iproute2
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
 )
