@@ -2,9 +2,11 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace atl::agent {
 
@@ -33,8 +35,10 @@ Agent::Agent(std::string node, std::string controller_address,
 Agent::~Agent() { Stop(); }
 
 void Agent::Start() {
+  channel_ = ControllerChannel(controller_address_);
+  allocate_stub_ = api::Sync::NewStub(channel_);
   sync_ = std::make_unique<SyncClient>(
-      ControllerChannel(controller_address_), SyncClient::Options{.node = node_},
+      channel_, SyncClient::Options{.node = node_},
       [this](ReceivedVersion&& v) { return ApplyVersion(std::move(v)); });
   sync_->Start();
 }
@@ -61,6 +65,9 @@ absl::Status Agent::ApplyVersion(ReceivedVersion&& received) {
     return applied;
   }
   renderer_.Commit();
+  applied_version_ = received.version;
+  std::erase_if(allocated_blocks_,
+                [&](const AllocatedBlock& b) { return b.version <= applied_version_; });
   if (received.snapshot) {
     // A snapshot's parts, changes and update are freed by now: hand their
     // pages back rather than keep them in malloc's free lists.
@@ -118,7 +125,85 @@ api::AgentStateResponse Agent::DebugState() const {
     out->set_underlay_address(r.underlay.ToString());
     out->set_vni(r.vni);
   }
+  for (const dataplane::PodPort& p : programmed.pod_ports) {
+    api::PodPort* out = resp.add_pod_ports();
+    out->set_pod(p.pod);
+    out->set_host_ifname(p.host_ifname);
+    out->set_host_ifindex(p.host_ifindex);
+    out->set_address(p.address.ToString());
+    out->set_mac(absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2],
+                                 p.mac[3], p.mac[4], p.mac[5]));
+  }
   return resp;
+}
+
+bool Agent::synced() const {
+  std::lock_guard lock(mu_);
+  return applied_version_ != 0;
+}
+
+std::optional<PodNetwork> Agent::FindPodNetwork(std::string_view ns) const {
+  std::lock_guard lock(mu_);
+  const api::Segment* segment = state_.FindSegment(ns);
+  if (segment == nullptr) return std::nullopt;
+  PodNetwork net;
+  net.vni = segment->id();
+  for (const std::string& text : segment->cidrs()) {
+    if (auto cidr = lb::IpPrefix::Parse(text)) net.cidrs.push_back(*cidr);
+  }
+  net.gateway = lb::IpAddr::Parse(segment->gateway()).value_or(lb::IpAddr{});
+  if (const api::Node* node = state_.FindNode(node_)) {
+    for (const api::NodeBlock& block : node->blocks()) {
+      if (block.namespace_() != ns) continue;
+      if (auto cidr = lb::IpPrefix::Parse(block.cidr())) net.blocks.push_back(*cidr);
+    }
+  }
+  for (const AllocatedBlock& b : allocated_blocks_) {
+    if (b.ns == ns && std::find(net.blocks.begin(), net.blocks.end(), b.cidr) == net.blocks.end()) {
+      net.blocks.push_back(b.cidr);
+    }
+  }
+  return net;
+}
+
+absl::StatusOr<lb::IpPrefix> Agent::AllocateBlock(std::string_view ns,
+                                                  std::chrono::milliseconds timeout) {
+  if (!allocate_stub_) return absl::FailedPreconditionError("the agent is not started");
+  api::AllocateBlockRequest req;
+  req.set_node(node_);
+  req.set_namespace_(std::string(ns));
+  api::AllocateBlockResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  const grpc::Status s = allocate_stub_->AllocateBlock(&ctx, req, &resp);
+  if (!s.ok()) {
+    const absl::StatusCode code = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                      ? absl::StatusCode::kUnavailable
+                                      : static_cast<absl::StatusCode>(s.error_code());
+    return absl::Status(code, absl::StrCat("the controller at ", controller_address_,
+                                           " gave no new block of namespace \"",
+                                           absl::string_view(ns.data(), ns.size()),
+                                           "\": ", s.error_message()));
+  }
+  std::optional<lb::IpPrefix> cidr = lb::IpPrefix::Parse(resp.block().cidr());
+  if (!cidr) {
+    return absl::InternalError(absl::StrCat("the controller gave a block \"", resp.block().cidr(),
+                                            "\" that is not a CIDR"));
+  }
+  std::lock_guard lock(mu_);
+  if (resp.version() > applied_version_) {
+    allocated_blocks_.push_back({resp.version(), std::string(ns), *cidr});
+  }
+  return *cidr;
+}
+
+absl::Status Agent::UpdatePodPorts(std::vector<dataplane::PodPort> upserts,
+                                   std::vector<std::string> removals) {
+  dataplane::Update update;
+  update.upsert_pod_ports = std::move(upserts);
+  update.remove_pod_ports = std::move(removals);
+  std::lock_guard lock(mu_);
+  return dataplane_->Apply(update);
 }
 
 grpc::ServerUnaryReactor* Agent::State(grpc::CallbackServerContext* ctx,

@@ -47,9 +47,23 @@ struct Route {
   friend bool operator==(const Route&, const Route&) = default;
 };
 
+// A pod's interface on this host: the host side of the veth the CNI server
+// made. Its packets belong to `segment`, and only with its own address and MAC
+// (anti-spoofing, DESIGN.md "Isolation").
+struct PodPort {
+  std::string host_ifname;  // the key
+  uint32_t host_ifindex = 0;
+  lb::MacAddr mac{};  // the pod side's
+  lb::IpAddr address;
+  std::string segment;  // the pod's namespace
+  std::string pod;      // "namespace/name", for people reading
+
+  friend bool operator==(const PodPort&, const PodPort&) = default;
+};
+
 // A change to what a dataplane holds. Removals name what an earlier Update
 // installed; upserts add or replace by key (frontend key, segment name, route
-// CIDR).
+// CIDR, pod port host ifname).
 struct Update {
   std::vector<Frontend> upsert_frontends;
   std::vector<lb::FrontendKey> remove_frontends;
@@ -57,6 +71,8 @@ struct Update {
   std::vector<std::string> remove_segments;
   std::vector<Route> upsert_routes;
   std::vector<lb::IpPrefix> remove_routes;
+  std::vector<PodPort> upsert_pod_ports;
+  std::vector<std::string> remove_pod_ports;
   // This node's own addresses (NodePort frontends answer on them), when they changed.
   bool set_node_addresses = false;
   std::vector<lb::IpAddr> node_addresses;
@@ -64,7 +80,7 @@ struct Update {
   bool empty() const {
     return upsert_frontends.empty() && remove_frontends.empty() && upsert_segments.empty() &&
            remove_segments.empty() && upsert_routes.empty() && remove_routes.empty() &&
-           !set_node_addresses;
+           upsert_pod_ports.empty() && remove_pod_ports.empty() && !set_node_addresses;
   }
 };
 
@@ -74,6 +90,7 @@ struct Programmed {
   std::vector<Frontend> frontends;  // config.backends holds the eligible backends
   std::vector<Segment> segments;
   std::vector<Route> routes;
+  std::vector<PodPort> pod_ports;
   std::vector<lb::IpAddr> node_addresses;
 };
 

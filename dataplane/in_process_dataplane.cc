@@ -47,10 +47,14 @@ struct InProcessDataplane::UndoStep {
     lb::IpPrefix cidr;
     std::optional<Route> before;
   };
+  struct PodPortWas {
+    std::string host_ifname;
+    std::optional<PodPort> before;
+  };
   struct NodeAddressesWere {
     std::vector<lb::IpAddr> before;
   };
-  std::variant<FrontendWas, SegmentWas, RouteWas, NodeAddressesWere> was;
+  std::variant<FrontendWas, SegmentWas, RouteWas, PodPortWas, NodeAddressesWere> was;
 };
 
 absl::StatusOr<std::unique_ptr<InProcessDataplane>> InProcessDataplane::Create(
@@ -142,6 +146,30 @@ absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<Un
     }
   }
 
+  for (const std::string& name : update.remove_pod_ports) {
+    auto it = pod_ports_.find(name);
+    if (it == pod_ports_.end()) continue;
+    undo.push_back({UndoStep::PodPortWas{name, std::move(it->second)}});
+    pod_ports_.erase(it);
+  }
+  for (const PodPort& p : update.upsert_pod_ports) {
+    if (p.host_ifname.empty() || p.host_ifindex == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("pod port of ", p.pod, ": interface \"",
+                                                     p.host_ifname, "\" index ", p.host_ifindex,
+                                                     " is not a real interface"));
+    }
+    if (p.address.IsUnspecified()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pod port ", p.host_ifname, " of ", p.pod, " has no address"));
+    }
+    auto [it, inserted] = pod_ports_.try_emplace(p.host_ifname, p);
+    if (inserted) {
+      undo.push_back({UndoStep::PodPortWas{p.host_ifname, std::nullopt}});
+    } else {
+      undo.push_back({UndoStep::PodPortWas{p.host_ifname, std::exchange(it->second, p)}});
+    }
+  }
+
   if (update.set_node_addresses) {
     undo.push_back({UndoStep::NodeAddressesWere{node_addresses_}});
     node_addresses_ = update.node_addresses;
@@ -172,6 +200,12 @@ void InProcessDataplane::Rollback(std::vector<UndoStep>& undo) {
         routes_.insert_or_assign(r->cidr, std::move(*r->before));
       } else {
         routes_.erase(r->cidr);
+      }
+    } else if (auto* p = std::get_if<UndoStep::PodPortWas>(&step->was)) {
+      if (p->before.has_value()) {
+        pod_ports_.insert_or_assign(p->host_ifname, std::move(*p->before));
+      } else {
+        pod_ports_.erase(p->host_ifname);
       }
     } else if (auto* n = std::get_if<UndoStep::NodeAddressesWere>(&step->was)) {
       node_addresses_ = std::move(n->before);
@@ -206,6 +240,8 @@ Programmed InProcessDataplane::Dump() const {
   for (const auto& [name, segment] : segments_) out.segments.push_back(segment);
   out.routes.reserve(routes_.size());
   for (const auto& [cidr, route] : routes_) out.routes.push_back(route);
+  out.pod_ports.reserve(pod_ports_.size());
+  for (const auto& [name, port] : pod_ports_) out.pod_ports.push_back(port);
   out.node_addresses = node_addresses_;
   return out;
 }

@@ -65,6 +65,7 @@ class InProcessDataplane final : public Dataplane {
   // Ordered so that Dump reads back in a stable order.
   std::map<std::string, Segment> segments_;
   std::map<lb::IpPrefix, Route> routes_;
+  std::map<std::string, PodPort> pod_ports_;
   std::vector<lb::IpAddr> node_addresses_;
 };
 

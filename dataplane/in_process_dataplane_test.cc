@@ -209,6 +209,28 @@ TEST(InProcessDataplane, RefusesBadSegmentsAndRoutes) {
   EXPECT_THAT(dp->Dump().segments, IsEmpty());  // the segment went back out with it
 }
 
+TEST(InProcessDataplane, HoldsPodPortsAndRollsThemBack) {
+  auto dp = MakeDataplane(16);
+  const PodPort web{"atl0123456789a", 7, {0x0a, 0x58, 0xc6, 0x13, 0, 5}, Addr("198.19.0.5"),
+                    "shop", "shop/web-1"};
+  Update add;
+  add.upsert_pod_ports.push_back(web);
+  ASSERT_TRUE(dp->Apply(add).ok());
+  EXPECT_THAT(dp->Dump().pod_ports, ElementsAre(web));
+
+  // A bad port in the same Update as a removal: neither happens.
+  Update bad;
+  bad.remove_pod_ports.push_back(web.host_ifname);
+  bad.upsert_pod_ports.push_back({"atl1", 0, {}, Addr("198.19.0.6"), "shop", "shop/web-2"});
+  EXPECT_THAT(dp->Apply(bad).message(), HasSubstr("\"atl1\" index 0"));
+  EXPECT_THAT(dp->Dump().pod_ports, ElementsAre(web));
+
+  Update remove;
+  remove.remove_pod_ports = {web.host_ifname, "atl-not-there"};
+  ASSERT_TRUE(dp->Apply(remove).ok());
+  EXPECT_THAT(dp->Dump().pod_ports, IsEmpty());
+}
+
 TEST(InProcessDataplane, NodePortAnswersOnNodeAddresses) {
   auto dp = MakeDataplane(16);
   Update u;
