@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "agent/pod_network.h"
 
 namespace atl::agent {
 
@@ -131,8 +131,7 @@ api::AgentStateResponse Agent::DebugState() const {
     out->set_host_ifname(p.host_ifname);
     out->set_host_ifindex(p.host_ifindex);
     out->set_address(p.address.ToString());
-    out->set_mac(absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2],
-                                 p.mac[3], p.mac[4], p.mac[5]));
+    out->set_mac(FormatMac(p.mac));
   }
   return resp;
 }
@@ -180,10 +179,10 @@ absl::StatusOr<lb::IpPrefix> Agent::AllocateBlock(std::string_view ns,
     const absl::StatusCode code = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                                       ? absl::StatusCode::kUnavailable
                                       : static_cast<absl::StatusCode>(s.error_code());
-    return absl::Status(code, absl::StrCat("the controller at ", controller_address_,
-                                           " gave no new block of namespace \"",
-                                           absl::string_view(ns.data(), ns.size()),
-                                           "\": ", s.error_message()));
+    return absl::Status(
+        code, absl::StrCat("the controller at ", controller_address_,
+                           " gave no new block of namespace \"",
+                           absl::string_view(ns.data(), ns.size()), "\": ", s.error_message()));
   }
   std::optional<lb::IpPrefix> cidr = lb::IpPrefix::Parse(resp.block().cidr());
   if (!cidr) {

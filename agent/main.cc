@@ -1,6 +1,6 @@
 // atoll-agent: the per-host agent. Keeps a stream to the controller, renders
-// what it receives into the dataplane, and serves its debug API on a
-// root-only unix socket.
+// what it receives into the dataplane, and serves the CNI plugin and its debug
+// API on a root-only unix socket.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,19 +14,45 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "agent/agent.h"
+#include "agent/cni_server.h"
+#include "agent/lease_store.h"
+#include "agent/pod_network.h"
 #include "dataplane/in_process_dataplane.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, node, "", "this node's name, as in its Node resource (default: hostname)");
 ABSL_FLAG(std::string, controller, "127.0.0.1:7470", "the controller's gRPC address");
-ABSL_FLAG(std::string, socket, "/run/atoll/agent.sock", "unix socket of the local debug API");
+ABSL_FLAG(std::string, socket, "/run/atoll/agent.sock",
+          "unix socket of the CNI plugin and the debug API (root only)");
+ABSL_FLAG(std::string, lease_db, "/var/lib/atoll/agent.db",
+          "SQLite database of the pods' address leases");
+ABSL_FLAG(uint32_t, mtu, 0,
+          "the pods' MTU; 0: the MTU of the default route's link less the VXLAN overhead");
 ABSL_FLAG(std::string, dataplane, "in-process", "dataplane backend: in-process");
 ABSL_FLAG(uint64_t, max_frontends, atl::dataplane::InProcessDataplane::kDefaultMaxFrontends,
           "service frontends the dataplane can hold");
 
 namespace atl::agent {
 namespace {
+
+// What VXLAN adds to a pod's packet on an IPv4 underlay: outer Ethernet (14),
+// IPv4 (20), UDP (8) and VXLAN (8) headers (RFC 7348 section 5).
+constexpr uint32_t kVxlanOverhead = 50;
+
+absl::StatusOr<uint32_t> PodMtu() {
+  if (uint32_t mtu = absl::GetFlag(FLAGS_mtu); mtu != 0) {
+    if (mtu < 576 || mtu > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--mtu: ", mtu, " is not in 576..65535 (0 picks it from the underlay)"));
+    }
+    return mtu;
+  }
+  absl::StatusOr<uint32_t> underlay = DefaultRouteMtu();
+  if (!underlay.ok()) return underlay.status();
+  return *underlay - kVxlanOverhead;
+}
 
 std::string NodeName() {
   std::string node = absl::GetFlag(FLAGS_node);
@@ -55,17 +81,39 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  Agent agent(node, absl::GetFlag(FLAGS_controller), *std::move(dataplane));
-
-  // The debug API (and later the CNI server) is for root on this host only.
-  const std::filesystem::path socket = absl::GetFlag(FLAGS_socket);
+  absl::StatusOr<uint32_t> mtu = PodMtu();
+  if (!mtu.ok()) {
+    std::fprintf(stderr, "atoll-agent: %s\n", std::string(mtu.status().message()).c_str());
+    return 1;
+  }
+  const std::filesystem::path lease_db = absl::GetFlag(FLAGS_lease_db);
   std::error_code ec;
+  std::filesystem::create_directories(lease_db.parent_path(), ec);
+  absl::StatusOr<std::unique_ptr<LeaseStore>> leases = LeaseStore::Open(lease_db);
+  if (!leases.ok()) {
+    std::fprintf(stderr, "atoll-agent: %s\n", std::string(leases.status().message()).c_str());
+    return 1;
+  }
+
+  Agent agent(node, absl::GetFlag(FLAGS_controller), *std::move(dataplane));
+  CniServer cni(agent, **leases, CniServer::Options{.mtu = *mtu});
+  // Pods outlive a restarted agent: their ports go back to the dataplane
+  // before the first ADD is served.
+  if (absl::Status s = cni.RestorePodPorts(); !s.ok()) {
+    std::fprintf(stderr, "atoll-agent: restoring pod ports: %s\n",
+                 std::string(s.message()).c_str());
+    return 1;
+  }
+
+  // The CNI server and the debug API are for root on this host only.
+  const std::filesystem::path socket = absl::GetFlag(FLAGS_socket);
   std::filesystem::create_directories(socket.parent_path(), ec);
   std::filesystem::remove(socket, ec);  // a socket left by an earlier run
   const mode_t old_umask = umask(0077);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + socket.string(), grpc::InsecureServerCredentials());
   builder.RegisterService(&agent);
+  builder.RegisterService(&cni);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   umask(old_umask);
   if (!server) {
@@ -75,8 +123,11 @@ int Run() {
   chmod(socket.c_str(), 0600);
 
   agent.Start();
-  std::fprintf(stderr, "atoll-agent: node %s, controller %s, debug API on unix:%s\n", node.c_str(),
-               absl::GetFlag(FLAGS_controller).c_str(), socket.c_str());
+  std::fprintf(stderr,
+               "atoll-agent: node %s, controller %s, CNI and debug API on unix:%s, pod MTU %u, "
+               "leases in %s\n",
+               node.c_str(), absl::GetFlag(FLAGS_controller).c_str(), socket.c_str(), *mtu,
+               lease_db.c_str());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -640,6 +640,18 @@ std::string RenderAgentState(const api::AgentStateResponse& state, OutputFormat 
     }
     out += table.Render();
   }
+
+  out += '\n';
+  if (state.pod_ports().empty()) {
+    out += "No pods.\n";
+  } else {
+    Table table({"POD", "ADDRESS", "MAC", "HOST INTERFACE"});
+    for (const api::PodPort& port : state.pod_ports()) {
+      table.Add({port.pod(), port.address(), port.mac(),
+                 absl::StrCat(port.host_ifname(), " (", port.host_ifindex(), ")")});
+    }
+    out += table.Render();
+  }
   return out;
 }
 

@@ -295,7 +295,7 @@ TEST(RenderStatus, JsonAndYamlUseTheProtoMapping) {
   EXPECT_THAT(yaml, HasSubstr("connected: true\n"));
 }
 
-TEST(RenderAgentState, HeaderFrontendsSegmentsRoutes) {
+TEST(RenderAgentState, HeaderFrontendsSegmentsRoutesPods) {
   auto state = FromText<api::AgentStateResponse>(R"pb(
     node: "h1"
     dataplane: "ebpf"
@@ -322,7 +322,14 @@ TEST(RenderAgentState, HeaderFrontendsSegmentsRoutes) {
       external: true
       maglev_size: 65537
     }
-    routes { cidr: "198.19.4.64/26" node: "h2" underlay_address: "198.18.0.2" vni: 7 })pb");
+    routes { cidr: "198.19.4.64/26" node: "h2" underlay_address: "198.18.0.2" vni: 7 }
+    pod_ports {
+      pod: "shop/web-1"
+      host_ifname: "atl0123456789a"
+      host_ifindex: 12
+      address: "198.19.4.10"
+      mac: "0a:58:c6:13:04:0a"
+    })pb");
   EXPECT_EQ(RenderAgentState(state, OutputFormat::kTable), R"(Node:        h1
 Dataplane:   ebpf
 Controller:  198.18.0.100:7470 (connected)
@@ -340,8 +347,12 @@ shop      7         198.19.4.0/24   198.19.4.1
 
 ROUTE            NODE      UNDERLAY     VNI
 198.19.4.64/26   h2        198.18.0.2   7
+
+POD          ADDRESS       MAC                 HOST INTERFACE
+shop/web-1   198.19.4.10   0a:58:c6:13:04:0a   atl0123456789a (12)
 )");
   EXPECT_THAT(RenderAgentState(state, OutputFormat::kYaml), HasSubstr("maglevSize: 65537"));
+  EXPECT_THAT(RenderAgentState(state, OutputFormat::kJson), HasSubstr("\"hostIfname\""));
 }
 
 TEST(ParseOutputFormat, Names) {

@@ -20,16 +20,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "atollctl/names.h"
+#include "lb/status_macros.h"
 
 namespace atl::ctl {
 namespace {
-
-#define ATL_RETURN_IF_ERROR(expr)             \
-  do {                                        \
-    if (absl::Status s_ = (expr); !s_.ok()) { \
-      return s_;                              \
-    }                                         \
-  } while (false)
 
 using Fields = std::span<const absl::string_view>;
 

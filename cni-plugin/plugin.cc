@@ -120,8 +120,8 @@ Outcome DoAdd(const Environment& env, const NetConf& conf, std::optional<Result>
   ours.interfaces = {{resp.host_ifname(), resp.host_mac(), ""},
                      {env.ifname, resp.pod_mac(), env.netns}};
   ours.ips = {{resp.address(), resp.gateway(), 1}};
-  ours.routes = {{resp.address().find(':') == std::string::npos ? "0.0.0.0/0" : "::/0",
-                  resp.gateway()}};
+  ours.routes = {
+      {resp.address().find(':') == std::string::npos ? "0.0.0.0/0" : "::/0", resp.gateway()}};
   const Result result = previous ? AppendResult(*std::move(previous), ours) : ours;
   return Outcome{0, ResultJson(result, conf.cni_version)};
 }
@@ -139,8 +139,7 @@ Outcome DoCheck(const Environment& env, const NetConf& conf, const Result& previ
   }
   if (req.addresses().empty()) {
     return Fail({CniError::kInvalidNetworkConfig,
-                 absl::StrCat("CHECK: prevResult gives interface ", env.ifname, " no address"),
-                 ""},
+                 absl::StrCat("CHECK: prevResult gives interface ", env.ifname, " no address"), ""},
                 conf.cni_version);
   }
   if (grpc::Status s = agent.Check(req); !s.ok()) return AgentFailure(s, Command::kCheck, conf);
@@ -221,9 +220,9 @@ Outcome Run(const std::function<const char*(const char*)>& getenv, std::string_v
       if (auto* error = std::get_if<CniError>(&parsed)) return Fail(*error, conf.cni_version);
       previous = std::get<Result>(std::move(parsed));
     } else if (env.command == Command::kCheck) {
-      return Fail({CniError::kInvalidNetworkConfig, "CHECK: the configuration has no prevResult",
-                   ""},
-                  conf.cni_version);
+      return Fail(
+          {CniError::kInvalidNetworkConfig, "CHECK: the configuration has no prevResult", ""},
+          conf.cni_version);
     }
   }
 

@@ -85,8 +85,8 @@ class PluginTest : public ::testing::Test {
 
   static std::string Conf(const std::string& version, const std::string& extra = "") {
     return R"({"cniVersion":")" + version +
-           R"(","name":"atoll","type":"atoll-cni","socket":"/tmp/a.sock","timeoutMs":250)" +
-           extra + "}";
+           R"(","name":"atoll","type":"atoll-cni","socket":"/tmp/a.sock","timeoutMs":250)" + extra +
+           "}";
   }
 
   static nlohmann::json Json(const Outcome& o) { return nlohmann::json::parse(o.output); }
@@ -179,17 +179,22 @@ TEST_F(PluginTest, AgentAnswersBecomeCniCodes) {
   };
   const std::vector<Case> cases = {
       // No agent on the socket: gRPC fails the call at once.
-      {{grpc::StatusCode::UNAVAILABLE, "connect: No such file or directory"}, 11,
+      {{grpc::StatusCode::UNAVAILABLE, "connect: No such file or directory"},
+       11,
        "atoll-agent at unix:/tmp/a.sock cannot serve it now"},
       {{grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"}, 11, "cannot serve it now"},
       // The agent has not heard of the namespace yet.
-      {{grpc::StatusCode::UNAVAILABLE, "namespace \"shop\" is not known to this agent (yet)"}, 11,
+      {{grpc::StatusCode::UNAVAILABLE, "namespace \"shop\" is not known to this agent (yet)"},
+       11,
        "cannot serve it now"},
-      {{grpc::StatusCode::RESOURCE_EXHAUSTED, "the pod CIDR has no free /24 left"}, 101,
+      {{grpc::StatusCode::RESOURCE_EXHAUSTED, "the pod CIDR has no free /24 left"},
+       101,
        "ADD: the pod CIDR has no free /24 left"},
-      {{grpc::StatusCode::FAILED_PRECONDITION, "eth0 already exists in /run/netns/p1"}, 100,
+      {{grpc::StatusCode::FAILED_PRECONDITION, "eth0 already exists in /run/netns/p1"},
+       100,
        "ADD: eth0 already exists"},
-      {{grpc::StatusCode::INVALID_ARGUMENT, "attachment.netns is empty"}, 100,
+      {{grpc::StatusCode::INVALID_ARGUMENT, "attachment.netns is empty"},
+       100,
        "attachment.netns is empty"},
   };
   for (const Case& c : cases) {

@@ -375,8 +375,8 @@ CniResult<Result> ParseResult(const Json& json) {
     auto it = json.find(field);
     if (it == json.end() || it->is_null()) return std::nullopt;
     if (!it->is_array()) {
-      return ConfigError(absl::StrCat("prevResult.", field, " must be an array, not ",
-                                      it->type_name()));
+      return ConfigError(
+          absl::StrCat("prevResult.", field, " must be an array, not ", it->type_name()));
     }
     out = &*it;
     return std::nullopt;
@@ -393,7 +393,8 @@ CniResult<Result> ParseResult(const Json& json) {
     Result::Interface& interface = result.interfaces.emplace_back();
     if (!item.is_object() || !read(item, "name", interface.name) || interface.name.empty() ||
         !read(item, "mac", interface.mac) || !read(item, "sandbox", interface.sandbox)) {
-      return bad("interfaces", i, "must be {\"name\": string, \"mac\"?: string, \"sandbox\"?: string}");
+      return bad("interfaces", i,
+                 "must be {\"name\": string, \"mac\"?: string, \"sandbox\"?: string}");
     }
   }
   if (auto error = array("ips", items)) return *error;
@@ -403,7 +404,8 @@ CniResult<Result> ParseResult(const Json& json) {
     // 0.3.x and 0.4.0 also carry "version", which the address itself implies.
     if (!item.is_object() || !read(item, "address", ip.address) || ip.address.empty() ||
         !read(item, "gateway", ip.gateway)) {
-      return bad("ips", i, "must be {\"address\": string, \"gateway\"?: string, \"interface\"?: int}");
+      return bad("ips", i,
+                 "must be {\"address\": string, \"gateway\"?: string, \"interface\"?: int}");
     }
     if (auto it = item.find("interface"); it != item.end() && !it->is_null()) {
       if (!it->is_number_integer() || it->get<int64_t>() < 0 ||

@@ -211,8 +211,8 @@ TEST(InProcessDataplane, RefusesBadSegmentsAndRoutes) {
 
 TEST(InProcessDataplane, HoldsPodPortsAndRollsThemBack) {
   auto dp = MakeDataplane(16);
-  const PodPort web{"atl0123456789a", 7, {0x0a, 0x58, 0xc6, 0x13, 0, 5}, Addr("198.19.0.5"),
-                    "shop", "shop/web-1"};
+  const PodPort web{"atl0123456789a",   7,      {0x0a, 0x58, 0xc6, 0x13, 0, 5},
+                    Addr("198.19.0.5"), "shop", "shop/web-1"};
   Update add;
   add.upsert_pod_ports.push_back(web);
   ASSERT_TRUE(dp->Apply(add).ok());

@@ -19,19 +19,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-api::Resource Namespace(const std::string& name) {
-  api::Resource r;
-  r.mutable_namespace_()->set_name(name);
-  return r;
-}
-
-api::Resource Node(const std::string& name, const std::string& underlay) {
-  api::Resource r;
-  r.mutable_node()->set_name(name);
-  r.mutable_node()->set_underlay_address(underlay);
-  return r;
-}
-
 api::Resource Service(const std::string& ns, const std::string& name, uint32_t port) {
   api::Resource r;
   api::Service* s = r.mutable_service();

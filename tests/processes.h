@@ -184,14 +184,30 @@ class ControllerProcess {
   std::unique_ptr<api::Admin::Stub> admin_;
 };
 
-// An agent process for `node`, with its debug API on a socket in `dir`.
+// The cluster-scoped resources most tests start from.
+inline api::Resource Namespace(const std::string& name) {
+  api::Resource r;
+  r.mutable_namespace_()->set_name(name);
+  return r;
+}
+
+inline api::Resource Node(const std::string& name, const std::string& underlay) {
+  api::Resource r;
+  r.mutable_node()->set_name(name);
+  r.mutable_node()->set_underlay_address(underlay);
+  return r;
+}
+
+// An agent process for `node`, with its socket and lease database in `dir`:
+// an agent started again with the same arguments finds its leases.
 class AgentProcess {
  public:
   AgentProcess(const std::filesystem::path& dir, const std::string& node,
                const std::string& controller, std::vector<std::string> extra = {})
       : socket_(dir / (node + ".sock")) {
     std::vector<std::string> argv = {BinaryPath("ATOLL_AGENT"), "--node=" + node,
-                                     "--controller=" + controller, "--socket=" + socket_.string()};
+                                     "--controller=" + controller, "--socket=" + socket_.string(),
+                                     "--lease_db=" + (dir / (node + ".db")).string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = std::make_unique<Process>(argv, dir / (node + ".log"));
     WaitFor([&] { return std::filesystem::exists(socket_); });

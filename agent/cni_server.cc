@@ -1,0 +1,327 @@
+#include "agent/cni_server.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "agent/pod_network.h"
+
+namespace atl::agent {
+namespace {
+
+namespace api = ::atl::api::v1;
+
+std::string DescribePod(const api::PodAttachment& pod) {
+  return absl::StrCat("container ", pod.container_id(), " interface ", pod.ifname());
+}
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+absl::Status ValidateAttachment(const api::PodAttachment& pod, bool needs_netns) {
+  if (pod.container_id().empty()) {
+    return absl::InvalidArgumentError("attachment.container_id is empty");
+  }
+  if (pod.ifname().empty() || pod.ifname().size() > 15) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attachment.ifname \"", pod.ifname(), "\" is not 1 to 15 bytes"));
+  }
+  if (needs_netns && pod.netns().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attachment.netns of ", DescribePod(pod), " is empty"));
+  }
+  return absl::OkStatus();
+}
+
+// The last address of a prefix: its host bits all set.
+lb::IpAddr LastAddress(const lb::IpPrefix& prefix) {
+  lb::IpAddr last = prefix.addr;
+  for (unsigned bit = prefix.mapped_len(); bit < 128; ++bit) {
+    last.bytes[bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
+  }
+  return last;
+}
+
+// Addresses of a segment no pod may have: each CIDR's network and broadcast
+// addresses (the pod sees its CIDR as its subnet) and the gateway.
+std::vector<lb::IpAddr> ReservedAddresses(const PodNetwork& net) {
+  std::vector<lb::IpAddr> reserved = {net.gateway};
+  for (const lb::IpPrefix& cidr : net.cidrs) {
+    reserved.push_back(cidr.addr);
+    reserved.push_back(LastAddress(cidr));
+  }
+  return reserved;
+}
+
+// The pod's subnet is the segment CIDR its address is in.
+int PrefixLength(const PodNetwork& net, const lb::IpAddr& address) {
+  for (const lb::IpPrefix& cidr : net.cidrs) {
+    if (cidr.Contains(address)) return cidr.len;
+  }
+  return address.IsV4() ? 32 : 128;
+}
+
+PodInterfaceSpec SpecFor(const Lease& lease, const std::string& netns, const PodNetwork& net,
+                         uint32_t mtu) {
+  PodInterfaceSpec spec;
+  spec.netns = netns;
+  spec.ifname = lease.ifname;
+  spec.host_ifname = HostIfname(lease.container_id, lease.ifname);
+  spec.address = lease.address;
+  spec.prefix_len = PrefixLength(net, lease.address);
+  spec.gateway = net.gateway;
+  spec.mtu = mtu;
+  return spec;
+}
+
+dataplane::PodPort PortFor(const Lease& lease, const PodInterface& interface) {
+  dataplane::PodPort port;
+  port.host_ifname = interface.host_ifname;
+  port.host_ifindex = static_cast<uint32_t>(interface.host_ifindex);
+  port.mac = PodMac(lease.address);  // what the pod side has: it follows from the address
+  port.address = lease.address;
+  port.segment = lease.pod_namespace;
+  port.pod = lease.pod_name.empty() ? lease.container_id
+                                    : absl::StrCat(lease.pod_namespace, "/", lease.pod_name);
+  return port;
+}
+
+}  // namespace
+
+CniServer::CniServer(Agent& agent, LeaseStore& leases, Options options)
+    : agent_(agent), leases_(leases), options_(options) {}
+
+absl::Status CniServer::RestorePodPorts() {
+  absl::StatusOr<std::vector<Lease>> leases;
+  {
+    std::lock_guard lock(leases_mu_);
+    leases = leases_.List();
+  }
+  if (!leases.ok()) return leases.status();
+  std::vector<dataplane::PodPort> ports;
+  for (const Lease& lease : *leases) {
+    absl::StatusOr<PodInterface> interface =
+        FindHostInterface(HostIfname(lease.container_id, lease.ifname));
+    if (interface.ok()) {
+      ports.push_back(PortFor(lease, *interface));
+    } else if (!absl::IsNotFound(interface.status())) {
+      return interface.status();
+    }
+  }
+  if (ports.empty()) return absl::OkStatus();
+  std::fprintf(stderr, "atoll-agent: %zu pod port(s) of %zu lease(s) restored\n", ports.size(),
+               leases->size());
+  return agent_.UpdatePodPorts(std::move(ports), {});
+}
+
+absl::StatusOr<Lease> CniServer::AcquireLease(const api::PodAttachment& pod, PodNetwork net,
+                                              bool& created) {
+  Lease request;
+  request.container_id = pod.container_id();
+  request.ifname = pod.ifname();
+  request.netns = pod.netns();
+  request.pod_namespace = pod.pod_namespace();
+  request.pod_name = pod.pod_name();
+
+  auto acquire = [&](const PodNetwork& n) -> absl::StatusOr<Lease> {
+    const std::vector<lb::IpAddr> reserved = ReservedAddresses(n);
+    std::lock_guard lock(leases_mu_);
+    absl::StatusOr<std::optional<Lease>> held = leases_.Find(request.container_id, request.ifname);
+    if (!held.ok()) return held.status();
+    if (held->has_value()) return **held;
+    created = true;
+    return leases_.Acquire(request, n.blocks, reserved);
+  };
+
+  created = false;
+  absl::StatusOr<Lease> lease = acquire(net);
+  if (lease.ok() || !absl::IsResourceExhausted(lease.status())) return lease;
+
+  // The node's blocks are full (or it has none yet). One ADD at a time asks
+  // the controller; the others find its block when they get the lock.
+  std::lock_guard lock(allocate_mu_);
+  if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
+  lease = acquire(net);
+  if (lease.ok() || !absl::IsResourceExhausted(lease.status())) return lease;
+  absl::StatusOr<lb::IpPrefix> block =
+      agent_.AllocateBlock(pod.pod_namespace(), options_.allocate_timeout);
+  if (!block.ok()) return block.status();
+  // A segment that grew has a new CIDR too: read it again.
+  if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
+  if (std::find(net.blocks.begin(), net.blocks.end(), *block) == net.blocks.end()) {
+    net.blocks.push_back(*block);
+  }
+  return acquire(net);
+}
+
+absl::Status CniServer::Release(const Lease& lease) {
+  std::lock_guard lock(leases_mu_);
+  return leases_.Release(lease.container_id, lease.ifname).status();
+}
+
+absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod) {
+  if (absl::Status s = ValidateAttachment(pod, /*needs_netns=*/true); !s.ok()) return s;
+  if (pod.pod_namespace().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attachment.pod_namespace of ", DescribePod(pod), " is empty"));
+  }
+  std::optional<PodNetwork> net = agent_.FindPodNetwork(pod.pod_namespace());
+  if (!net) {
+    // Try again later: the namespace may be on its way from the controller.
+    return absl::UnavailableError(
+        absl::StrCat("namespace \"", pod.pod_namespace(), "\" is not known to this agent (yet)"));
+  }
+
+  bool created = false;
+  absl::StatusOr<Lease> lease = AcquireLease(pod, *net, created);
+  if (!lease.ok()) return lease.status();
+  if (lease->pod_namespace != pod.pod_namespace()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        DescribePod(pod), " already has address ", lease->address.ToString(), " of namespace \"",
+        lease->pod_namespace, "\", not of \"", pod.pod_namespace(), "\""));
+  }
+  // The segment as it is now: AcquireLease may have grown it.
+  if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
+
+  // Anything that fails from here gives back what this ADD took, and only that.
+  auto undo = [&](absl::Status failure) {
+    if (created) {
+      if (absl::Status s = Release(*lease); !s.ok()) {
+        std::fprintf(stderr, "atoll-agent: ADD of %s failed and its lease stays: %s\n",
+                     DescribePod(pod).c_str(), std::string(s.message()).c_str());
+      }
+    }
+    return failure;
+  };
+  const PodInterfaceSpec spec = SpecFor(*lease, pod.netns(), *net, options_.mtu);
+  absl::StatusOr<PodInterface> interface = SetUpPodInterface(spec);
+  if (!interface.ok()) return undo(interface.status());
+  if (absl::Status s = agent_.UpdatePodPorts({PortFor(*lease, *interface)}, {}); !s.ok()) {
+    if (created) (void)TearDownPodInterface(spec.host_ifname);
+    return undo(s);
+  }
+
+  api::CniAddResponse resp;
+  resp.set_host_ifname(interface->host_ifname);
+  resp.set_host_mac(FormatMac(interface->host_mac));
+  resp.set_pod_mac(FormatMac(interface->pod_mac));
+  resp.set_address(absl::StrCat(lease->address.ToString(), "/", spec.prefix_len));
+  resp.set_gateway(net->gateway.ToString());
+  resp.set_mtu(options_.mtu);
+  return resp;
+}
+
+absl::StatusOr<api::CniDelResponse> CniServer::Del(const api::PodAttachment& pod) {
+  if (absl::Status s = ValidateAttachment(pod, /*needs_netns=*/false); !s.ok()) return s;
+  // The interface goes first and the address last, so that the address is
+  // never leased again while an interface still holds it. Each step is a no-op
+  // when done already: DEL is repeated, and the netns may be gone.
+  const std::string host_ifname = HostIfname(pod.container_id(), pod.ifname());
+  if (absl::Status s = TearDownPodInterface(host_ifname); !s.ok()) return s;
+  if (absl::Status s = agent_.UpdatePodPorts({}, {host_ifname}); !s.ok()) return s;
+  absl::StatusOr<std::optional<Lease>> released;
+  {
+    std::lock_guard lock(leases_mu_);
+    released = leases_.Release(pod.container_id(), pod.ifname());
+  }
+  if (!released.ok()) return released.status();
+  api::CniDelResponse resp;
+  if (released->has_value()) resp.set_released_address((*released)->address.ToString());
+  return resp;
+}
+
+absl::Status CniServer::Check(const api::CniCheckRequest& req) {
+  const api::PodAttachment& pod = req.attachment();
+  if (absl::Status s = ValidateAttachment(pod, /*needs_netns=*/true); !s.ok()) return s;
+  absl::StatusOr<std::optional<Lease>> lease;
+  {
+    std::lock_guard lock(leases_mu_);
+    lease = leases_.Find(pod.container_id(), pod.ifname());
+  }
+  if (!lease.ok()) return lease.status();
+  if (!lease->has_value()) {
+    return absl::NotFoundError(absl::StrCat(DescribePod(pod), " has no address on this node"));
+  }
+  const Lease& held = **lease;
+  std::optional<PodNetwork> net = agent_.FindPodNetwork(held.pod_namespace);
+  if (!net) {
+    return absl::UnavailableError(
+        absl::StrCat("namespace \"", held.pod_namespace, "\" is not known to this agent (yet)"));
+  }
+  const PodInterfaceSpec spec = SpecFor(held, pod.netns(), *net, options_.mtu);
+  const std::string want = absl::StrCat(held.address.ToString(), "/", spec.prefix_len);
+  for (const std::string& address : req.addresses()) {
+    if (address != want) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          DescribePod(pod), ": the runtime's result gives ", address, ", the lease is ", want));
+    }
+  }
+  return CheckPodInterface(spec);
+}
+
+absl::StatusOr<api::CniGcResponse> CniServer::Gc(const api::CniGcRequest& req) {
+  std::set<std::pair<std::string, std::string>> valid;
+  for (const api::PodAttachment& a : req.valid()) valid.emplace(a.container_id(), a.ifname());
+  absl::StatusOr<std::vector<Lease>> leases;
+  {
+    std::lock_guard lock(leases_mu_);
+    leases = leases_.List();
+  }
+  if (!leases.ok()) return leases.status();
+  api::CniGcResponse resp;
+  for (const Lease& lease : *leases) {
+    if (valid.contains({lease.container_id, lease.ifname})) continue;
+    api::PodAttachment stale;
+    stale.set_container_id(lease.container_id);
+    stale.set_ifname(lease.ifname);
+    stale.set_pod_namespace(lease.pod_namespace);
+    stale.set_pod_name(lease.pod_name);
+    if (absl::StatusOr<api::CniDelResponse> del = Del(stale); !del.ok()) return del.status();
+    *resp.add_removed() = std::move(stale);
+  }
+  return resp;
+}
+
+grpc::Status CniServer::Add(grpc::ServerContext*, const api::CniAddRequest* req,
+                            api::CniAddResponse* resp) {
+  absl::StatusOr<api::CniAddResponse> out = Add(req->attachment());
+  if (!out.ok()) return ToGrpc(out.status());
+  *resp = *std::move(out);
+  return grpc::Status::OK;
+}
+
+grpc::Status CniServer::Del(grpc::ServerContext*, const api::CniDelRequest* req,
+                            api::CniDelResponse* resp) {
+  absl::StatusOr<api::CniDelResponse> out = Del(req->attachment());
+  if (!out.ok()) return ToGrpc(out.status());
+  *resp = *std::move(out);
+  return grpc::Status::OK;
+}
+
+grpc::Status CniServer::Check(grpc::ServerContext*, const api::CniCheckRequest* req,
+                              api::CniCheckResponse*) {
+  return ToGrpc(Check(*req));
+}
+
+grpc::Status CniServer::Gc(grpc::ServerContext*, const api::CniGcRequest* req,
+                           api::CniGcResponse* resp) {
+  absl::StatusOr<api::CniGcResponse> out = Gc(*req);
+  if (!out.ok()) return ToGrpc(out.status());
+  *resp = *std::move(out);
+  return grpc::Status::OK;
+}
+
+grpc::Status CniServer::Status(grpc::ServerContext*, const api::CniStatusRequest*,
+                               api::CniStatusResponse*) {
+  if (!agent_.synced()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the agent holds no state from the controller yet");
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace atl::agent
