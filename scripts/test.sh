@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the build needs, builds, and runs
 # every test suite that exists:
-#   build/      g++, the default build: suites unit and integration (the
-#               controller and agents as processes over gRPC); bpf and e2e as
-#               they arrive
+#   build/      g++, the default build: every suite: unit, integration (the
+#               controller and agents as processes over gRPC), e2e (root,
+#               network namespaces: pod plumbing, atoll-cni end to end) and
+#               realclients (atoll-cni under libcni, podman and containerd)
 #   build-san/  clang with ASan + UBSan: suites unit and integration again, and
 #               suite fuzz (a bounded libFuzzer smoke run of parsing + NAT)
 # Ends with one line "N passed, M failed" counted from meson's test logs.
