@@ -93,7 +93,74 @@ dataplane::PodPort PortFor(const Lease& lease, const PodInterface& interface) {
 }  // namespace
 
 CniServer::CniServer(Agent& agent, LeaseStore& leases, Options options)
-    : agent_(agent), leases_(leases), options_(options) {}
+    : agent_(agent), leases_(leases), options_(options), reaper_([this] { RunReaper(); }) {}
+
+CniServer::~CniServer() {
+  {
+    std::lock_guard lock(reap_mu_);
+    stopping_ = true;
+  }
+  reap_cv_.notify_all();
+  reaper_.join();
+}
+
+void CniServer::Reap(const Key& key) {
+  {
+    std::lock_guard lock(reap_mu_);
+    if (reaping_ == key || std::find(to_reap_.begin(), to_reap_.end(), key) != to_reap_.end()) {
+      return;  // a repeated DEL
+    }
+    to_reap_.push_back(key);
+  }
+  reap_cv_.notify_all();
+}
+
+void CniServer::Unreap(const Key& key) {
+  std::unique_lock lock(reap_mu_);
+  std::erase(to_reap_, key);
+  reap_cv_.wait(lock, [&] { return reaping_ != key; });
+}
+
+void CniServer::WaitForReaper() {
+  std::unique_lock lock(reap_mu_);
+  reap_cv_.wait(lock, [&] { return to_reap_.empty() && !reaping_.has_value(); });
+}
+
+void CniServer::ReapNow(const Key& key) {
+  const auto& [container_id, ifname] = key;
+  if (absl::Status s = TearDownPodInterface(HostIfname(container_id, ifname)); !s.ok()) {
+    // The lease stays releasing, so its address stays taken; the next start
+    // (or an ADD of the same attachment) tries again.
+    std::fprintf(stderr, "atoll-agent: removing the interface of container %s %s: %s\n",
+                 container_id.c_str(), ifname.c_str(), std::string(s.message()).c_str());
+    return;
+  }
+  std::lock_guard lock(leases_mu_);
+  absl::StatusOr<std::optional<Lease>> held = leases_.Find(container_id, ifname);
+  if (held.ok() && held->has_value() && (*held)->releasing) {
+    held = leases_.Release(container_id, ifname);
+  }
+  if (!held.ok()) {
+    std::fprintf(stderr, "atoll-agent: releasing the lease of container %s %s: %s\n",
+                 container_id.c_str(), ifname.c_str(),
+                 std::string(held.status().message()).c_str());
+  }
+}
+
+void CniServer::RunReaper() {
+  std::unique_lock lock(reap_mu_);
+  for (;;) {
+    reap_cv_.wait(lock, [&] { return stopping_ || !to_reap_.empty(); });
+    if (stopping_) return;
+    reaping_ = to_reap_.front();
+    to_reap_.pop_front();
+    lock.unlock();
+    ReapNow(*reaping_);
+    lock.lock();
+    reaping_.reset();
+    reap_cv_.notify_all();
+  }
+}
 
 absl::Status CniServer::RestorePodPorts() {
   absl::StatusOr<std::vector<Lease>> leases;
@@ -104,6 +171,10 @@ absl::Status CniServer::RestorePodPorts() {
   if (!leases.ok()) return leases.status();
   std::vector<dataplane::PodPort> ports;
   for (const Lease& lease : *leases) {
+    if (lease.releasing) {
+      Reap({lease.container_id, lease.ifname});
+      continue;
+    }
     absl::StatusOr<PodInterface> interface =
         FindHostInterface(HostIfname(lease.container_id, lease.ifname));
     if (interface.ok()) {
@@ -169,6 +240,21 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
     return absl::InvalidArgumentError(
         absl::StrCat("attachment.pod_namespace of ", DescribePod(pod), " is empty"));
   }
+  // The same attachment again while its interface from before is still being
+  // removed: finish that first, so that nothing of it is taken for this one.
+  {
+    absl::StatusOr<std::optional<Lease>> held;
+    {
+      std::lock_guard lock(leases_mu_);
+      held = leases_.Find(pod.container_id(), pod.ifname());
+    }
+    if (!held.ok()) return held.status();
+    if (held->has_value() && (*held)->releasing) {
+      const Key key{pod.container_id(), pod.ifname()};
+      Unreap(key);
+      ReapNow(key);
+    }
+  }
   std::optional<PodNetwork> net = agent_.FindPodNetwork(pod.pod_namespace());
   if (!net) {
     // Try again later: the namespace may be on its way from the controller.
@@ -217,20 +303,27 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
 
 absl::StatusOr<api::CniDelResponse> CniServer::Del(const api::PodAttachment& pod) {
   if (absl::Status s = ValidateAttachment(pod, /*needs_netns=*/false); !s.ok()) return s;
-  // The interface goes first and the address last, so that the address is
-  // never leased again while an interface still holds it. Each step is a no-op
-  // when done already: DEL is repeated, and the netns may be gone.
+  // Each step is a no-op when done already: DEL is repeated, and the netns
+  // may be gone. The lease is marked first, so that a crash at any later
+  // point still finishes this DEL at the next start.
   const std::string host_ifname = HostIfname(pod.container_id(), pod.ifname());
-  if (absl::Status s = TearDownPodInterface(host_ifname); !s.ok()) return s;
-  if (absl::Status s = agent_.UpdatePodPorts({}, {host_ifname}); !s.ok()) return s;
-  absl::StatusOr<std::optional<Lease>> released;
+  absl::StatusOr<std::optional<Lease>> lease;
   {
     std::lock_guard lock(leases_mu_);
-    released = leases_.Release(pod.container_id(), pod.ifname());
+    lease = leases_.MarkReleasing(pod.container_id(), pod.ifname());
   }
-  if (!released.ok()) return released.status();
+  if (!lease.ok()) return lease.status();
+  if (absl::Status s = agent_.UpdatePodPorts({}, {host_ifname}); !s.ok()) return s;
+  // Out of the pod's sight now; removed from the kernel, and the address
+  // freed, by the reaper. When that fails the removal happens here.
+  if (absl::Status s = DetachPodInterface(pod.netns(), pod.ifname(), host_ifname); !s.ok()) {
+    std::fprintf(stderr, "atoll-agent: DEL of %s: %s; removing it at once\n",
+                 DescribePod(pod).c_str(), std::string(s.message()).c_str());
+    if (absl::Status t = TearDownPodInterface(host_ifname); !t.ok()) return t;
+  }
+  Reap({pod.container_id(), pod.ifname()});
   api::CniDelResponse resp;
-  if (released->has_value()) resp.set_released_address((*released)->address.ToString());
+  if (lease->has_value()) resp.set_released_address((*lease)->address.ToString());
   return resp;
 }
 
@@ -243,7 +336,7 @@ absl::Status CniServer::Check(const api::CniCheckRequest& req) {
     lease = leases_.Find(pod.container_id(), pod.ifname());
   }
   if (!lease.ok()) return lease.status();
-  if (!lease->has_value()) {
+  if (!lease->has_value() || (*lease)->releasing) {
     return absl::NotFoundError(absl::StrCat(DescribePod(pod), " has no address on this node"));
   }
   const Lease& held = **lease;
@@ -274,7 +367,7 @@ absl::StatusOr<api::CniGcResponse> CniServer::Gc(const api::CniGcRequest& req) {
   if (!leases.ok()) return leases.status();
   api::CniGcResponse resp;
   for (const Lease& lease : *leases) {
-    if (valid.contains({lease.container_id, lease.ifname})) continue;
+    if (lease.releasing || valid.contains({lease.container_id, lease.ifname})) continue;
     api::PodAttachment stale;
     stale.set_container_id(lease.container_id);
     stale.set_ifname(lease.ifname);

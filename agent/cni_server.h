@@ -4,12 +4,24 @@
 // for another block when they are full), records the lease, makes the pod's
 // veth and hands the new port to the dataplane. Leases live in SQLite, so a
 // restarted agent knows every pod and never hands an address out twice.
+//
+// DEL answers once the pod's interface is out of the pod's sight and out of
+// the dataplane; the kernel's removal of the veth (15 to 20 ms, most of it an
+// RCU barrier) happens after, on the server's reaper thread, and only then is
+// the address free again. A lease marked releasing in SQLite says so across
+// a restart.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,10 +41,16 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
   };
 
   CniServer(Agent& agent, LeaseStore& leases, Options options);
+  ~CniServer() override;  // stops the reaper; what it had not removed is removed after a restart
+  CniServer(const CniServer&) = delete;
+  CniServer& operator=(const CniServer&) = delete;
 
   // Hands the pods whose interfaces survived an agent restart back to the
-  // dataplane. Leases whose interface is gone stay until the runtime's DEL.
+  // dataplane, and has the reaper finish the DELs the last run answered.
+  // Leases whose interface is gone stay until the runtime's DEL.
   absl::Status RestorePodPorts();
+  // Waits until the reaper has removed every interface DEL gave it (tests).
+  void WaitForReaper();
 
   absl::StatusOr<::atl::api::v1::CniAddResponse> Add(const ::atl::api::v1::PodAttachment& pod);
   absl::StatusOr<::atl::api::v1::CniDelResponse> Del(const ::atl::api::v1::PodAttachment& pod);
@@ -59,12 +77,29 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
                                      bool& created);
   absl::Status Release(const Lease& lease);
 
+  // An attachment whose interface the reaper is to delete: (container id, ifname).
+  using Key = std::pair<std::string, std::string>;
+  void Reap(const Key& key);
+  // Removes the interface and then the lease, unless an ADD took the lease anew.
+  void ReapNow(const Key& key);
+  // Takes `key` back from the reaper (waiting if it is at work on it), so that
+  // an ADD can finish the removal itself before it makes the interface anew.
+  void Unreap(const Key& key);
+  void RunReaper();
+
   Agent& agent_;
   LeaseStore& leases_;
   const Options options_;
 
   std::mutex leases_mu_;    // one SQLite connection, one transaction at a time
   std::mutex allocate_mu_;  // one request for a new block at a time
+
+  std::mutex reap_mu_;
+  std::condition_variable reap_cv_;
+  std::deque<Key> to_reap_;     // in DEL order
+  std::optional<Key> reaping_;  // the one being removed now
+  bool stopping_ = false;
+  std::thread reaper_;  // last: it starts when everything above exists
 };
 
 }  // namespace atl::agent

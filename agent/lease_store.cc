@@ -20,6 +20,9 @@ constexpr const char* kSchema = R"sql(
     pod_namespace TEXT NOT NULL,
     pod_name      TEXT NOT NULL,
     address       BLOB NOT NULL UNIQUE,  -- 16 bytes, network order (IPv4-mapped)
+    -- 1 once DEL has answered and the interface is being removed: the address
+    -- stays taken until the interface is gone.
+    releasing     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (container_id, ifname)
   );
 )sql";
@@ -51,11 +54,17 @@ lb::IpAddr ColumnAddress(sqlite3_stmt* stmt, int column) {
   return addr;
 }
 
-constexpr const char* kColumns = "container_id, ifname, netns, pod_namespace, pod_name, address";
+constexpr const char* kColumns =
+    "container_id, ifname, netns, pod_namespace, pod_name, address, releasing";
 
 Lease ReadLease(sqlite3_stmt* stmt) {
-  return Lease{ColumnText(stmt, 0), ColumnText(stmt, 1), ColumnText(stmt, 2),
-               ColumnText(stmt, 3), ColumnText(stmt, 4), ColumnAddress(stmt, 5)};
+  return Lease{ColumnText(stmt, 0),
+               ColumnText(stmt, 1),
+               ColumnText(stmt, 2),
+               ColumnText(stmt, 3),
+               ColumnText(stmt, 4),
+               ColumnAddress(stmt, 5),
+               sqlite3_column_int(stmt, 6) != 0};
 }
 
 // The last address of a prefix: its host bits all set.
@@ -185,9 +194,10 @@ absl::StatusOr<Lease> LeaseStore::Acquire(const Lease& request,
 
   Lease lease = request;
   lease.address = *chosen;
+  lease.releasing = false;
   Statement insert;
   const std::string sql =
-      absl::StrCat("INSERT INTO leases (", kColumns, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      absl::StrCat("INSERT INTO leases (", kColumns, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)");
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &insert.stmt, nullptr) != SQLITE_OK) {
     return fail(Error("acquire"));
   }
@@ -227,6 +237,20 @@ absl::StatusOr<std::optional<Lease>> LeaseStore::Release(const std::string& cont
     return s;
   }
   return held;
+}
+
+absl::StatusOr<std::optional<Lease>> LeaseStore::MarkReleasing(const std::string& container_id,
+                                                               const std::string& ifname) {
+  Statement update;
+  if (sqlite3_prepare_v2(db_,
+                         "UPDATE leases SET releasing = 1 WHERE container_id = ?1 AND ifname = ?2",
+                         -1, &update.stmt, nullptr) != SQLITE_OK) {
+    return Error("mark releasing");
+  }
+  BindText(update.stmt, 1, container_id);
+  BindText(update.stmt, 2, ifname);
+  if (sqlite3_step(update.stmt) != SQLITE_DONE) return Error("mark releasing");
+  return Find(container_id, ifname);
 }
 
 absl::StatusOr<std::vector<Lease>> LeaseStore::List() {

@@ -27,6 +27,9 @@ struct Lease {
   std::string pod_namespace;  // the namespace, and so the segment, the address is of
   std::string pod_name;
   lb::IpAddr address;
+  // DEL has answered and the interface is on its way out; the address is
+  // free once Release removes the lease.
+  bool releasing = false;
 
   friend bool operator==(const Lease&, const Lease&) = default;
 };
@@ -51,6 +54,10 @@ class LeaseStore {
   // there is not an error (CNI DEL is repeated). Returns the removed lease.
   absl::StatusOr<std::optional<Lease>> Release(const std::string& container_id,
                                                const std::string& ifname);
+  // Marks the lease of (container_id, ifname) as releasing and returns it;
+  // nullopt when there is none.
+  absl::StatusOr<std::optional<Lease>> MarkReleasing(const std::string& container_id,
+                                                     const std::string& ifname);
   absl::StatusOr<std::optional<Lease>> Find(const std::string& container_id,
                                             const std::string& ifname);
   // Every lease, by address.

@@ -119,6 +119,25 @@ TEST_F(LeaseStoreTest, LeasesSurviveAReopenAndAreNeverHandedOutTwice) {
   EXPECT_EQ(after[1], A("198.19.0.5"));
 }
 
+TEST_F(LeaseStoreTest, AReleasingLeaseKeepsItsAddressUntilReleasedAndSurvivesAReopen) {
+  const std::vector<lb::IpPrefix> blocks = {P("198.19.0.0/28")};
+  const lb::IpAddr first = store_->Acquire(Pod("a"), blocks, reserved_)->address;
+  auto marked = store_->MarkReleasing("a", "eth0");
+  ASSERT_TRUE(marked.ok() && marked->has_value());
+  EXPECT_TRUE((*marked)->releasing);
+  EXPECT_FALSE(store_->MarkReleasing("nobody", "eth0")->has_value());
+
+  Reopen();  // a kill -9 while the interface was being removed
+  auto held = store_->Find("a", "eth0");
+  ASSERT_TRUE(held.ok() && held->has_value());
+  EXPECT_TRUE((*held)->releasing);
+  // Its address is still taken.
+  EXPECT_NE(store_->Acquire(Pod("b"), blocks, reserved_)->address, first);
+
+  ASSERT_TRUE(store_->Release("a", "eth0").ok());
+  EXPECT_EQ(store_->Acquire(Pod("c"), blocks, reserved_)->address, first);
+}
+
 TEST_F(LeaseStoreTest, Ipv6BlocksWork) {
   const std::vector<lb::IpPrefix> blocks = {P("fd00:a70:1::/124")};
   const std::vector<lb::IpAddr> reserved = {A("fd00:a70:1::"), A("fd00:a70:1::1")};

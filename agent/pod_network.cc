@@ -847,6 +847,65 @@ absl::Status TearDownPodInterface(std::string_view host_ifname) {
   return DeleteLink(*host, link->index, host_ifname);
 }
 
+absl::Status DetachPodInterface(const std::string& netns_path, std::string_view ifname,
+                                std::string_view host_ifname) {
+  ATL_RETURN_IF_ERROR(ValidateIfname("interface name", ifname));
+  ATL_RETURN_IF_ERROR(ValidateIfname("host interface name", host_ifname));
+  if (netns_path.empty()) return absl::OkStatus();
+  absl::StatusOr<Fd> netns = OpenNetns(netns_path);
+  // The namespace is gone, and the pair with it.
+  if (absl::IsNotFound(netns.status())) return absl::OkStatus();
+  if (!netns.ok()) return netns.status();
+  absl::StatusOr<Socket> host = Socket::Open();
+  if (!host.ok()) return host.status();
+
+  Batch batch;
+  AddGetLink(batch, host_ifname);
+  AddGetNsid(batch, netns->get());
+  std::optional<Link> host_link;
+  std::optional<int32_t> pod_nsid;
+  ATL_RETURN_IF_ERROR(batch.Exchange(*host, [&](size_t i, const nlmsghdr* nlh) {
+    if (i == 0) host_link = ParseLink(nlh);
+    if (i == 1) pod_nsid = ParseNsid(nlh);
+  }));
+  if (batch.answer(0).error == ENODEV || !host_link) return absl::OkStatus();
+  if (batch.answer(0).error != 0) {
+    return RequestError(batch, 0, absl::StrCat("find ", Sv(host_ifname)));
+  }
+
+  absl::StatusOr<Socket> pod = Socket::OpenIn(netns->get(), netns_path);
+  if (!pod.ok()) return pod.status();
+  const std::string where = absl::StrCat(" in ", netns_path);
+  absl::StatusOr<Link> pod_link = GetLink(*pod, ifname, where);
+  if (absl::IsNotFound(pod_link.status())) return absl::OkStatus();
+  if (!pod_link.ok()) return pod_link.status();
+  // Whatever else bears the name in the pod is not ours to touch.
+  if (!ArePeers(*host_link, *pod_link, pod_nsid)) return absl::OkStatus();
+
+  // Down, then renamed: the kernel renames only links that are down
+  // (dev_change_name() refuses a running one with EBUSY).
+  Batch detach;
+  nlmsghdr* down = detach.Add(RTM_NEWLINK, NLM_F_ACK);
+  auto* ifm = Batch::Header<ifinfomsg>(down);
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = pod_link->index;
+  ifm->ifi_change = IFF_UP;
+  nlmsghdr* rename = detach.Add(RTM_NEWLINK, NLM_F_ACK);
+  ifm = Batch::Header<ifinfomsg>(rename);
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = pod_link->index;
+  mnl_attr_put(rename, IFLA_IFNAME, host_ifname.size() + 1, std::string(host_ifname).c_str());
+  ATL_RETURN_IF_ERROR(detach.Exchange(*pod, [](size_t, const nlmsghdr*) {}));
+  if (detach.answer(0).error != 0 && detach.answer(0).error != ENODEV) {
+    return RequestError(detach, 0, absl::StrCat("set ", Sv(ifname), where, " down"));
+  }
+  if (detach.answer(1).error != 0 && detach.answer(1).error != ENODEV) {
+    return RequestError(detach, 1,
+                        absl::StrCat("rename ", Sv(ifname), where, " to ", Sv(host_ifname)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckPodInterface(const PodInterfaceSpec& spec) {
   ATL_RETURN_IF_ERROR(Validate(spec));
   absl::StatusOr<Fd> netns = OpenNetns(spec.netns);

@@ -494,6 +494,56 @@ TEST_F(PodNetworkTest, TearDownRemovesBothEndsAndMayBeRepeated) {
   EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(PodNetworkTest, DetachTakesThePodSideOutOfSightAndTearDownFinishes) {
+  std::unique_ptr<TestNetns> pod = NewNetns();
+  ASSERT_NE(pod, nullptr);
+  const PodInterfaceSpec spec = Spec(*pod);
+  ASSERT_TRUE(SetUpInHost(spec).ok());
+
+  absl::Status status = absl::UnknownError("not run");
+  InHost([&] { status = DetachPodInterface(spec.netns, spec.ifname, spec.host_ifname); });
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(LinkIn(*pod, "eth0"), std::nullopt);
+  // Down, under the host side's name, until the pair is deleted.
+  ASSERT_TRUE(LinkIn(*pod, spec.host_ifname));
+  EXPECT_FALSE(LinkIn(*pod, spec.host_ifname)->flags & IFF_UP);
+  ASSERT_TRUE(HostLink(spec.host_ifname));
+
+  // Again, and with the namespace or the pair gone: nothing to do.
+  InHost([&] { status = DetachPodInterface(spec.netns, spec.ifname, spec.host_ifname); });
+  EXPECT_TRUE(status.ok()) << status;
+  InHost([&] { status = DetachPodInterface("", spec.ifname, spec.host_ifname); });
+  EXPECT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(TearDownInHost(spec.host_ifname).ok());
+  EXPECT_EQ(LinkIn(*pod, spec.host_ifname), std::nullopt);
+  InHost([&] { status = DetachPodInterface(spec.netns, spec.ifname, spec.host_ifname); });
+  EXPECT_TRUE(status.ok()) << status;
+  const std::string gone = spec.netns;
+  pod.reset();
+  InHost([&] { status = DetachPodInterface(gone, spec.ifname, spec.host_ifname); });
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST_F(PodNetworkTest, DetachLeavesAnInterfaceThatIsNotThePeer) {
+  std::unique_ptr<TestNetns> pod_a = NewNetns();
+  std::unique_ptr<TestNetns> pod_b = NewNetns();
+  ASSERT_NE(pod_a, nullptr);
+  ASSERT_NE(pod_b, nullptr);
+  PodInterfaceSpec a = Spec(*pod_a);
+  PodInterfaceSpec b = Spec(*pod_b);
+  b.host_ifname = "atlbbbbbbbbbbb";
+  ASSERT_TRUE(SetUpInHost(a).ok());
+  ASSERT_TRUE(SetUpInHost(b).ok());
+  // b's eth0 is not the peer of a's host side.
+  absl::Status status = absl::UnknownError("not run");
+  InHost([&] { status = DetachPodInterface(b.netns, b.ifname, a.host_ifname); });
+  EXPECT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(LinkIn(*pod_b, "eth0"));
+  EXPECT_TRUE(LinkIn(*pod_b, "eth0")->flags & IFF_UP);
+  ASSERT_TRUE(TearDownInHost(a.host_ifname).ok());
+  ASSERT_TRUE(TearDownInHost(b.host_ifname).ok());
+}
+
 TEST_F(PodNetworkTest, TearDownAfterThePodNamespaceIsGone) {
   std::unique_ptr<TestNetns> pod = NewNetns();
   ASSERT_NE(pod, nullptr);

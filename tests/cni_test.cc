@@ -234,14 +234,49 @@ TEST_F(CniTest, AddIsIdempotentAndDelIsRepeatable) {
   // containerd's second DEL has no netns at all.
   const Ran del = Cni("DEL", "p1", "shop", Conf(), /*with_netns=*/false);
   EXPECT_EQ(del.exit_code, 0) << del.out;
+  // Gone from the pod and the dataplane when DEL answers; the kernel's
+  // removal of the pair, and with it the address, follows.
   EXPECT_FALSE(PodLink(Pod("p1").path(), "eth0").is_object());
-  EXPECT_FALSE(HostLinkExists(host_side));
   EXPECT_THAT(agent_->State().pod_ports(), SizeIs(0));
+  EXPECT_TRUE(WaitFor([&] { return !HostLinkExists(host_side); }));
+  // The lease goes right after the interface; give the reaper that moment.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
   // The address is free again, and the next pod gets it.
   const Ran next = Cni("ADD", "p2", "shop", Conf());
   ASSERT_EQ(next.exit_code, 0) << next.out;
   EXPECT_EQ(AddressOf(next), AddressOf(first));
+}
+
+TEST_F(CniTest, AddRightAfterDelOfTheSameAttachmentGetsAFreshInterface) {
+  for (int round = 0; round < 5; ++round) {
+    const Ran add = Cni("ADD", "r1", "shop", Conf());
+    ASSERT_EQ(add.exit_code, 0) << "round " << round << ": " << add.out;
+    ASSERT_TRUE(PodLink(Pod("r1").path(), "eth0").is_object());
+    const Ran del = Cni("DEL", "r1", "shop", Conf());
+    ASSERT_EQ(del.exit_code, 0) << del.out;
+  }
+  const Ran add = Cni("ADD", "r1", "shop", Conf("0.4.0"));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  EXPECT_EQ(Cni("CHECK", "r1", "shop", Conf("0.4.0", ",\"prevResult\":" + add.out)).exit_code, 0);
+}
+
+TEST_F(CniTest, AKillDuringRemovalFinishesAfterTheRestart) {
+  std::vector<std::string> host_sides;
+  for (int i = 0; i < 10; ++i) {
+    const Ran add = Cni("ADD", "d" + std::to_string(i), "shop", Conf());
+    ASSERT_EQ(add.exit_code, 0) << add.out;
+    host_sides.push_back(add.json()["interfaces"][0]["name"]);
+  }
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(Cni("DEL", "d" + std::to_string(i), "shop", Conf()).exit_code, 0);
+  }
+  agent_->Stop(SIGKILL);  // most pairs are still on the reaper's list
+  StartAgent();
+  for (const std::string& host_side : host_sides) {
+    EXPECT_TRUE(WaitFor([&] { return !HostLinkExists(host_side); })) << host_side;
+  }
+  EXPECT_THAT(agent_->State().pod_ports(), SizeIs(0));
 }
 
 TEST_F(CniTest, CheckFindsWhatChanged) {
@@ -353,9 +388,10 @@ TEST_F(CniTest, GcRemovesWhatIsNotListed) {
       {BinaryPath("ATOLL_CNI")}, {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/usr/lib/cni"}},
       Conf("1.1.0", R"(,"cni.dev/valid-attachments":[{"containerID":"ctr-c2","ifname":"eth0"}])"));
   EXPECT_EQ(gc.exit_code, 0) << gc.out;
-  EXPECT_FALSE(HostLinkExists(host_sides[0]));
+  EXPECT_TRUE(WaitFor([&] { return !HostLinkExists(host_sides[0]); }));
   EXPECT_TRUE(HostLinkExists(host_sides[1]));
-  EXPECT_FALSE(HostLinkExists(host_sides[2]));
+  EXPECT_TRUE(WaitFor([&] { return !HostLinkExists(host_sides[2]); }));
+  EXPECT_FALSE(PodLink(Pod("c1").path(), "eth0").is_object());
   ASSERT_THAT(agent_->State().pod_ports(), SizeIs(1));
   EXPECT_EQ(agent_->State().pod_ports(0).pod(), "shop/c2");
 
