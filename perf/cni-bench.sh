@@ -93,10 +93,17 @@ fail() {
 }
 
 # Fails when a run left a pod interface (a veth) behind in this namespace.
+# atoll-agent deletes the pairs after DEL has answered (the kernel's part of a
+# link's removal waits for an RCU barrier): wait for it, up to a minute, so
+# that its work does not overlap the next run either.
 check_no_veths() {
   local left
-  left=$(ip -o link show type veth | wc -l)
-  [ "$left" -eq 0 ] || fail "$1: $left veth interfaces left after DEL: $(ip -br link show type veth | head -5)"
+  for _ in $(seq 600); do
+    left=$(ip -o link show type veth | wc -l)
+    [ "$left" -eq 0 ] && return 0
+    sleep 0.1
+  done
+  fail "$1: $left veth interfaces left after DEL: $(ip -br link show type veth | head -5)"
 }
 
 # measure LABEL MODE REP PLUGIN CNI_PATH CONF
