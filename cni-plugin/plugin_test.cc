@@ -66,11 +66,11 @@ class PluginTest : public ::testing::Test {
           return it == env.end() ? nullptr : it->second.c_str();
         },
         conf,
-        [&](const std::string& socket, uint32_t timeout_ms) -> std::unique_ptr<AgentClient> {
+        [&](const std::string& socket, uint32_t timeout_ms) -> AgentClient& {
           connected_ = true;
           agent_.socket = socket;
           agent_.timeout_ms = timeout_ms;
-          return std::make_unique<Forward>(agent_);
+          return agent_;
         });
   }
 
@@ -90,23 +90,6 @@ class PluginTest : public ::testing::Test {
   }
 
   static nlohmann::json Json(const Outcome& o) { return nlohmann::json::parse(o.output); }
-
-  // The runtime owns the client; the test keeps the fake.
-  struct Forward final : AgentClient {
-    explicit Forward(FakeAgent& a) : agent(a) {}
-    grpc::Status Add(const api::CniAddRequest& r, api::CniAddResponse& o) override {
-      return agent.Add(r, o);
-    }
-    grpc::Status Del(const api::CniDelRequest& r, api::CniDelResponse& o) override {
-      return agent.Del(r, o);
-    }
-    grpc::Status Check(const api::CniCheckRequest& r) override { return agent.Check(r); }
-    grpc::Status Gc(const api::CniGcRequest& r, api::CniGcResponse& o) override {
-      return agent.Gc(r, o);
-    }
-    grpc::Status Status() override { return agent.Status(); }
-    FakeAgent& agent;
-  };
 
   FakeAgent agent_;
   bool connected_ = false;

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cstdio>
 #include <map>
@@ -322,6 +323,26 @@ TEST_F(CniTest, UnknownNamespaceAndAbsentAgentAreTryAgainLater) {
   ASSERT_TRUE(WaitFor([&] { return controller_->AllAcked({"h1"}); }));
   const Ran up = Cni("ADD", "p2", "shop", Conf());
   EXPECT_EQ(up.exit_code, 0) << up.out;
+}
+
+TEST_F(CniTest, AnAgentThatDoesNotAnswerCostsTheDeadlineAndNoMore) {
+  // Something listens on the socket and never speaks.
+  const std::string path = (dir_.path() / "silent.sock").string();
+  const int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 16), 0);
+  const std::string conf = R"({"cniVersion":"1.0.0","name":"atoll","type":"atoll-cni","socket":")" +
+                           path + R"(","timeoutMs":300})";
+  const auto start = std::chrono::steady_clock::now();
+  const Ran add = Cni("ADD", "p1", "shop", conf);
+  const auto took = std::chrono::steady_clock::now() - start;
+  close(listener);
+  EXPECT_EQ(add.exit_code, 1);
+  EXPECT_EQ(add.json()["code"], 11) << add.out;
+  EXPECT_LT(took, std::chrono::seconds(3)) << "the plugin waited past its deadline";
 }
 
 TEST_F(CniTest, KilledAgentKeepsEveryLease) {
