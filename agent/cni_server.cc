@@ -107,7 +107,8 @@ CniServer::~CniServer() {
 void CniServer::Reap(const Key& key) {
   {
     std::lock_guard lock(reap_mu_);
-    if (reaping_ == key || std::find(to_reap_.begin(), to_reap_.end(), key) != to_reap_.end()) {
+    if (std::find(reaping_.begin(), reaping_.end(), key) != reaping_.end() ||
+        std::find(to_reap_.begin(), to_reap_.end(), key) != to_reap_.end()) {
       return;  // a repeated DEL
     }
     to_reap_.push_back(key);
@@ -118,23 +119,17 @@ void CniServer::Reap(const Key& key) {
 void CniServer::Unreap(const Key& key) {
   std::unique_lock lock(reap_mu_);
   std::erase(to_reap_, key);
-  reap_cv_.wait(lock, [&] { return reaping_ != key; });
+  reap_cv_.wait(lock,
+                [&] { return std::find(reaping_.begin(), reaping_.end(), key) == reaping_.end(); });
 }
 
 void CniServer::WaitForReaper() {
   std::unique_lock lock(reap_mu_);
-  reap_cv_.wait(lock, [&] { return to_reap_.empty() && !reaping_.has_value(); });
+  reap_cv_.wait(lock, [&] { return to_reap_.empty() && reaping_.empty(); });
 }
 
-void CniServer::ReapNow(const Key& key) {
+void CniServer::ReleaseIfReleasing(const Key& key) {
   const auto& [container_id, ifname] = key;
-  if (absl::Status s = TearDownPodInterface(HostIfname(container_id, ifname)); !s.ok()) {
-    // The lease stays releasing, so its address stays taken; the next start
-    // (or an ADD of the same attachment) tries again.
-    std::fprintf(stderr, "atoll-agent: removing the interface of container %s %s: %s\n",
-                 container_id.c_str(), ifname.c_str(), std::string(s.message()).c_str());
-    return;
-  }
   std::lock_guard lock(leases_mu_);
   absl::StatusOr<std::optional<Lease>> held = leases_.Find(container_id, ifname);
   if (held.ok() && held->has_value() && (*held)->releasing) {
@@ -147,17 +142,45 @@ void CniServer::ReapNow(const Key& key) {
   }
 }
 
+void CniServer::ReapNow(const std::vector<Key>& keys) {
+  std::vector<std::string> host_ifnames;
+  for (const auto& [container_id, ifname] : keys) {
+    host_ifnames.push_back(HostIfname(container_id, ifname));
+  }
+  if (TearDownPodInterfaces(host_ifnames).ok()) {
+    for (const Key& key : keys) ReleaseIfReleasing(key);
+    return;
+  }
+  // One at a time, so that one that cannot go keeps only its own lease.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (absl::Status s = TearDownPodInterface(host_ifnames[i]); !s.ok()) {
+      // The lease stays releasing, so its address stays taken; the next
+      // start (or an ADD of the same attachment) tries again.
+      std::fprintf(stderr, "atoll-agent: removing %s of container %s: %s\n",
+                   host_ifnames[i].c_str(), keys[i].first.c_str(),
+                   std::string(s.message()).c_str());
+      continue;
+    }
+    ReleaseIfReleasing(keys[i]);
+  }
+}
+
 void CniServer::RunReaper() {
+  // At most this many pairs go in one kernel request.
+  constexpr size_t kBatch = 64;
   std::unique_lock lock(reap_mu_);
   for (;;) {
     reap_cv_.wait(lock, [&] { return stopping_ || !to_reap_.empty(); });
     if (stopping_) return;
-    reaping_ = to_reap_.front();
-    to_reap_.pop_front();
+    while (!to_reap_.empty() && reaping_.size() < kBatch) {
+      reaping_.push_back(std::move(to_reap_.front()));
+      to_reap_.pop_front();
+    }
+    const std::vector<Key> batch = reaping_;
     lock.unlock();
-    ReapNow(*reaping_);
+    ReapNow(batch);
     lock.lock();
-    reaping_.reset();
+    reaping_.clear();
     reap_cv_.notify_all();
   }
 }
@@ -252,7 +275,7 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
     if (held->has_value() && (*held)->releasing) {
       const Key key{pod.container_id(), pod.ifname()};
       Unreap(key);
-      ReapNow(key);
+      ReapNow({key});
     }
   }
   std::optional<PodNetwork> net = agent_.FindPodNetwork(pod.pod_namespace());

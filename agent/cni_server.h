@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -80,8 +81,10 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
   // An attachment whose interface the reaper is to delete: (container id, ifname).
   using Key = std::pair<std::string, std::string>;
   void Reap(const Key& key);
-  // Removes the interface and then the lease, unless an ADD took the lease anew.
-  void ReapNow(const Key& key);
+  // Removes the interfaces and then their leases (unless an ADD took a lease
+  // anew), all of them together when it can.
+  void ReapNow(const std::vector<Key>& keys);
+  void ReleaseIfReleasing(const Key& key);
   // Takes `key` back from the reaper (waiting if it is at work on it), so that
   // an ADD can finish the removal itself before it makes the interface anew.
   void Unreap(const Key& key);
@@ -96,8 +99,8 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
 
   std::mutex reap_mu_;
   std::condition_variable reap_cv_;
-  std::deque<Key> to_reap_;     // in DEL order
-  std::optional<Key> reaping_;  // the one being removed now
+  std::deque<Key> to_reap_;   // in DEL order
+  std::vector<Key> reaping_;  // the ones being removed now
   bool stopping_ = false;
   std::thread reaper_;  // last: it starts when everything above exists
 };

@@ -134,7 +134,8 @@ TEST(DesiredState, EqualUpsertsAreNoChange) {
   ASSERT_TRUE(snapshot.ok());
   EXPECT_THAT(*snapshot, IsEmpty());
   // Removing what is not held is no change either.
-  auto absent = state.ApplyDelta(std::vector<api::Resource>{}, {Key(api::KIND_SERVICE, "shop", "gone")});
+  auto absent =
+      state.ApplyDelta(std::vector<api::Resource>{}, {Key(api::KIND_SERVICE, "shop", "gone")});
   ASSERT_TRUE(absent.ok());
   EXPECT_THAT(*absent, IsEmpty());
 }
@@ -208,7 +209,8 @@ TEST(DesiredState, RejectsResourcesWithoutKindOrName) {
   EXPECT_THAT(no_name.status().message(), HasSubstr("upsert 0 is a Service with no name"));
   auto no_ns = state.ApplyDelta({Service("", "web", "198.18.64.1")}, {});
   EXPECT_THAT(no_ns.status().message(), HasSubstr("no namespace"));
-  auto bad_removal = state.ApplyDelta(std::vector<api::Resource>{}, {Key(api::KIND_UNSPECIFIED, "", "h1")});
+  auto bad_removal =
+      state.ApplyDelta(std::vector<api::Resource>{}, {Key(api::KIND_UNSPECIFIED, "", "h1")});
   EXPECT_THAT(bad_removal.status().message(), HasSubstr("removal 0 has no kind"));
   auto bad_snapshot = state.ApplySnapshot({Node("h3", ""), api::Resource()});
   EXPECT_THAT(bad_snapshot.status().message(), HasSubstr("snapshot resource 1 has no kind"));

@@ -244,6 +244,7 @@ class Batch {
   }
 
   const Answer& answer(size_t i) const { return answers_[i]; }
+  size_t size() const { return starts_.size(); }
 
   // Sends every request and reads until each is answered; `on_data` sees each
   // reply or dump message with the index of its request. The status is that
@@ -520,6 +521,11 @@ void AddDefaultRoute(Batch& batch, int index, const lb::IpAddr& gateway) {
   mnl_attr_put(nlh, RTA_GATEWAY, 4, gateway.v4_bytes());
   mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
 }
+
+// The interface group (IFLA_GROUP) of host sides about to be deleted together.
+// Only TearDownPodInterfaces() puts links in it, right before it deletes the
+// group; "ATL" in ASCII, far from the small numbers people give groups.
+constexpr uint32_t kTearDownGroup = 0x41544c;
 
 void AddDeleteLink(Batch& batch, int index) {
   nlmsghdr* nlh = batch.Add(RTM_DELLINK, NLM_F_ACK);
@@ -845,6 +851,56 @@ absl::Status TearDownPodInterface(std::string_view host_ifname) {
   }
   // By ifindex, so that a link made under the name meanwhile is not deleted.
   return DeleteLink(*host, link->index, host_ifname);
+}
+
+absl::Status TearDownPodInterfaces(const std::vector<std::string>& host_ifnames) {
+  for (const std::string& name : host_ifnames) {
+    ATL_RETURN_IF_ERROR(ValidateIfname("host interface name", name));
+  }
+  if (host_ifnames.empty()) return absl::OkStatus();
+  absl::StatusOr<Socket> host = Socket::Open();
+  if (!host.ok()) return host.status();
+
+  // Which of them exist, and are veths (the names are ours by convention only).
+  Batch find;
+  for (const std::string& name : host_ifnames) AddGetLink(find, name);
+  std::vector<std::optional<Link>> links(host_ifnames.size());
+  ATL_RETURN_IF_ERROR(
+      find.Exchange(*host, [&](size_t i, const nlmsghdr* nlh) { links[i] = ParseLink(nlh); }));
+  Batch mark;
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (find.answer(i).error == ENODEV || !links[i]) continue;  // gone already
+    if (find.answer(i).error != 0) {
+      return RequestError(find, i, absl::StrCat("find ", host_ifnames[i]));
+    }
+    if (links[i]->kind != "veth") {
+      return absl::FailedPreconditionError(
+          absl::StrCat(host_ifnames[i], " is not a veth", KindOf(*links[i]), ": not deleting it"));
+    }
+    nlmsghdr* nlh = mark.Add(RTM_NEWLINK, NLM_F_ACK);
+    auto* ifm = Batch::Header<ifinfomsg>(nlh);
+    ifm->ifi_family = AF_UNSPEC;
+    ifm->ifi_index = links[i]->index;
+    mnl_attr_put_u32(nlh, IFLA_GROUP, kTearDownGroup);
+  }
+  if (mark.size() == 0) return absl::OkStatus();
+  ATL_RETURN_IF_ERROR(mark.Exchange(*host, [](size_t, const nlmsghdr*) {}));
+  for (size_t i = 0; i < mark.size(); ++i) {
+    if (mark.answer(i).error != 0 && mark.answer(i).error != ENODEV) {
+      return RequestError(mark, i, "mark a pod interface for deletion");
+    }
+  }
+  // One request deletes the whole group (rtnl_group_dellink()): one
+  // unregister_netdevice_many(), so one RCU barrier for all of them.
+  Batch del;
+  nlmsghdr* nlh = del.Add(RTM_DELLINK, NLM_F_ACK);
+  Batch::Header<ifinfomsg>(nlh)->ifi_family = AF_UNSPEC;
+  mnl_attr_put_u32(nlh, IFLA_GROUP, kTearDownGroup);
+  ATL_RETURN_IF_ERROR(del.Exchange(*host, [](size_t, const nlmsghdr*) {}));
+  if (del.answer(0).error != 0 && del.answer(0).error != ENODEV) {
+    return RequestError(del, 0, "delete the pod interfaces marked for deletion");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status DetachPodInterface(const std::string& netns_path, std::string_view ifname,

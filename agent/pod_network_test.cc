@@ -524,6 +524,38 @@ TEST_F(PodNetworkTest, DetachTakesThePodSideOutOfSightAndTearDownFinishes) {
   EXPECT_TRUE(status.ok()) << status;
 }
 
+TEST_F(PodNetworkTest, TearDownManyAtOnce) {
+  std::vector<std::unique_ptr<TestNetns>> pods;
+  std::vector<std::string> host_sides;
+  for (int i = 0; i < 5; ++i) {
+    pods.push_back(NewNetns());
+    ASSERT_NE(pods.back(), nullptr);
+    const std::string address = "198.19.0." + std::to_string(10 + i);
+    const PodInterfaceSpec spec = Spec(*pods.back(), "c" + std::to_string(i), address.c_str());
+    ASSERT_TRUE(SetUpInHost(spec).ok());
+    host_sides.push_back(spec.host_ifname);
+  }
+  host_sides.push_back(HostIfname("never-made", "eth0"));  // missing names are skipped
+
+  // Something that is not a veth among them: nothing is deleted.
+  std::vector<std::string> with_lo = host_sides;
+  with_lo.push_back("lo");
+  absl::Status status = absl::UnknownError("not run");
+  InHost([&] { status = TearDownPodInterfaces(with_lo); });
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_TRUE(HostLink(host_sides[0]));
+
+  InHost([&] { status = TearDownPodInterfaces(host_sides); });
+  EXPECT_TRUE(status.ok()) << status;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    EXPECT_EQ(HostLink(host_sides[i]), std::nullopt) << host_sides[i];
+    EXPECT_EQ(LinkIn(*pods[i], "eth0"), std::nullopt);
+  }
+  EXPECT_TRUE(HostLink("lo"));
+  InHost([&] { status = TearDownPodInterfaces(host_sides); });  // again: nothing left to do
+  EXPECT_TRUE(status.ok()) << status;
+}
+
 TEST_F(PodNetworkTest, DetachLeavesAnInterfaceThatIsNotThePeer) {
   std::unique_ptr<TestNetns> pod_a = NewNetns();
   std::unique_ptr<TestNetns> pod_b = NewNetns();
