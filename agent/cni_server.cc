@@ -236,20 +236,21 @@ absl::StatusOr<Lease> CniServer::AcquireLease(const api::PodAttachment& pod, Pod
   if (lease.ok() || !absl::IsResourceExhausted(lease.status())) return lease;
 
   // The node's blocks are full (or it has none yet). One ADD at a time asks
-  // the controller; the others find its block when they get the lock.
+  // the controller for another; the others find its block when they get the
+  // lock. ADDs that did not need the lock may fill the new block before its
+  // asker gets to it, so the asker asks again, a bounded number of times.
+  constexpr int kMaxNewBlocks = 8;
   std::lock_guard lock(allocate_mu_);
-  if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
-  lease = acquire(net);
-  if (lease.ok() || !absl::IsResourceExhausted(lease.status())) return lease;
-  absl::StatusOr<lb::IpPrefix> block =
-      agent_.AllocateBlock(pod.pod_namespace(), options_.allocate_timeout);
-  if (!block.ok()) return block.status();
-  // A segment that grew has a new CIDR too: read it again.
-  if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
-  if (std::find(net.blocks.begin(), net.blocks.end(), *block) == net.blocks.end()) {
-    net.blocks.push_back(*block);
+  for (int asked = 0;; ++asked) {
+    if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
+    lease = acquire(net);
+    if (lease.ok() || !absl::IsResourceExhausted(lease.status()) || asked == kMaxNewBlocks) {
+      return lease;
+    }
+    absl::StatusOr<lb::IpPrefix> block =
+        agent_.AllocateBlock(pod.pod_namespace(), options_.allocate_timeout);
+    if (!block.ok()) return block.status();
   }
-  return acquire(net);
 }
 
 absl::Status CniServer::Release(const Lease& lease) {

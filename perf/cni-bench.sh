@@ -251,5 +251,16 @@ for mode in ("sequential", "concurrent"):
         b50, b99 = med("bridge", mode, op, "p50_ms"), med("bridge", mode, op, "p99_ms")
         print(f"| {mode} | {op.upper()} | {ms(a50)} | {ms(a99)} | {ms(b50)} | {ms(b99)} | "
               f"{ratio(b50, a50)} | {ratio(b99, a99)} |")
+print(f"\n--- throughput: pods per second over the whole phase ({pods} pods), medians")
+print("| mode | op | atoll | bridge | atoll/bridge |")
+print("| --- | --- | ---: | ---: | ---: |")
+def rate(label, mode, op):
+    wall = med(label, mode, op, "wall_ms")
+    return None if wall is None or wall <= 0 else 1000.0 * pods / wall
+for mode in ("sequential", "concurrent"):
+    for op in ("add", "del"):
+        a, b = rate("atoll", mode, op), rate("bridge", mode, op)
+        print(f"| {mode} | {op.upper()} | {'-' if a is None else f'{a:.0f}'} | "
+              f"{'-' if b is None else f'{b:.0f}'} | {ratio(a, b)} |")
 print("targets (issue 4): ADD p99 <= 20 ms, DEL p99 <= 10 ms, at least 2x bridge + host-local")
 PY

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lb/net.h"
@@ -396,6 +397,29 @@ TEST_F(CniTest, FullBlocksGrowThroughTheController) {
   int blocks = 0;
   for (const api::NodeBlock& b : node.node().blocks()) blocks += b.namespace_() == "shop";
   EXPECT_EQ(blocks, 3);
+}
+
+TEST_F(CniTest, FiftyAddsAtOnceGrowTheBlocksAndAllSucceed) {
+  // A namespace with no block on this node yet: the first ADDs all find the
+  // node's blocks full at once, and blocks are asked for while others fill them.
+  constexpr int kPods = 50;
+  std::vector<std::string> names;
+  for (int i = 0; i < kPods; ++i) {
+    names.push_back("x" + std::to_string(i));
+    Pod(names.back());
+  }
+  std::vector<Ran> adds(kPods);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPods; ++i) {
+    threads.emplace_back([&, i] { adds[i] = Cni("ADD", names[i], "blog", Conf()); });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<lb::IpAddr> seen;
+  for (int i = 0; i < kPods; ++i) {
+    ASSERT_EQ(adds[i].exit_code, 0) << names[i] << ": " << adds[i].out;
+    EXPECT_TRUE(seen.insert(AddressOf(adds[i])).second) << "address handed out twice";
+  }
+  EXPECT_THAT(agent_->State().pod_ports(), SizeIs(kPods));
 }
 
 TEST_F(CniTest, GcRemovesWhatIsNotListed) {
