@@ -232,7 +232,7 @@ done
 python3 - "$results" "$pods" "$parallel" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-pods, parallel = sys.argv[2], sys.argv[3]
+pods, parallel = int(sys.argv[2]), int(sys.argv[3])
 def med(label, mode, op, q):
     v = [r[op][q] for r in runs if r["label"] == label and r["mode"] == mode]
     return statistics.median(v) if v else None
