@@ -65,7 +65,12 @@ absl::Status Agent::ApplyVersion(ReceivedVersion&& received) {
     return applied;
   }
   renderer_.Commit();
+  // Blocks asked for are used until the version that carries them is held;
+  // versions of another store (a controller that lost its database) say
+  // nothing about them, and the snapshot from it is the whole truth.
+  if (received.store_id != applied_store_id_) allocated_blocks_.clear();
   applied_version_ = received.version;
+  applied_store_id_ = received.store_id;
   std::erase_if(allocated_blocks_,
                 [&](const AllocatedBlock& b) { return b.version <= applied_version_; });
   if (received.snapshot) {

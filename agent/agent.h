@@ -78,6 +78,7 @@ class Agent final : public ::atl::api::v1::AgentDebug::CallbackService {
   DesiredState state_;
   Renderer renderer_;
   uint64_t applied_version_ = 0;
+  std::string applied_store_id_;
   // Blocks the controller gave through AllocateBlock, with the version that
   // carries them in this node's Node; dropped once that version is applied.
   struct AllocatedBlock {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/pod_network.h"
 
 namespace atl::agent {
@@ -104,6 +105,32 @@ CniServer::~CniServer() {
   reaper_.join();
 }
 
+CniServer::AttachmentLock::AttachmentLock(CniServer& server, Key key)
+    : server_(server), key_(std::move(key)) {
+  std::unique_lock lock(server_.busy_mu_);
+  server_.busy_cv_.wait(lock, [&] { return !server_.busy_.contains(key_); });
+  server_.busy_.insert(key_);
+}
+
+CniServer::AttachmentLock::~AttachmentLock() {
+  {
+    std::lock_guard lock(server_.busy_mu_);
+    server_.busy_.erase(key_);
+  }
+  server_.busy_cv_.notify_all();
+}
+
+void CniServer::GiveBack(const Lease& lease, const std::string& host_ifname) {
+  // The address goes back only once the interface is known to be gone;
+  // otherwise the reaper removes both.
+  if (TearDownPodInterface(host_ifname).ok() && Release(lease).ok()) return;
+  {
+    std::lock_guard lock(leases_mu_);
+    (void)leases_.MarkReleasing(lease.container_id, lease.ifname);
+  }
+  Reap({lease.container_id, lease.ifname});
+}
+
 void CniServer::Reap(const Key& key) {
   {
     std::lock_guard lock(reap_mu_);
@@ -142,7 +169,18 @@ void CniServer::ReleaseIfReleasing(const Key& key) {
   }
 }
 
-void CniServer::ReapNow(const std::vector<Key>& keys) {
+void CniServer::ReapNow(const std::vector<Key>& all) {
+  // A lease that is there and not releasing belongs to a later ADD: its
+  // interface is not to be touched.
+  std::vector<Key> keys;
+  {
+    std::lock_guard lock(leases_mu_);
+    for (const Key& key : all) {
+      absl::StatusOr<std::optional<Lease>> held = leases_.Find(key.first, key.second);
+      if (held.ok() && held->has_value() && !(*held)->releasing) continue;
+      keys.push_back(key);
+    }
+  }
   std::vector<std::string> host_ifnames;
   for (const auto& [container_id, ifname] : keys) {
     host_ifnames.push_back(HostIfname(container_id, ifname));
@@ -154,8 +192,8 @@ void CniServer::ReapNow(const std::vector<Key>& keys) {
   // One at a time, so that one that cannot go keeps only its own lease.
   for (size_t i = 0; i < keys.size(); ++i) {
     if (absl::Status s = TearDownPodInterface(host_ifnames[i]); !s.ok()) {
-      // The lease stays releasing, so its address stays taken; the next
-      // start (or an ADD of the same attachment) tries again.
+      // The lease stays releasing, so its address stays taken; a later DEL
+      // or GC of the attachment, an ADD of it, or the next start tries again.
       std::fprintf(stderr, "atoll-agent: removing %s of container %s: %s\n",
                    host_ifnames[i].c_str(), keys[i].first.c_str(),
                    std::string(s.message()).c_str());
@@ -203,7 +241,10 @@ absl::Status CniServer::RestorePodPorts() {
     if (interface.ok()) {
       ports.push_back(PortFor(lease, *interface));
     } else if (!absl::IsNotFound(interface.status())) {
-      return interface.status();
+      // Not a reason to leave the host without CNI: that pod only.
+      std::fprintf(stderr, "atoll-agent: pod port of container %s %s not restored: %s\n",
+                   lease.container_id.c_str(), lease.ifname.c_str(),
+                   std::string(interface.status().message()).c_str());
     }
   }
   if (ports.empty()) return absl::OkStatus();
@@ -220,6 +261,7 @@ absl::StatusOr<Lease> CniServer::AcquireLease(const api::PodAttachment& pod, Pod
   request.netns = pod.netns();
   request.pod_namespace = pod.pod_namespace();
   request.pod_name = pod.pod_name();
+  request.network = pod.network();
 
   auto acquire = [&](const PodNetwork& n) -> absl::StatusOr<Lease> {
     const std::vector<lb::IpAddr> reserved = ReservedAddresses(n);
@@ -264,8 +306,12 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
     return absl::InvalidArgumentError(
         absl::StrCat("attachment.pod_namespace of ", DescribePod(pod), " is empty"));
   }
-  // The same attachment again while its interface from before is still being
-  // removed: finish that first, so that nothing of it is taken for this one.
+  const Key key{pod.container_id(), pod.ifname()};
+  AttachmentLock hold(*this, key);
+  // The same attachment again while its interface from before is still on
+  // the reaper's list: finish that here first, so that the reaper cannot
+  // remove what this ADD makes, and nothing of the old one is taken for it.
+  Unreap(key);
   {
     absl::StatusOr<std::optional<Lease>> held;
     {
@@ -274,9 +320,15 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
     }
     if (!held.ok()) return held.status();
     if (held->has_value() && (*held)->releasing) {
-      const Key key{pod.container_id(), pod.ifname()};
-      Unreap(key);
       ReapNow({key});
+      std::lock_guard lock(leases_mu_);
+      held = leases_.Find(pod.container_id(), pod.ifname());
+      if (!held.ok()) return held.status();
+      if (held->has_value()) {
+        Reap(key);
+        return absl::UnavailableError(
+            absl::StrCat("the earlier interface of ", DescribePod(pod), " is still being removed"));
+      }
     }
   }
   std::optional<PodNetwork> net = agent_.FindPodNetwork(pod.pod_namespace());
@@ -298,21 +350,15 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
   if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
 
   // Anything that fails from here gives back what this ADD took, and only that.
-  auto undo = [&](absl::Status failure) {
-    if (created) {
-      if (absl::Status s = Release(*lease); !s.ok()) {
-        std::fprintf(stderr, "atoll-agent: ADD of %s failed and its lease stays: %s\n",
-                     DescribePod(pod).c_str(), std::string(s.message()).c_str());
-      }
-    }
-    return failure;
-  };
   const PodInterfaceSpec spec = SpecFor(*lease, pod.netns(), *net, options_.mtu);
   absl::StatusOr<PodInterface> interface = SetUpPodInterface(spec);
-  if (!interface.ok()) return undo(interface.status());
+  if (!interface.ok()) {
+    if (created) GiveBack(*lease, spec.host_ifname);
+    return interface.status();
+  }
   if (absl::Status s = agent_.UpdatePodPorts({PortFor(*lease, *interface)}, {}); !s.ok()) {
-    if (created) (void)TearDownPodInterface(spec.host_ifname);
-    return undo(s);
+    if (created) GiveBack(*lease, spec.host_ifname);
+    return s;
   }
 
   api::CniAddResponse resp;
@@ -327,9 +373,12 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
 
 absl::StatusOr<api::CniDelResponse> CniServer::Del(const api::PodAttachment& pod) {
   if (absl::Status s = ValidateAttachment(pod, /*needs_netns=*/false); !s.ok()) return s;
+  const Key key{pod.container_id(), pod.ifname()};
+  AttachmentLock hold(*this, key);
   // Each step is a no-op when done already: DEL is repeated, and the netns
   // may be gone. The lease is marked first, so that a crash at any later
-  // point still finishes this DEL at the next start.
+  // point still finishes this DEL at the next start; and whatever fails
+  // after it, the reaper gets the attachment.
   const std::string host_ifname = HostIfname(pod.container_id(), pod.ifname());
   absl::StatusOr<std::optional<Lease>> lease;
   {
@@ -337,15 +386,18 @@ absl::StatusOr<api::CniDelResponse> CniServer::Del(const api::PodAttachment& pod
     lease = leases_.MarkReleasing(pod.container_id(), pod.ifname());
   }
   if (!lease.ok()) return lease.status();
-  if (absl::Status s = agent_.UpdatePodPorts({}, {host_ifname}); !s.ok()) return s;
+  absl::Status done = agent_.UpdatePodPorts({}, {host_ifname});
   // Out of the pod's sight now; removed from the kernel, and the address
   // freed, by the reaper. When that fails the removal happens here.
-  if (absl::Status s = DetachPodInterface(pod.netns(), pod.ifname(), host_ifname); !s.ok()) {
-    std::fprintf(stderr, "atoll-agent: DEL of %s: %s; removing it at once\n",
-                 DescribePod(pod).c_str(), std::string(s.message()).c_str());
-    if (absl::Status t = TearDownPodInterface(host_ifname); !t.ok()) return t;
+  if (done.ok()) {
+    if (absl::Status s = DetachPodInterface(pod.netns(), pod.ifname(), host_ifname); !s.ok()) {
+      std::fprintf(stderr, "atoll-agent: DEL of %s: %s; removing it at once\n",
+                   DescribePod(pod).c_str(), std::string(s.message()).c_str());
+      done = TearDownPodInterface(host_ifname);
+    }
   }
-  Reap({pod.container_id(), pod.ifname()});
+  Reap(key);
+  if (!done.ok()) return done;
   api::CniDelResponse resp;
   if (lease->has_value()) resp.set_released_address((*lease)->address.ToString());
   return resp;
@@ -354,6 +406,7 @@ absl::StatusOr<api::CniDelResponse> CniServer::Del(const api::PodAttachment& pod
 absl::Status CniServer::Check(const api::CniCheckRequest& req) {
   const api::PodAttachment& pod = req.attachment();
   if (absl::Status s = ValidateAttachment(pod, /*needs_netns=*/true); !s.ok()) return s;
+  AttachmentLock hold(*this, {pod.container_id(), pod.ifname()});
   absl::StatusOr<std::optional<Lease>> lease;
   {
     std::lock_guard lock(leases_mu_);
@@ -381,7 +434,7 @@ absl::Status CniServer::Check(const api::CniCheckRequest& req) {
 }
 
 absl::StatusOr<api::CniGcResponse> CniServer::Gc(const api::CniGcRequest& req) {
-  std::set<std::pair<std::string, std::string>> valid;
+  std::set<Key> valid;
   for (const api::PodAttachment& a : req.valid()) valid.emplace(a.container_id(), a.ifname());
   absl::StatusOr<std::vector<Lease>> leases;
   {
@@ -389,16 +442,28 @@ absl::StatusOr<api::CniGcResponse> CniServer::Gc(const api::CniGcRequest& req) {
     leases = leases_.List();
   }
   if (!leases.ok()) return leases.status();
+  // SPEC.md, "GC": remove what can be removed and report what could not.
   api::CniGcResponse resp;
+  std::vector<std::string> failures;
   for (const Lease& lease : *leases) {
-    if (lease.releasing || valid.contains({lease.container_id, lease.ifname})) continue;
+    // Another network's attachments are not this GC's to judge.
+    if (lease.network != req.network()) continue;
+    if (valid.contains({lease.container_id, lease.ifname})) continue;
     api::PodAttachment stale;
     stale.set_container_id(lease.container_id);
     stale.set_ifname(lease.ifname);
     stale.set_pod_namespace(lease.pod_namespace);
     stale.set_pod_name(lease.pod_name);
-    if (absl::StatusOr<api::CniDelResponse> del = Del(stale); !del.ok()) return del.status();
+    stale.set_network(lease.network);
+    if (absl::StatusOr<api::CniDelResponse> del = Del(stale); !del.ok()) {
+      failures.push_back(absl::StrCat(DescribePod(stale), ": ", del.status().message()));
+      continue;
+    }
     *resp.add_removed() = std::move(stale);
+  }
+  if (!failures.empty()) {
+    return absl::InternalError(
+        absl::StrCat("GC removed ", resp.removed_size(), ", not ", absl::StrJoin(failures, "; ")));
   }
   return resp;
 }

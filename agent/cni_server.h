@@ -90,12 +90,33 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
   void Unreap(const Key& key);
   void RunReaper();
 
+  // Holds one attachment for one operation: a DEL that arrives while the
+  // runtime's timed-out ADD of the same attachment still runs here waits for
+  // it, and then removes what it made.
+  class AttachmentLock {
+   public:
+    AttachmentLock(CniServer& server, Key key);
+    ~AttachmentLock();
+    AttachmentLock(const AttachmentLock&) = delete;
+    AttachmentLock& operator=(const AttachmentLock&) = delete;
+
+   private:
+    CniServer& server_;
+    Key key_;
+  };
+  // Gives up the interface and lease an ADD made when it cannot finish.
+  void GiveBack(const Lease& lease, const std::string& host_ifname);
+
   Agent& agent_;
   LeaseStore& leases_;
   const Options options_;
 
   std::mutex leases_mu_;    // one SQLite connection, one transaction at a time
   std::mutex allocate_mu_;  // one request for a new block at a time
+
+  std::mutex busy_mu_;
+  std::condition_variable busy_cv_;
+  std::set<Key> busy_;  // attachments an operation holds
 
   std::mutex reap_mu_;
   std::condition_variable reap_cv_;

@@ -23,6 +23,7 @@ constexpr const char* kSchema = R"sql(
     -- 1 once DEL has answered and the interface is being removed: the address
     -- stays taken until the interface is gone.
     releasing     INTEGER NOT NULL DEFAULT 0,
+    network       TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (container_id, ifname)
   );
 )sql";
@@ -55,7 +56,7 @@ lb::IpAddr ColumnAddress(sqlite3_stmt* stmt, int column) {
 }
 
 constexpr const char* kColumns =
-    "container_id, ifname, netns, pod_namespace, pod_name, address, releasing";
+    "container_id, ifname, netns, pod_namespace, pod_name, address, releasing, network";
 
 Lease ReadLease(sqlite3_stmt* stmt) {
   return Lease{ColumnText(stmt, 0),
@@ -64,7 +65,8 @@ Lease ReadLease(sqlite3_stmt* stmt) {
                ColumnText(stmt, 3),
                ColumnText(stmt, 4),
                ColumnAddress(stmt, 5),
-               sqlite3_column_int(stmt, 6) != 0};
+               sqlite3_column_int(stmt, 6) != 0,
+               ColumnText(stmt, 7)};
 }
 
 // The last address of a prefix: its host bits all set.
@@ -170,7 +172,11 @@ absl::StatusOr<Lease> LeaseStore::Acquire(const Lease& request,
     BindAddress(used.stmt, 1, block.addr);
     BindAddress(used.stmt, 2, last);
     std::vector<lb::IpAddr> taken;
-    while (sqlite3_step(used.stmt) == SQLITE_ROW) taken.push_back(ColumnAddress(used.stmt, 0));
+    int rc;
+    while ((rc = sqlite3_step(used.stmt)) == SQLITE_ROW) {
+      taken.push_back(ColumnAddress(used.stmt, 0));
+    }
+    if (rc != SQLITE_DONE) return fail(Error("acquire"));
     lb::IpAddr candidate = block.addr;
     size_t next_taken = 0;
     for (;;) {
@@ -197,7 +203,7 @@ absl::StatusOr<Lease> LeaseStore::Acquire(const Lease& request,
   lease.releasing = false;
   Statement insert;
   const std::string sql =
-      absl::StrCat("INSERT INTO leases (", kColumns, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)");
+      absl::StrCat("INSERT INTO leases (", kColumns, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)");
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &insert.stmt, nullptr) != SQLITE_OK) {
     return fail(Error("acquire"));
   }
@@ -207,6 +213,7 @@ absl::StatusOr<Lease> LeaseStore::Acquire(const Lease& request,
   BindText(insert.stmt, 4, lease.pod_namespace);
   BindText(insert.stmt, 5, lease.pod_name);
   BindAddress(insert.stmt, 6, lease.address);
+  BindText(insert.stmt, 7, lease.network);
   if (sqlite3_step(insert.stmt) != SQLITE_DONE) return fail(Error("acquire"));
   if (absl::Status s = Exec("COMMIT"); !s.ok()) return fail(s);
   return lease;

@@ -30,6 +30,7 @@ struct Lease {
   // DEL has answered and the interface is on its way out; the address is
   // free once Release removes the lease.
   bool releasing = false;
+  std::string network;  // the CNI network (configuration name) it was made for
 
   friend bool operator==(const Lease&, const Lease&) = default;
 };

@@ -18,8 +18,14 @@ lb::IpAddr A(const char* text) { return *lb::IpAddr::Parse(text); }
 lb::IpPrefix P(const char* text) { return *lb::IpPrefix::Parse(text); }
 
 Lease Pod(const std::string& container_id, const std::string& ifname = "eth0") {
-  return Lease{container_id,          ifname,      "/var/run/netns/" + container_id, "shop",
-               "web-" + container_id, lb::IpAddr()};
+  return Lease{container_id,
+               ifname,
+               "/var/run/netns/" + container_id,
+               "shop",
+               "web-" + container_id,
+               lb::IpAddr(),
+               false,
+               "atoll"};
 }
 
 class LeaseStoreTest : public ::testing::Test {
@@ -69,6 +75,7 @@ TEST_F(LeaseStoreTest, ARepeatedAddForTheSameInterfaceGetsTheSameLease) {
   EXPECT_EQ(*again, *first);
   EXPECT_NE(other_if->address, first->address) << "another interface, another address";
   EXPECT_EQ(store_->List()->size(), 2u);
+  EXPECT_EQ(store_->List()->front().network, "atoll");
 }
 
 TEST_F(LeaseStoreTest, AFullBlockIsExhaustedUntilAnotherBlockComes) {

@@ -869,9 +869,12 @@ absl::Status TearDownPodInterfaces(const std::vector<std::string>& host_ifnames)
       find.Exchange(*host, [&](size_t i, const nlmsghdr* nlh) { links[i] = ParseLink(nlh); }));
   Batch mark;
   for (size_t i = 0; i < links.size(); ++i) {
-    if (find.answer(i).error == ENODEV || !links[i]) continue;  // gone already
+    if (find.answer(i).error == ENODEV) continue;  // gone already
     if (find.answer(i).error != 0) {
       return RequestError(find, i, absl::StrCat("find ", host_ifnames[i]));
+    }
+    if (!links[i]) {
+      return absl::InternalError(absl::StrCat("find ", host_ifnames[i], ": no answer"));
     }
     if (links[i]->kind != "veth") {
       return absl::FailedPreconditionError(

@@ -124,6 +124,7 @@ api::PodAttachment AttachmentOf(const Environment& env, const NetConf& conf) {
   a.set_netns(env.netns);
   a.set_pod_namespace(pod.pod_namespace);
   a.set_pod_name(pod.name);
+  a.set_network(conf.name);
   return a;
 }
 
@@ -279,6 +280,7 @@ Outcome Run(const std::function<const char*(const char*)>& getenv, std::string_v
       return DoCheck(env, conf, *previous, agent);
     case Command::kGc: {
       api::CniGcRequest req;
+      req.set_network(conf.name);
       for (const Attachment& a : conf.valid_attachments) {
         api::PodAttachment* valid = req.add_valid();
         valid->set_container_id(a.container_id);

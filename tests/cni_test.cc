@@ -429,6 +429,12 @@ TEST_F(CniTest, GcRemovesWhatIsNotListed) {
     ASSERT_EQ(add.exit_code, 0) << add.out;
     host_sides.push_back(add.json()["interfaces"][0]["name"]);
   }
+  // A pod of another network (another runtime, or a second network of the
+  // pod) is not this GC's business.
+  std::string other_conf = Conf("1.1.0");
+  other_conf.replace(other_conf.find("\"name\":\"atoll\""), 14, "\"name\":\"other\"");
+  const Ran other = Cni("ADD", "c4", "shop", other_conf);
+  ASSERT_EQ(other.exit_code, 0) << other.out;
   const Ran gc = Exec(
       {BinaryPath("ATOLL_CNI")}, {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/usr/lib/cni"}},
       Conf("1.1.0", R"(,"cni.dev/valid-attachments":[{"containerID":"ctr-c2","ifname":"eth0"}])"));
@@ -437,8 +443,8 @@ TEST_F(CniTest, GcRemovesWhatIsNotListed) {
   EXPECT_TRUE(HostLinkExists(host_sides[1]));
   EXPECT_TRUE(WaitFor([&] { return !HostLinkExists(host_sides[2]); }));
   EXPECT_FALSE(PodLink(Pod("c1").path(), "eth0").is_object());
-  ASSERT_THAT(agent_->State().pod_ports(), SizeIs(1));
-  EXPECT_EQ(agent_->State().pod_ports(0).pod(), "shop/c2");
+  EXPECT_TRUE(HostLinkExists(other.json()["interfaces"][0]["name"]));
+  ASSERT_THAT(agent_->State().pod_ports(), SizeIs(2));
 
   const Ran status = Exec({BinaryPath("ATOLL_CNI")},
                           {{"CNI_COMMAND", "STATUS"}, {"CNI_PATH", "/usr/lib/cni"}}, Conf("1.1.0"));

@@ -210,9 +210,23 @@ class AgentProcess {
                                      "--lease_db=" + (dir / (node + ".db")).string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = std::make_unique<Process>(argv, dir / (node + ".log"));
-    WaitFor([&] { return std::filesystem::exists(socket_); });
-    debug_ = api::AgentDebug::NewStub(
-        grpc::CreateChannel("unix:" + socket_.string(), grpc::InsecureChannelCredentials()));
+    // Reconnecting within milliseconds: the first attempts find no agent yet,
+    // and gRPC's default backoff would then wait a second and more. (The
+    // "min" backoff is also how long one attempt may take: kept long.)
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
+    debug_ = api::AgentDebug::NewStub(grpc::CreateCustomChannel(
+        "unix:" + socket_.string(), grpc::InsecureChannelCredentials(), args));
+    // Serving, not merely there: a killed agent leaves its socket file behind.
+    // One call that waits for the channel to be ready (a call in flight is
+    // what drives gRPC's connection attempts).
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    api::AgentStateResponse resp;
+    (void)debug_->State(&ctx, api::AgentStateRequest(), &resp);
   }
   void Stop(int sig = SIGTERM) { process_->Stop(sig); }
   const std::filesystem::path& socket() const { return socket_; }
