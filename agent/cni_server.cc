@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/pod_network.h"
+#include "grpc_status.h"
 
 namespace atl::agent {
 namespace {
@@ -17,10 +18,6 @@ namespace api = ::atl::api::v1;
 
 std::string DescribePod(const api::PodAttachment& pod) {
   return absl::StrCat("container ", pod.container_id(), " interface ", pod.ifname());
-}
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 absl::Status ValidateAttachment(const api::PodAttachment& pod, bool needs_netns) {
@@ -38,22 +35,13 @@ absl::Status ValidateAttachment(const api::PodAttachment& pod, bool needs_netns)
   return absl::OkStatus();
 }
 
-// The last address of a prefix: its host bits all set.
-lb::IpAddr LastAddress(const lb::IpPrefix& prefix) {
-  lb::IpAddr last = prefix.addr;
-  for (unsigned bit = prefix.mapped_len(); bit < 128; ++bit) {
-    last.bytes[bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
-  }
-  return last;
-}
-
 // Addresses of a segment no pod may have: each CIDR's network and broadcast
 // addresses (the pod sees its CIDR as its subnet) and the gateway.
 std::vector<lb::IpAddr> ReservedAddresses(const PodNetwork& net) {
   std::vector<lb::IpAddr> reserved = {net.gateway};
   for (const lb::IpPrefix& cidr : net.cidrs) {
     reserved.push_back(cidr.addr);
-    reserved.push_back(LastAddress(cidr));
+    reserved.push_back(cidr.Last());
   }
   return reserved;
 }
@@ -253,8 +241,7 @@ absl::Status CniServer::RestorePodPorts() {
   return agent_.UpdatePodPorts(std::move(ports), {});
 }
 
-absl::StatusOr<Lease> CniServer::AcquireLease(const api::PodAttachment& pod, PodNetwork net,
-                                              bool& created) {
+absl::StatusOr<Lease> CniServer::NewLease(const api::PodAttachment& pod, PodNetwork net) {
   Lease request;
   request.container_id = pod.container_id();
   request.ifname = pod.ifname();
@@ -266,14 +253,9 @@ absl::StatusOr<Lease> CniServer::AcquireLease(const api::PodAttachment& pod, Pod
   auto acquire = [&](const PodNetwork& n) -> absl::StatusOr<Lease> {
     const std::vector<lb::IpAddr> reserved = ReservedAddresses(n);
     std::lock_guard lock(leases_mu_);
-    absl::StatusOr<std::optional<Lease>> held = leases_.Find(request.container_id, request.ifname);
-    if (!held.ok()) return held.status();
-    if (held->has_value()) return **held;
-    created = true;
     return leases_.Acquire(request, n.blocks, reserved);
   };
 
-  created = false;
   absl::StatusOr<Lease> lease = acquire(net);
   if (lease.ok() || !absl::IsResourceExhausted(lease.status())) return lease;
 
@@ -312,23 +294,21 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
   // the reaper's list: finish that here first, so that the reaper cannot
   // remove what this ADD makes, and nothing of the old one is taken for it.
   Unreap(key);
+  absl::StatusOr<std::optional<Lease>> held;
   {
-    absl::StatusOr<std::optional<Lease>> held;
-    {
-      std::lock_guard lock(leases_mu_);
-      held = leases_.Find(pod.container_id(), pod.ifname());
-    }
+    std::lock_guard lock(leases_mu_);
+    held = leases_.Find(pod.container_id(), pod.ifname());
+  }
+  if (!held.ok()) return held.status();
+  if (held->has_value() && (*held)->releasing) {
+    ReapNow({key});
+    std::lock_guard lock(leases_mu_);
+    held = leases_.Find(pod.container_id(), pod.ifname());
     if (!held.ok()) return held.status();
-    if (held->has_value() && (*held)->releasing) {
-      ReapNow({key});
-      std::lock_guard lock(leases_mu_);
-      held = leases_.Find(pod.container_id(), pod.ifname());
-      if (!held.ok()) return held.status();
-      if (held->has_value()) {
-        Reap(key);
-        return absl::UnavailableError(
-            absl::StrCat("the earlier interface of ", DescribePod(pod), " is still being removed"));
-      }
+    if (held->has_value()) {
+      Reap(key);
+      return absl::UnavailableError(
+          absl::StrCat("the earlier interface of ", DescribePod(pod), " is still being removed"));
     }
   }
   std::optional<PodNetwork> net = agent_.FindPodNetwork(pod.pod_namespace());
@@ -338,15 +318,16 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
         absl::StrCat("namespace \"", pod.pod_namespace(), "\" is not known to this agent (yet)"));
   }
 
-  bool created = false;
-  absl::StatusOr<Lease> lease = AcquireLease(pod, *net, created);
+  // The attachment is held: the lease found above is still the one there is.
+  const bool created = !held->has_value();
+  absl::StatusOr<Lease> lease = created ? NewLease(pod, *net) : **held;
   if (!lease.ok()) return lease.status();
   if (lease->pod_namespace != pod.pod_namespace()) {
     return absl::FailedPreconditionError(absl::StrCat(
         DescribePod(pod), " already has address ", lease->address.ToString(), " of namespace \"",
         lease->pod_namespace, "\", not of \"", pod.pod_namespace(), "\""));
   }
-  // The segment as it is now: AcquireLease may have grown it.
+  // The segment as it is now: NewLease may have grown it.
   if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
 
   // Anything that fails from here gives back what this ADD took, and only that.
@@ -471,7 +452,7 @@ absl::StatusOr<api::CniGcResponse> CniServer::Gc(const api::CniGcRequest& req) {
 grpc::Status CniServer::Add(grpc::ServerContext*, const api::CniAddRequest* req,
                             api::CniAddResponse* resp) {
   absl::StatusOr<api::CniAddResponse> out = Add(req->attachment());
-  if (!out.ok()) return ToGrpc(out.status());
+  if (!out.ok()) return api::ToGrpcStatus(out.status());
   *resp = *std::move(out);
   return grpc::Status::OK;
 }
@@ -479,20 +460,20 @@ grpc::Status CniServer::Add(grpc::ServerContext*, const api::CniAddRequest* req,
 grpc::Status CniServer::Del(grpc::ServerContext*, const api::CniDelRequest* req,
                             api::CniDelResponse* resp) {
   absl::StatusOr<api::CniDelResponse> out = Del(req->attachment());
-  if (!out.ok()) return ToGrpc(out.status());
+  if (!out.ok()) return api::ToGrpcStatus(out.status());
   *resp = *std::move(out);
   return grpc::Status::OK;
 }
 
 grpc::Status CniServer::Check(grpc::ServerContext*, const api::CniCheckRequest* req,
                               api::CniCheckResponse*) {
-  return ToGrpc(Check(*req));
+  return api::ToGrpcStatus(Check(*req));
 }
 
 grpc::Status CniServer::Gc(grpc::ServerContext*, const api::CniGcRequest* req,
                            api::CniGcResponse* resp) {
   absl::StatusOr<api::CniGcResponse> out = Gc(*req);
-  if (!out.ok()) return ToGrpc(out.status());
+  if (!out.ok()) return api::ToGrpcStatus(out.status());
   *resp = *std::move(out);
   return grpc::Status::OK;
 }

@@ -71,11 +71,9 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
                       ::atl::api::v1::CniStatusResponse* resp) override;
 
  private:
-  // The lease of `pod`: the one it holds, or a new one from `net`'s blocks,
-  // growing them through the controller when they are full. `created` says
-  // which, so that a failed ADD gives back only what it took.
-  absl::StatusOr<Lease> AcquireLease(const ::atl::api::v1::PodAttachment& pod, PodNetwork net,
-                                     bool& created);
+  // A new lease for `pod` from `net`'s blocks, growing them through the
+  // controller when they are full.
+  absl::StatusOr<Lease> NewLease(const ::atl::api::v1::PodAttachment& pod, PodNetwork net);
   absl::Status Release(const Lease& lease);
 
   // An attachment whose interface the reaper is to delete: (container id, ifname).

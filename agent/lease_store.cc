@@ -69,15 +69,6 @@ Lease ReadLease(sqlite3_stmt* stmt) {
                ColumnText(stmt, 7)};
 }
 
-// The last address of a prefix: its host bits all set.
-lb::IpAddr LastAddress(const lb::IpPrefix& prefix) {
-  lb::IpAddr last = prefix.addr;
-  for (unsigned bit = prefix.mapped_len(); bit < 128; ++bit) {
-    last.bytes[bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
-  }
-  return last;
-}
-
 // addr + 1, in place; false when it wrapped.
 bool Increment(lb::IpAddr& addr) {
   for (int i = 15; i >= 0; --i) {
@@ -160,7 +151,7 @@ absl::StatusOr<Lease> LeaseStore::Acquire(const Lease& request,
 
   std::optional<lb::IpAddr> chosen;
   for (const lb::IpPrefix& block : blocks) {
-    const lb::IpAddr last = LastAddress(block);
+    const lb::IpAddr last = block.Last();
     // The addresses of the block already leased, in order: the first gap is the answer.
     Statement used;
     if (sqlite3_prepare_v2(db_,

@@ -4,22 +4,18 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grpc_status.h"
 
 namespace atl::controller {
 namespace api = ::atl::api::v1;
 
 namespace {
 
-// absl and gRPC number their status codes alike (both follow google.rpc.Code).
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
 // Runs `fn` and finishes the unary call with its status.
 template <typename Fn>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, Fn&& fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpc(fn()));
+  reactor->Finish(api::ToGrpcStatus(fn()));
   return reactor;
 }
 

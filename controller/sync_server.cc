@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "grpc_status.h"
 
 namespace atl::controller {
 namespace api = ::atl::api::v1;
@@ -207,8 +208,7 @@ grpc::ServerUnaryReactor* SyncServer::AllocateBlock(grpc::CallbackServerContext*
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<api::AllocateBlockResponse> result = allocate_block_(*request);
   if (!result.ok()) {
-    reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(result.status().code()),
-                                 std::string(result.status().message())));
+    reactor->Finish(api::ToGrpcStatus(result.status()));
   } else {
     *response = *std::move(result);
     reactor->Finish(grpc::Status::OK);

@@ -63,6 +63,14 @@ bool IpPrefix::Contains(const IpAddr& a) const {
   return (a.bytes[whole] & mask) == addr.bytes[whole];
 }
 
+IpAddr IpPrefix::Last() const {
+  IpAddr last = addr;
+  for (unsigned bit = mapped_len(); bit < 128; ++bit) {
+    last.bytes[bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
+  }
+  return last;
+}
+
 std::string IpPrefix::ToString() const { return addr.ToString() + "/" + std::to_string(len); }
 
 std::string FlowKey::ToString() const {

@@ -156,6 +156,8 @@ struct IpPrefix {
   // The length counted in the 128 bits of the IPv4-mapped form.
   unsigned mapped_len() const { return addr.IsV4() ? len + 96u : len; }
   bool Contains(const IpAddr& a) const;
+  // The last address: the host bits all set (an IPv4 prefix's broadcast address).
+  IpAddr Last() const;
   bool Overlaps(const IpPrefix& other) const {
     return other.mapped_len() >= mapped_len() ? Contains(other.addr) : other.Contains(addr);
   }

@@ -40,6 +40,13 @@ TEST(IpPrefixTest, ParsesIpv6AndPrintsCanonically) {
   EXPECT_EQ(P("fd00:a70::1/128").ToString(), "fd00:a70::1/128");
 }
 
+TEST(IpPrefixTest, LastIsTheAddressWithAllHostBitsSet) {
+  EXPECT_EQ(P("198.19.0.0/24").Last(), A("198.19.0.255"));
+  EXPECT_EQ(P("198.19.0.16/28").Last(), A("198.19.0.31"));
+  EXPECT_EQ(P("198.19.0.7/32").Last(), A("198.19.0.7"));
+  EXPECT_EQ(P("fd00:a70::/120").Last(), A("fd00:a70::ff"));
+}
+
 TEST(IpPrefixTest, RejectsMalformedText) {
   for (const char* bad : {"", "198.19.0.0", "198.19.0.0/", "198.19.0.0/33", "198.19.0.0/-1",
                           "198.19.0.0/1a", "198.19.0.0/0016", "198.19.0/16", "/16", "fd00::/129",
