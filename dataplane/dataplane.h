@@ -76,11 +76,19 @@ struct Update {
   // This node's own addresses (NodePort frontends answer on them), when they changed.
   bool set_node_addresses = false;
   std::vector<lb::IpAddr> node_addresses;
+  // The frontends, segments, routes and node addresses upserted here are all
+  // there should be (the agent's first snapshot since it started): a
+  // dataplane that kept state across an agent restart (pinned BPF maps)
+  // removes what it holds from before and this Update does not list.
+  bool full_sync = false;
+  // The same for pod ports (the CNI server restoring its pods at start).
+  bool full_sync_pod_ports = false;
 
   bool empty() const {
     return upsert_frontends.empty() && remove_frontends.empty() && upsert_segments.empty() &&
            remove_segments.empty() && upsert_routes.empty() && remove_routes.empty() &&
-           upsert_pod_ports.empty() && remove_pod_ports.empty() && !set_node_addresses;
+           upsert_pod_ports.empty() && remove_pod_ports.empty() && !set_node_addresses &&
+           !full_sync && !full_sync_pod_ports;
   }
 };
 

@@ -8,6 +8,8 @@ packages=(
   g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3
   # libraries
   libabsl-dev libxxhash-dev
+  # the eBPF dataplane: BPF objects, their skeletons, libbpf
+  libbpf-dev bpftool
   # control plane: gRPC, protobuf, the embedded store, manifests
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev

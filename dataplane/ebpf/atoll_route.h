@@ -1,0 +1,87 @@
+/* The `isolation` and `route` stages and what follows them: deliver to a
+ * local pod, encapsulate to the host that has the destination, or hand the
+ * packet to the host's routing (after SNAT) when it leaves the cluster. */
+#ifndef ATOLL_DATAPLANE_EBPF_ATOLL_ROUTE_H_
+#define ATOLL_DATAPLANE_EBPF_ATOLL_ROUTE_H_
+
+#include "atoll_lb.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+static __always_inline struct atl_config *atl_config_get(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&atl_config, &zero);
+}
+
+static __always_inline struct atl_segment *atl_segment_of(__be32 addr) {
+  struct atl_lpm_key key = {.prefixlen = 32, .addr = addr};
+  return bpf_map_lookup_elem(&atl_segments, &key);
+}
+
+/* DESIGN.md "Isolation": an isolated segment accepts its own segment, the
+ * hosts (node addresses, and flows an external frontend admitted) and the
+ * segments it admits. `src_segment` is 0 for a source in no segment. */
+static __always_inline int atl_isolation_allows(__u32 src_segment, const struct atl_segment *dst) {
+  if (!dst || !(dst->flags & ATL_SEGMENT_ISOLATED) || src_segment == dst->id) return 1;
+  if (src_segment == 0) return 1; /* a host: the NodePort SNAT or this node */
+  struct atl_admit_key key = {.src = src_segment, .dst = dst->id};
+  return bpf_map_lookup_elem(&atl_admit, &key) != NULL;
+}
+
+static __always_inline int atl_deliver(struct __sk_buff *skb, const struct atl_pod *pod,
+                                       const struct atl_config *cfg) {
+  if (atl_set_macs(skb, pod->mac, cfg->router_mac) < 0) return atl_drop(skb, ATL_DROP_MALFORMED);
+  atl_record(skb, ATL_VERDICT_DELIVER, pod->ifindex, 0);
+  return bpf_redirect(pod->ifindex, 0);
+}
+
+/* RFC 7348: the VXLAN device adds the outer headers from the tunnel key. */
+static __always_inline int atl_encap(struct __sk_buff *skb, __be32 daddr, __be32 underlay,
+                                     __u32 vni, const struct atl_config *cfg) {
+  struct bpf_tunnel_key key = {.remote_ipv4 = bpf_ntohl(underlay), .tunnel_id = vni,
+                               .tunnel_ttl = 64};
+  __u8 mac[ETH_ALEN];
+  atl_pod_mac(daddr, mac);
+  if (atl_set_macs(skb, mac, cfg->router_mac) < 0) return atl_drop(skb, ATL_DROP_MALFORMED);
+  atl_record(skb, ATL_VERDICT_ENCAP, vni, underlay);
+  if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+    return atl_drop(skb, ATL_DROP_NO_ROUTE);
+  return bpf_redirect(cfg->overlay_ifindex, 0);
+}
+
+/* Out of the cluster through the host's routing table and neighbours. */
+static __always_inline int atl_out(struct __sk_buff *skb, __be32 saddr, __be32 daddr) {
+  struct bpf_fib_lookup fib = {.family = AF_INET, .ipv4_src = saddr, .ipv4_dst = daddr,
+                               .ifindex = skb->ifindex, .tot_len = skb->len - ETH_HLEN};
+  long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+  if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+    if (atl_set_macs(skb, fib.dmac, fib.smac) < 0) return atl_drop(skb, ATL_DROP_MALFORMED);
+    atl_record(skb, ATL_VERDICT_OUT, fib.ifindex, 0);
+    return bpf_redirect(fib.ifindex, 0);
+  }
+  if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+    /* The kernel resolves the neighbour and sends. */
+    atl_record(skb, ATL_VERDICT_OUT, fib.ifindex, 0);
+    return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+  }
+  return atl_drop(skb, ATL_DROP_FIB);
+}
+
+/* `route` for a packet already translated, whose destination is `daddr`:
+ * a local pod, a remote block, back through the tunnel it came from
+ * (`ct` of a flow that arrived by the overlay), or out of the cluster. */
+static __always_inline int atl_route(struct __sk_buff *skb, __be32 saddr, __be32 daddr,
+                                     const struct atl_ct *ct, const struct atl_config *cfg) {
+  struct atl_pod *pod = bpf_map_lookup_elem(&atl_pods, &daddr);
+  if (pod) return atl_deliver(skb, pod, cfg);
+  struct atl_lpm_key key = {.prefixlen = 32, .addr = daddr};
+  struct atl_remote_block *remote = bpf_map_lookup_elem(&atl_remote_blocks, &key);
+  if (remote) return atl_encap(skb, daddr, remote->underlay, remote->vni, cfg);
+  if (ct && ct->tunnel) return atl_encap(skb, daddr, ct->tunnel, ct->vni, cfg);
+  if (atl_segment_of(daddr)) return atl_drop(skb, ATL_DROP_NO_ROUTE);
+  return atl_out(skb, saddr, daddr);
+}
+
+#endif /* ATOLL_DATAPLANE_EBPF_ATOLL_ROUTE_H_ */
