@@ -55,6 +55,9 @@ absl::Status Agent::ApplyVersion(ReceivedVersion&& received) {
   if (!changes.ok()) return changes.status();
 
   absl::StatusOr<dataplane::Update> update = renderer_.Render(state_, *changes);
+  // The first snapshot this agent applies is the whole truth for a dataplane
+  // that outlived the agent before it (later snapshots render as diffs).
+  if (update.ok() && received.snapshot && applied_version_ == 0) update->full_sync = true;
   absl::Status applied = update.ok() ? dataplane_->Apply(*update) : update.status();
   if (!applied.ok()) {
     renderer_.Abort();
@@ -202,8 +205,9 @@ absl::StatusOr<lb::IpPrefix> Agent::AllocateBlock(std::string_view ns,
 }
 
 absl::Status Agent::UpdatePodPorts(std::vector<dataplane::PodPort> upserts,
-                                   std::vector<std::string> removals) {
+                                   std::vector<std::string> removals, bool full_sync) {
   dataplane::Update update;
+  update.full_sync_pod_ports = full_sync;
   update.upsert_pod_ports = std::move(upserts);
   update.remove_pod_ports = std::move(removals);
   std::lock_guard lock(mu_);

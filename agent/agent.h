@@ -60,9 +60,10 @@ class Agent final : public ::atl::api::v1::AgentDebug::CallbackService {
   absl::StatusOr<lb::IpPrefix> AllocateBlock(std::string_view ns,
                                              std::chrono::milliseconds timeout);
   // Adds or replaces pod ports in the dataplane and removes others (by host
-  // interface name), all or nothing.
+  // interface name), all or nothing. With `full_sync` the upserts are all the
+  // pod ports there are (Update::full_sync_pod_ports).
   absl::Status UpdatePodPorts(std::vector<dataplane::PodPort> upserts,
-                              std::vector<std::string> removals);
+                              std::vector<std::string> removals, bool full_sync = false);
 
   // api::AgentDebug
   grpc::ServerUnaryReactor* State(grpc::CallbackServerContext* ctx,

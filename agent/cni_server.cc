@@ -235,10 +235,13 @@ absl::Status CniServer::RestorePodPorts() {
                    std::string(interface.status().message()).c_str());
     }
   }
-  if (ports.empty()) return absl::OkStatus();
-  std::fprintf(stderr, "atoll-agent: %zu pod port(s) of %zu lease(s) restored\n", ports.size(),
-               leases->size());
-  return agent_.UpdatePodPorts(std::move(ports), {});
+  if (!ports.empty()) {
+    std::fprintf(stderr, "atoll-agent: %zu pod port(s) of %zu lease(s) restored\n", ports.size(),
+                 leases->size());
+  }
+  // These are all the pods there are: a dataplane that kept ports from before
+  // (pinned maps) forgets the others.
+  return agent_.UpdatePodPorts(std::move(ports), {}, /*full_sync=*/true);
 }
 
 absl::StatusOr<Lease> CniServer::NewLease(const api::PodAttachment& pod, PodNetwork net) {

@@ -20,6 +20,13 @@
 #include "agent/lease_store.h"
 #include "agent/pod_network.h"
 #include "dataplane/in_process_dataplane.h"
+#ifdef ATOLL_HAVE_EBPF
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+
+#include "dataplane/ebpf/ebpf_dataplane.h"
+#endif
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, node, "", "this node's name, as in its Node resource (default: hostname)");
@@ -30,9 +37,15 @@ ABSL_FLAG(std::string, lease_db, "/var/lib/atoll/agent.db",
           "SQLite database of the pods' address leases");
 ABSL_FLAG(uint32_t, mtu, 0,
           "the pods' MTU; 0: the MTU of the default route's link less the VXLAN overhead");
-ABSL_FLAG(std::string, dataplane, "in-process", "dataplane backend: in-process");
+ABSL_FLAG(std::string, dataplane, "in-process",
+          "dataplane backend: in-process (tables only, forwards nothing) or ebpf");
 ABSL_FLAG(uint64_t, max_frontends, atl::dataplane::InProcessDataplane::kDefaultMaxFrontends,
-          "service frontends the dataplane can hold");
+          "service frontends the in-process dataplane can hold");
+ABSL_FLAG(std::string, uplink, "",
+          "ebpf: the host's uplink interface (NodePort, externalIPs, egress replies); "
+          "default: the default route's");
+ABSL_FLAG(std::string, bpf_pin_dir, "/sys/fs/bpf/atoll",
+          "ebpf: where the maps are pinned, so that they outlive the agent");
 
 namespace atl::agent {
 namespace {
@@ -54,6 +67,27 @@ absl::StatusOr<uint32_t> PodMtu() {
   return *underlay - kVxlanOverhead;
 }
 
+#ifdef ATOLL_HAVE_EBPF
+constexpr bool kBpfBuilt = true;
+
+absl::Status EnsureBpfFs(const std::filesystem::path& pin_dir) {
+  const std::filesystem::path mount_point = "/sys/fs/bpf";
+  struct statfs fs {};
+  if (pin_dir.string().rfind(mount_point.string(), 0) != 0 ||
+      (statfs(mount_point.c_str(), &fs) == 0 && fs.f_type == BPF_FS_MAGIC)) {
+    return absl::OkStatus();
+  }
+  if (mount("bpf", mount_point.c_str(), "bpf", 0, "mode=0700") != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mounting the BPF file system on ", mount_point.string(), ": ",
+                     std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+#else
+constexpr bool kBpfBuilt = false;
+#endif
+
 std::string NodeName() {
   std::string node = absl::GetFlag(FLAGS_node);
   if (!node.empty()) return node;
@@ -62,14 +96,42 @@ std::string NodeName() {
   return host;
 }
 
+absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
+  const std::string kind = absl::GetFlag(FLAGS_dataplane);
+  if (kind == "in-process") {
+    auto dp = dataplane::InProcessDataplane::Create(absl::GetFlag(FLAGS_max_frontends));
+    if (!dp.ok()) return dp.status();
+    return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
+  }
+#ifdef ATOLL_HAVE_EBPF
+  if (kind == "ebpf") {
+    dataplane::EbpfDataplane::Options options;
+    options.pin_dir = absl::GetFlag(FLAGS_bpf_pin_dir);
+    options.uplink = absl::GetFlag(FLAGS_uplink);
+    if (options.uplink.empty()) {
+      absl::StatusOr<std::string> uplink = DefaultRouteInterface();
+      if (!uplink.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--uplink not given and ", uplink.status().message()));
+      }
+      options.uplink = *uplink;
+    }
+    // A host agent mounts the BPF file system where it is missing, as
+    // systemd does at boot on most distributions.
+    if (absl::Status s = EnsureBpfFs(options.pin_dir); !s.ok()) return s;
+    auto dp = dataplane::EbpfDataplane::Create(options);
+    if (!dp.ok()) return dp.status();
+    return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
+  }
+#endif
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--dataplane: \"", kind, "\" is not one of in-process", kBpfBuilt ? ", ebpf" : "",
+      " (this build)"));
+}
+
 int Run() {
   const std::string node = NodeName();
-  if (absl::GetFlag(FLAGS_dataplane) != "in-process") {
-    std::fprintf(stderr, "atoll-agent: --dataplane: \"%s\" is not available (in-process)\n",
-                 absl::GetFlag(FLAGS_dataplane).c_str());
-    return 2;
-  }
-  auto dataplane = dataplane::InProcessDataplane::Create(absl::GetFlag(FLAGS_max_frontends));
+  auto dataplane = MakeDataplane();
   if (!dataplane.ok()) {
     std::fprintf(stderr, "atoll-agent: %s\n", dataplane.status().ToString().c_str());
     return 1;

@@ -1067,19 +1067,45 @@ absl::StatusOr<PodInterface> FindHostInterface(std::string_view host_ifname) {
   return PodInterface{std::string(host_ifname), link->index, link->mac, link->peer_index, {}};
 }
 
-absl::StatusOr<uint32_t> DefaultRouteMtu() {
-  absl::StatusOr<Socket> socket = Socket::Open();
-  if (!socket.ok()) return socket.status();
-  absl::StatusOr<std::vector<DefaultRoute>> routes = ListDefaultRoutes(*socket, "list routes");
+namespace {
+
+// The default route the kernel uses: the one with the lowest metric.
+absl::StatusOr<std::optional<DefaultRoute>> UsedDefaultRoute(const Socket& socket) {
+  absl::StatusOr<std::vector<DefaultRoute>> routes = ListDefaultRoutes(socket, "list routes");
   if (!routes.ok()) return routes.status();
-  if (routes->empty()) return 1500;
-  // The kernel uses the route with the lowest metric.
+  if (routes->empty()) return std::nullopt;
   const DefaultRoute& route = *std::min_element(
       routes->begin(), routes->end(),
       [](const DefaultRoute& a, const DefaultRoute& b) { return a.priority < b.priority; });
   if (route.oifs.empty()) {
     return absl::FailedPreconditionError("the default route has no output interface");
   }
+  return route;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DefaultRouteInterface() {
+  absl::StatusOr<Socket> socket = Socket::Open();
+  if (!socket.ok()) return socket.status();
+  absl::StatusOr<std::optional<DefaultRoute>> route = UsedDefaultRoute(*socket);
+  if (!route.ok()) return route.status();
+  if (!route->has_value()) return absl::NotFoundError("this host has no default IPv4 route");
+  char name[IF_NAMESIZE] = {};
+  if (if_indextoname((*route)->oifs.front(), name) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("the default route's ifindex ",
+                                            (*route)->oifs.front(), ": ", std::strerror(errno)));
+  }
+  return std::string(name);
+}
+
+absl::StatusOr<uint32_t> DefaultRouteMtu() {
+  absl::StatusOr<Socket> socket = Socket::Open();
+  if (!socket.ok()) return socket.status();
+  absl::StatusOr<std::optional<DefaultRoute>> used = UsedDefaultRoute(*socket);
+  if (!used.ok()) return used.status();
+  if (!used->has_value()) return 1500;
+  const DefaultRoute& route = **used;
   Batch batch;
   for (int oif : route.oifs) AddGetLink(batch, {}, oif);
   std::vector<uint32_t> mtus(route.oifs.size(), 0);

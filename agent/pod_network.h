@@ -116,4 +116,8 @@ absl::StatusOr<PodInterface> FindHostInterface(std::string_view host_ifname);
 // links. 1500 when there is no default route.
 absl::StatusOr<uint32_t> DefaultRouteMtu();
 
+// The name of the link that carries the default IPv4 route (the first, for a
+// multipath route): the host's uplink. NOT_FOUND when there is no default route.
+absl::StatusOr<std::string> DefaultRouteInterface();
+
 }  // namespace atl::agent

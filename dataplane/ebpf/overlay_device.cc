@@ -69,7 +69,7 @@ absl::StatusOr<uint32_t> EnsureOverlayDevice(std::string_view name) {
     nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
     nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
-    mnl_attr_put(nlh, IFLA_VXLAN_COLLECT_METADATA, 0, nullptr);
+    mnl_attr_put_u8(nlh, IFLA_VXLAN_COLLECT_METADATA, 1);
     mnl_attr_put_u16(nlh, IFLA_VXLAN_PORT, htons(kVxlanPort));
     mnl_attr_put_u8(nlh, IFLA_VXLAN_LEARNING, 0);
     mnl_attr_nest_end(nlh, data);
