@@ -15,6 +15,10 @@
 
 namespace atl::dataplane {
 
+// The MAC every backend answers pods' ARP with and routes frames from: 0a:58
+// and 0.0.0.1, an address no pod has (a pod's MAC is 0a:58 and its address).
+inline constexpr lb::MacAddr kRouterMac = {0x0a, 0x58, 0, 0, 0, 1};
+
 // A service frontend with the backends it balances over. `name` says which
 // Service and port it comes from ("namespace/name:port"), for people reading
 // counters and debug output.

@@ -60,7 +60,8 @@ absl::StatusOr<std::unique_ptr<AtollBpf>> AtollBpf::Load(const std::filesystem::
                                                                 "atl_backends");
   if (!backends.ok()) return backends.status();
   bpf->backends_ = *backends;
-  absl::StatusOr<uint32_t*> maglev = MapArray<uint32_t>(bpf->skel_->maps.atl_maglev, "atl_maglev");
+  absl::StatusOr<atl_maglev_entry*> maglev =
+      MapArray<atl_maglev_entry>(bpf->skel_->maps.atl_maglev, "atl_maglev");
   if (!maglev.ok()) return maglev.status();
   bpf->maglev_ = *maglev;
   return bpf;

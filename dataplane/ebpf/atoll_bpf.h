@@ -39,14 +39,14 @@ class AtollBpf {
   const atoll_bpf& skel() const { return *skel_; }
   // The memory-mapped arrays a service's regions live in.
   atl_backend* backends() const { return backends_; }
-  uint32_t* maglev() const { return maglev_; }
+  atl_maglev_entry* maglev() const { return maglev_; }
 
  private:
   AtollBpf() = default;
 
   atoll_bpf* skel_ = nullptr;
   atl_backend* backends_ = nullptr;
-  uint32_t* maglev_ = nullptr;
+  atl_maglev_entry* maglev_ = nullptr;
 };
 
 }  // namespace atl::dataplane::ebpf

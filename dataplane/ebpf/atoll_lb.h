@@ -70,10 +70,11 @@ static __always_inline struct atl_backend *atl_lb_select(const struct atl_svc *s
     }
   }
   __u32 hash = atl_flow_hash(flow, 0);
-  __u32 slot = svc->maglev_offset + (__u32)(((__u64)hash * svc->maglev_size) >> 32);
-  __u32 *index = bpf_map_lookup_elem(&atl_maglev, &slot);
-  if (!index) return NULL;
-  struct atl_backend *b = atl_backend_at(svc, *index);
+  __u32 slot = (__u32)(((__u64)hash * svc->maglev_size) >> 32); /* lb::ReduceHash */
+  __u32 entry = svc->maglev_offset + slot / ATL_MAGLEV_PER_ENTRY;
+  struct atl_maglev_entry *slots = bpf_map_lookup_elem(&atl_maglev, &entry);
+  if (!slots) return NULL;
+  struct atl_backend *b = atl_backend_at(svc, slots->backend[slot % ATL_MAGLEV_PER_ENTRY]);
   if (b && svc->affinity_timeout) {
     struct atl_affinity a = {.last_seen_ns = now, .addr = b->addr, .port = b->port};
     bpf_map_update_elem(&atl_affinity, &akey, &a, BPF_ANY);

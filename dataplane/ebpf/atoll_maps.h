@@ -32,8 +32,8 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __type(key, __u32);
-  __type(value, __u32);
-  __uint(max_entries, ATL_MAX_MAGLEV_SLOTS);
+  __type(value, struct atl_maglev_entry);
+  __uint(max_entries, ATL_MAX_MAGLEV_ENTRIES);
   __uint(map_flags, BPF_F_MMAPABLE);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } atl_maglev SEC(".maps");

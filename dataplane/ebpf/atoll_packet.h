@@ -232,6 +232,39 @@ static __always_inline int atl_nat(struct __sk_buff *skb, const struct atl_pkt *
   return 0;
 }
 
+static __always_inline __sum16 atl_csum_fold(__s64 csum) {
+  __u32 sum = (__u32)csum;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return (__sum16)~sum;
+}
+
+/* The quoted TCP or UDP checksum after the quoted addresses and ports change
+ * (RFC 1624 incremental update), when the quote holds it (an ICMP error
+ * carries at least 8 bytes of L4 header: a UDP checksum always, a TCP one
+ * often) and it is in use; then the ICMP checksum for that field's change. */
+static __always_inline int atl_fix_quoted_l4_csum(struct __sk_buff *skb, const struct atl_pkt *p,
+                                                  const struct atl_ct_key *to, __u32 icmp_csum) {
+  __u32 off = p->inner_l4_off + (p->inner.proto == IPPROTO_TCP ? offsetof(struct tcphdr, check)
+                                                               : offsetof(struct udphdr, check));
+  __sum16 old_sum;
+  if (bpf_skb_load_bytes(skb, off, &old_sum, sizeof(old_sum)) < 0) return 0; /* cut off */
+  if (p->inner.proto == IPPROTO_UDP && old_sum == 0) return 0;               /* unused */
+  struct {
+    __be32 saddr, daddr;
+    __be16 sport, dport;
+  } from = {p->inner.saddr, p->inner.daddr, p->inner.sport, p->inner.dport},
+    next = {to->saddr, to->daddr, to->sport, to->dport};
+  __s64 sum = bpf_csum_diff((__be32 *)&from, sizeof(from), (__be32 *)&next, sizeof(next),
+                            (__u16)~old_sum);
+  if (sum < 0) return -1;
+  __sum16 new_sum = atl_csum_fold(sum);
+  if (bpf_skb_store_bytes(skb, off, &new_sum, sizeof(new_sum), 0) < 0 ||
+      bpf_l4_csum_replace(skb, icmp_csum, old_sum, new_sum, sizeof(new_sum)) < 0)
+    return -1;
+  return 0;
+}
+
 /* The reverse translation of an ICMP error about a translated flow (RFC 5508
  * section 4.2; what netfilter's nf_nat_icmp_reply_translation does): the
  * quoted packet is what the other side sent, `quoted_to` is what it must
@@ -255,7 +288,7 @@ static __always_inline int atl_nat_icmp_error(struct __sk_buff *skb, const struc
       bpf_l4_csum_replace(skb, icmp_csum, old_sum, new_sum, 2) < 0)
     return -1;
   if (p->inner.proto == IPPROTO_TCP || p->inner.proto == IPPROTO_UDP) {
-    /* The quoted L4 checksum may be cut off; receivers do not check it. */
+    if (atl_fix_quoted_l4_csum(skb, p, quoted_to, icmp_csum) < 0) return -1;
     if (atl_set_port(skb, p->inner_l4_off, p->inner.sport, quoted_to->sport, icmp_csum, 0) ||
         atl_set_port(skb, p->inner_l4_off + 2, p->inner.dport, quoted_to->dport, icmp_csum, 0))
       return -1;

@@ -12,7 +12,7 @@
 /* Capacities, also the maps' max_entries. */
 #define ATL_MAX_SERVICES 65536     /* frontends (one per address, port, protocol, scope) */
 #define ATL_MAX_BACKEND_SLOTS 262144 /* backend entries of all services together */
-#define ATL_MAX_MAGLEV_SLOTS 4194304 /* Maglev slots of all services together (16 MiB) */
+#define ATL_MAX_MAGLEV_ENTRIES 1048576 /* atl_maglev entries: 4M slots of all services (8 MiB) */
 #define ATL_MAX_CT 262144          /* conntrack entries (two per flow) */
 #define ATL_MAX_AFFINITY 65536
 #define ATL_MAX_PODS 4096          /* pod ports on one host */
@@ -41,7 +41,7 @@ struct atl_svc {
   __u32 id;               /* host order; stable while the frontend exists */
   __u32 backend_offset;   /* host order; first entry in atl_backends */
   __u32 backend_count;    /* host order; 0: no eligible backend, dropped */
-  __u32 maglev_offset;    /* host order; first slot in atl_maglev */
+  __u32 maglev_offset;    /* host order; first entry in atl_maglev */
   __u32 maglev_size;      /* host order; a prime (lb::kMaglevSizes) */
   __u32 affinity_timeout; /* host order, seconds; 0: no session affinity */
   __u32 flags;            /* host order; ATL_SVC_* */
@@ -57,8 +57,14 @@ struct atl_backend {
 };
 #define ATL_BACKEND_LOCAL 1 /* the backend runs on this host */
 
-/* A Maglev slot (atl_maglev, an array of __u32) holds the index of a backend
- * within its service's list, host order. */
+/* Maglev slots, four to an entry of atl_maglev: an array's elements are 8
+ * bytes apart in its memory-mapped form, whatever their size. Slot i of a
+ * service is backend[i % 4] of entry maglev_offset + i / 4, and holds the index
+ * of a backend within the service's list (lb::MaglevSlot), host order. */
+#define ATL_MAGLEV_PER_ENTRY 4
+struct atl_maglev_entry {
+  __u16 backend[ATL_MAGLEV_PER_ENTRY];
+};
 
 /* A flow as a packet carries it, in both directions. */
 struct atl_ct_key {

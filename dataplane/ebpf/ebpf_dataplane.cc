@@ -28,6 +28,7 @@ using ebpf::Program;
 static_assert(sizeof(atl_svc_key) == 8);
 static_assert(sizeof(atl_svc) == 28);
 static_assert(sizeof(atl_backend) == 8);
+static_assert(sizeof(atl_maglev_entry) == 8);  // the array's element stride
 static_assert(sizeof(atl_ct_key) == 16);
 static_assert(sizeof(atl_ct) == 40);
 static_assert(sizeof(atl_affinity_key) == 8);
@@ -72,6 +73,10 @@ lb::IpPrefix PrefixOf(const atl_lpm_key& k) {
 }
 
 int Fd(bpf_map* map) { return bpf_map__fd(map); }
+
+uint32_t MaglevEntries(uint32_t slots) {
+  return (slots + ATL_MAGLEV_PER_ENTRY - 1) / ATL_MAGLEV_PER_ENTRY;
+}
 
 absl::Status MapError(std::string_view op, std::string_view map, std::string_view what) {
   const int err = errno;
@@ -136,7 +141,7 @@ EbpfDataplane::EbpfDataplane(const Options& options, std::unique_ptr<AtollBpf> b
     : options_(options),
       bpf_(std::move(bpf)),
       backend_regions_(ATL_MAX_BACKEND_SLOTS),
-      maglev_regions_(ATL_MAX_MAGLEV_SLOTS),
+      maglev_regions_(ATL_MAX_MAGLEV_ENTRIES),
       id_used_(ATL_MAX_SERVICES, false) {}
 
 absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Options& options) {
@@ -178,7 +183,7 @@ absl::Status EbpfDataplane::Restore() {
     std::optional<atl_svc> svc = Get<atl_svc_key, atl_svc>(skel.maps.atl_services, key);
     if (!svc.has_value() || svc->id >= ATL_MAX_SERVICES || id_used_[svc->id] ||
         !backend_regions_.Claim(svc->backend_offset, svc->backend_count) ||
-        !maglev_regions_.Claim(svc->maglev_offset, svc->maglev_size)) {
+        !maglev_regions_.Claim(svc->maglev_offset, MaglevEntries(svc->maglev_size))) {
       // Not something this code wrote: it goes, rather than corrupt what does.
       if (absl::Status s = Erase(skel.maps.atl_services, key, "a malformed service"); !s.ok()) {
         return s;
@@ -254,7 +259,7 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
   auto undo = [&] {
     for (const Prepared& p : prepared) {
       backend_regions_.FreeNow(p.svc.backend_offset, p.svc.backend_count);
-      maglev_regions_.FreeNow(p.svc.maglev_offset, p.svc.maglev_size);
+      maglev_regions_.FreeNow(p.svc.maglev_offset, MaglevEntries(p.svc.maglev_size));
     }
     for (uint32_t id : new_ids) id_used_[id] = false;
   };
@@ -281,15 +286,16 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     const uint32_t slots = static_cast<uint32_t>(p.maglev.slots.size());
     std::optional<uint32_t> backends = backend_regions_.Allocate(p.eligible.size());
     std::optional<uint32_t> maglev =
-        backends.has_value() ? maglev_regions_.Allocate(slots) : std::nullopt;
+        backends.has_value() ? maglev_regions_.Allocate(MaglevEntries(slots)) : std::nullopt;
     if (!maglev.has_value()) {
       if (backends.has_value()) backend_regions_.FreeNow(*backends, p.eligible.size());
       undo();
       return absl::ResourceExhaustedError(absl::StrCat(
           "frontend ", f.key.ToString(), " of ", f.name, ": no room for its ", p.eligible.size(),
           " backends and ", slots, " Maglev slots (", backend_regions_.used(), " of ",
-          ATL_MAX_BACKEND_SLOTS, " backends and ", maglev_regions_.used(), " of ",
-          ATL_MAX_MAGLEV_SLOTS, " slots in use)"));
+          ATL_MAX_BACKEND_SLOTS, " backends and ",
+          maglev_regions_.used() * ATL_MAGLEV_PER_ENTRY, " of ",
+          ATL_MAX_MAGLEV_ENTRIES * ATL_MAGLEV_PER_ENTRY, " slots in use)"));
     }
     p.svc.backend_offset = *backends;
     p.svc.backend_count = static_cast<uint32_t>(p.eligible.size());
@@ -337,8 +343,8 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
       out.flags = b.node_local ? ATL_BACKEND_LOCAL : 0;
       out.pad = 0;
     }
-    std::copy(p.maglev.slots.begin(), p.maglev.slots.end(),
-              bpf_->maglev() + p.svc.maglev_offset);
+    uint16_t* slots = bpf_->maglev()[p.svc.maglev_offset].backend;
+    std::copy(p.maglev.slots.begin(), p.maglev.slots.end(), slots);
   }
 
   // 3. Segments, admissions, routes, pods and node addresses.
@@ -521,7 +527,7 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     if (f.svc.backend_count + f.svc.maglev_size > 0 &&
         (f.svc.backend_offset != p.svc.backend_offset || f.svc.maglev_offset != p.svc.maglev_offset)) {
       backend_regions_.Free(f.svc.backend_offset, f.svc.backend_count);
-      maglev_regions_.Free(f.svc.maglev_offset, f.svc.maglev_size);
+      maglev_regions_.Free(f.svc.maglev_offset, MaglevEntries(f.svc.maglev_size));
     }
     f.frontend = *p.frontend;
     f.frontend.config.backends = std::move(p.eligible);
@@ -541,7 +547,7 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     ATL_RETURN_IF_ERROR(Erase(skel.maps.atl_services, SvcKey(key),
                               absl::StrCat("frontend ", key.ToString())));
     backend_regions_.Free(it->second.svc.backend_offset, it->second.svc.backend_count);
-    maglev_regions_.Free(it->second.svc.maglev_offset, it->second.svc.maglev_size);
+    maglev_regions_.Free(it->second.svc.maglev_offset, MaglevEntries(it->second.svc.maglev_size));
     id_used_[it->second.svc.id] = false;
     frontends_.erase(it);
   }

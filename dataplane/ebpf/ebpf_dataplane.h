@@ -41,10 +41,6 @@ class EbpfDataplane : public Dataplane {
     // that run the programs on made-up ports.
     bool attach_pod_ports = true;
   };
-  // The source MAC of routed frames and the answer to pods' ARP: 0a:58 and
-  // 0.0.0.1, an address no pod has (pods' MACs are 0a:58 and their address).
-  static constexpr lb::MacAddr kRouterMac = {0x0a, 0x58, 0, 0, 0, 1};
-
   static absl::StatusOr<std::unique_ptr<EbpfDataplane>> Create(const Options& options);
 
   absl::Status Apply(const Update& update) override;

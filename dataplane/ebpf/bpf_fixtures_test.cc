@@ -1,0 +1,282 @@
+// The packet fixtures (dataplane/packet_fixtures.h) through the eBPF
+// programs with BPF_PROG_TEST_RUN, and Maglev choices checked against lb's.
+//
+// Runs as root in a network and mount namespace of its own (see main): the
+// interfaces it makes and the BPF file system it pins to vanish with it.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/mount.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "dataplane/ebpf/ebpf_dataplane.h"
+#include "dataplane/packet_fixtures.h"
+#include "lb/flow_hash.h"
+#include "lb/packet_builder.h"
+#include "lb/service_table.h"
+
+namespace atl::dataplane {
+namespace {
+
+using fixtures::Port;
+using fixtures::Step;
+using fixtures::Verdict;
+
+std::string Hex(const std::vector<uint8_t>& b) {
+  std::string s;
+  for (size_t i = 0; i < b.size(); ++i) {
+    absl::StrAppend(&s, i % 16 == 0 ? "\n  " : " ");
+    char h[3];
+    std::snprintf(h, sizeof(h), "%02x", b[i]);
+    s += h;
+  }
+  return s;
+}
+
+// An interface per pod (and the uplink), one end of a veth pair: the kernel
+// runs a test program on a real device's ifindex.
+uint32_t MakeInterface(const std::string& name) {
+  const std::string cmd = "ip link add " + name + " type veth peer name " + name +
+                          "-p && ip link set " + name + " up";
+  if (std::system(cmd.c_str()) != 0) return 0;
+  return if_nametoindex(name.c_str());
+}
+
+struct Ran {
+  int action = -1;
+  uint32_t cb[3] = {};
+  std::vector<uint8_t> out;
+};
+
+Ran RunProgram(int prog_fd, const std::vector<uint8_t>& packet, uint32_t ifindex, uint32_t cb0,
+               uint32_t cb1) {
+  __sk_buff ctx{};
+  ctx.ifindex = ifindex;
+  ctx.cb[0] = cb0;
+  ctx.cb[1] = cb1;
+  __sk_buff ctx_out{};
+  Ran ran;
+  ran.out.resize(packet.size() + 256);
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = packet.data();
+  opts.data_size_in = static_cast<uint32_t>(packet.size());
+  opts.data_out = ran.out.data();
+  opts.data_size_out = static_cast<uint32_t>(ran.out.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  opts.ctx_out = &ctx_out;
+  opts.ctx_size_out = sizeof(ctx_out);
+  opts.repeat = 1;
+  if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) {
+    ADD_FAILURE() << "BPF_PROG_TEST_RUN: " << std::strerror(errno);
+    return ran;
+  }
+  ran.action = static_cast<int>(opts.retval);
+  ran.out.resize(opts.data_size_out);
+  std::memcpy(ran.cb, ctx_out.cb, sizeof(ran.cb));
+  return ran;
+}
+
+class Host {
+ public:
+  // Programs `state` into a fresh set of pinned maps.
+  static std::unique_ptr<Host> Make(const std::string& name, Update state) {
+    auto host = std::make_unique<Host>();
+    host->uplink_ = MakeInterface(name + "-up");
+    for (PodPort& p : state.upsert_pod_ports) {
+      p.host_ifindex = MakeInterface(p.host_ifname);
+      host->ifindex_[p.host_ifname] = p.host_ifindex;
+    }
+    EbpfDataplane::Options options;
+    options.pin_dir = "/sys/fs/bpf/" + name;
+    options.overlay_device = "";
+    options.uplink = name + "-up";
+    options.attach_pod_ports = false;
+    auto dp = EbpfDataplane::Create(options);
+    if (!dp.ok()) {
+      ADD_FAILURE() << dp.status();
+      return nullptr;
+    }
+    host->dp_ = *std::move(dp);
+    if (absl::Status s = host->dp_->Apply(state); !s.ok()) {
+      ADD_FAILURE() << s;
+      return nullptr;
+    }
+    return host;
+  }
+
+  Ran Run(const Step& step) const {
+    switch (step.port) {
+      case Port::kPod:
+        return RunProgram(dp_->bpf().prog_fd(ebpf::Program::kFromPod), step.packet,
+                          ifindex_.at(step.pod), 0, 0);
+      case Port::kOverlay: {
+        uint32_t underlay;
+        std::memcpy(&underlay, step.underlay.v4_bytes(), 4);
+        return RunProgram(dp_->bpf().prog_fd(ebpf::Program::kFromOverlayTest), step.packet,
+                          uplink_, step.vni, underlay);
+      }
+      case Port::kUplink:
+        return RunProgram(dp_->bpf().prog_fd(ebpf::Program::kFromUplink), step.packet, uplink_,
+                          0, 0);
+    }
+    return {};
+  }
+
+  uint64_t Drops(const std::string& reason) const {
+    for (const auto& [name, n] : dp_->Drops()) {
+      if (name == reason) return n;
+    }
+    ADD_FAILURE() << "no drop reason \"" << reason << "\"";
+    return 0;
+  }
+  uint32_t ifindex(const std::string& pod) const { return ifindex_.at(pod); }
+  EbpfDataplane& dataplane() { return *dp_; }
+
+ private:
+  std::unique_ptr<EbpfDataplane> dp_;
+  std::map<std::string, uint32_t> ifindex_;
+  uint32_t uplink_ = 0;
+};
+
+TEST(BpfFixturesTest, EveryTableGivesItsVerdictsAndBytes) {
+  for (const fixtures::Table& table : fixtures::AllTables()) {
+    std::unique_ptr<Host> host = Host::Make("fx" + table.name.substr(0, 4), table.state);
+    ASSERT_NE(host, nullptr);
+    for (const Step& step : table.steps) {
+      SCOPED_TRACE(table.name + ": " + step.name);
+      const uint64_t drops_before = step.verdict == Verdict::kDrop && !step.drop_reason.empty()
+                                        ? host->Drops(step.drop_reason)
+                                        : 0;
+      const Ran ran = host->Run(step);
+      switch (step.verdict) {
+        case Verdict::kDrop:
+          EXPECT_EQ(ran.action, TC_ACT_SHOT);
+          EXPECT_EQ(ran.cb[0], ATL_VERDICT_DROP);
+          if (!step.drop_reason.empty()) {
+            EXPECT_EQ(host->Drops(step.drop_reason), drops_before + 1)
+                << "counted under " << step.drop_reason;
+          }
+          break;
+        case Verdict::kPass:
+          EXPECT_EQ(ran.action, TC_ACT_OK);
+          EXPECT_EQ(ran.cb[0], ATL_VERDICT_PASS);
+          break;
+        case Verdict::kDeliver:
+          EXPECT_EQ(ran.action, TC_ACT_REDIRECT);
+          EXPECT_EQ(ran.cb[0], ATL_VERDICT_DELIVER);
+          EXPECT_EQ(ran.cb[1], host->ifindex(step.to_pod)) << "to " << step.to_pod;
+          break;
+        case Verdict::kEncap: {
+          EXPECT_EQ(ran.action, TC_ACT_REDIRECT);
+          EXPECT_EQ(ran.cb[0], ATL_VERDICT_ENCAP);
+          EXPECT_EQ(ran.cb[1], step.to_vni);
+          uint32_t underlay;
+          std::memcpy(&underlay, step.to_underlay.v4_bytes(), 4);
+          EXPECT_EQ(ran.cb[2], underlay);
+          break;
+        }
+        case Verdict::kOut:
+          EXPECT_EQ(ran.action, TC_ACT_REDIRECT);
+          EXPECT_EQ(ran.cb[0], ATL_VERDICT_OUT);
+          break;
+        case Verdict::kReply:
+          EXPECT_EQ(ran.action, TC_ACT_REDIRECT);
+          EXPECT_EQ(ran.cb[0], ATL_VERDICT_REPLY);
+          break;
+      }
+      if (!step.out.empty()) {
+        EXPECT_EQ(Hex(ran.out), Hex(step.out));
+        if (step.port != Port::kPod || step.verdict != Verdict::kReply) {
+          EXPECT_TRUE(lb::ChecksumsValid(ran.out)) << "checksums of" << Hex(ran.out);
+        }
+      }
+    }
+  }
+}
+
+// Both backends choose a new flow's backend with lb's flow hash and Maglev
+// table (lb/flow_hash.h): the kernel's choice must be lb's, flow for flow.
+TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
+  Update state;
+  Segment seg;
+  seg.name = "a";
+  seg.vni = 1;
+  seg.cidrs = {*lb::IpPrefix::Parse("198.19.0.0/24")};
+  seg.gateway = *lb::IpAddr::Parse("198.19.0.1");
+  state.upsert_segments = {seg};
+  PodPort client;
+  client.host_ifname = "mgc";
+  client.address = *lb::IpAddr::Parse("198.19.0.2");
+  client.mac = {0x0a, 0x58, 198, 19, 0, 2};
+  client.segment = "a";
+  state.upsert_pod_ports = {client};
+  state.upsert_routes = {
+      Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", *lb::IpAddr::Parse("198.18.0.12")}};
+  Frontend f;
+  f.key = {*lb::IpAddr::Parse("198.18.64.20"), 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  f.name = "a/many";
+  for (int i = 0; i < 5; ++i) {
+    f.config.backends.push_back(
+        {.endpoint = {lb::IpAddr::V4(0xc6130011 + i), 8080}, .weight = uint32_t(1 + i % 2)});
+  }
+  f.config.maglev_size = 1021;
+  state.upsert_frontends = {f};
+  std::unique_ptr<Host> host = Host::Make("fxm", state);
+  ASSERT_NE(host, nullptr);
+
+  lb::ServiceTable table(/*maglev_seed=*/0);
+  ASSERT_TRUE(table.Upsert(f.key, f.config).ok());
+  const lb::Service* svc = table.Lookup(f.key.addr, 80, lb::IpProto::kTcp, lb::Scope::kInternal);
+  ASSERT_NE(svc, nullptr);
+  std::map<lb::IpAddr, int> chosen;
+  for (uint16_t sport = 20000; sport < 20200; ++sport) {
+    Step step;
+    step.port = Port::kPod;
+    step.pod = "mgc";
+    step.packet = lb::PacketBuilder()
+                      .Ethernet(client.mac, kRouterMac)
+                      .Ip(client.address, f.key.addr)
+                      .Tcp(sport, 80, lb::kTcpSyn)
+                      .Build();
+    const Ran ran = host->Run(step);
+    ASSERT_EQ(ran.cb[0], ATL_VERDICT_ENCAP) << "sport " << sport;
+    const lb::IpAddr got = lb::IpAddr::FromV4Bytes(&ran.out[14 + 16]);
+    lb::FlowKey key;
+    key.src = client.address;
+    key.dst = f.key.addr;
+    key.src_port = sport;
+    key.dst_port = 80;
+    key.proto = lb::IpProto::kTcp;
+    const lb::Backend& want = svc->eligible[svc->MaglevPick(lb::FlowHash(key, 0))];
+    ASSERT_EQ(got, want.endpoint.addr) << "sport " << sport;
+    ++chosen[got];
+  }
+  EXPECT_EQ(chosen.size(), 5u) << "200 flows reach every backend";
+}
+
+}  // namespace
+}  // namespace atl::dataplane
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0) {
+    std::fprintf(stderr, "bpf_fixtures_test: needs root (namespaces, bpffs): %s\n",
+                 std::strerror(errno));
+    return 1;
+  }
+  return RUN_ALL_TESTS();
+}

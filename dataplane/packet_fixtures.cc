@@ -1,0 +1,274 @@
+#include "dataplane/packet_fixtures.h"
+
+#include <cstring>
+
+#include "lb/packet.h"
+#include "lb/packet_builder.h"
+
+namespace atl::dataplane::fixtures {
+namespace {
+
+using lb::IpAddr;
+using lb::PacketBuilder;
+
+IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
+lb::MacAddr PodMac(const char* ip) {
+  const IpAddr a = Ip(ip);
+  return {0x0a, 0x58, a.v4_bytes()[0], a.v4_bytes()[1], a.v4_bytes()[2], a.v4_bytes()[3]};
+}
+
+// The host: segments a (isolated), b (isolated), open; pods on this host;
+// a block of segment a on h2; the services below.
+constexpr const char* kPa1 = "198.19.0.2";
+constexpr const char* kPa2 = "198.19.0.3";
+constexpr const char* kPb1 = "198.19.1.2";
+constexpr const char* kPo1 = "198.19.2.2";
+constexpr const char* kRemoteA = "198.19.0.17";  // a pod of segment a on h2
+const IpAddr kH2 = Ip("198.18.0.12");
+const IpAddr kExt = Ip("198.18.16.2");
+
+Segment MakeSegment(const char* name, uint32_t vni, const char* cidr, const char* gw,
+                    bool isolated) {
+  Segment s;
+  s.name = name;
+  s.vni = vni;
+  s.cidrs = {*lb::IpPrefix::Parse(cidr)};
+  s.gateway = Ip(gw);
+  s.isolated = isolated;
+  return s;
+}
+
+PodPort MakePod(const char* ifname, const char* ip, const char* segment) {
+  PodPort p;
+  p.host_ifname = ifname;
+  p.mac = PodMac(ip);
+  p.address = Ip(ip);
+  p.segment = segment;
+  p.pod = std::string(segment) + "/" + ifname;
+  return p;
+}
+
+Frontend MakeFrontend(const char* vip, uint16_t port, lb::IpProto proto, lb::Scope scope,
+                      std::vector<lb::Endpoint> backends) {
+  Frontend f;
+  f.key = {vip ? Ip(vip) : IpAddr::V4(0), port, proto, scope};
+  f.name = "fixtures/svc";
+  for (const lb::Endpoint& e : backends) f.config.backends.push_back({.endpoint = e});
+  f.config.maglev_size = 251;
+  return f;
+}
+
+Update HostState() {
+  Update u;
+  u.upsert_segments = {MakeSegment("a", 1, "198.19.0.0/24", "198.19.0.1", true),
+                       MakeSegment("b", 2, "198.19.1.0/24", "198.19.1.1", true),
+                       MakeSegment("open", 3, "198.19.2.0/24", "198.19.2.1", false)};
+  u.upsert_pod_ports = {MakePod("pa1", kPa1, "a"), MakePod("pa2", kPa2, "a"),
+                        MakePod("pb1", kPb1, "b"), MakePod("po1", kPo1, "open")};
+  u.upsert_routes = {Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", kH2}};
+  u.set_node_addresses = true;
+  u.node_addresses = {kNodeAddr};
+  u.upsert_frontends = {
+      MakeFrontend("198.18.64.10", 80, lb::IpProto::kTcp, lb::Scope::kInternal,
+                   {{Ip(kPa2), 8080}}),
+      MakeFrontend("198.18.64.11", 53, lb::IpProto::kUdp, lb::Scope::kInternal,
+                   {{Ip(kRemoteA), 5353}}),
+      MakeFrontend("198.18.64.12", 80, lb::IpProto::kTcp, lb::Scope::kInternal, {}),
+      MakeFrontend(nullptr, 30080, lb::IpProto::kTcp, lb::Scope::kExternal, {{Ip(kPa2), 8080}}),
+  };
+  return u;
+}
+
+// A pod's frame: from its MAC to the router's.
+PacketBuilder FromPod(const char* src, const char* dst) {
+  PacketBuilder b;
+  b.Ethernet(PodMac(src), kRouterMac).Ip(src, dst);
+  return b;
+}
+// A routed frame to a pod (or through the overlay to one).
+PacketBuilder ToPod(const char* src, const char* dst) {
+  PacketBuilder b;
+  b.Ethernet(kRouterMac, PodMac(dst)).Ip(src, dst);
+  return b;
+}
+
+std::vector<uint8_t> Arp(uint16_t op, const lb::MacAddr& eth_dst, const lb::MacAddr& sha,
+                         const IpAddr& spa, const lb::MacAddr& tha, const IpAddr& tpa) {
+  std::vector<uint8_t> f(eth_dst.begin(), eth_dst.end());
+  f.insert(f.end(), sha.begin(), sha.end());
+  const uint8_t head[] = {0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, static_cast<uint8_t>(op)};
+  f.insert(f.end(), std::begin(head), std::end(head));
+  f.insert(f.end(), sha.begin(), sha.end());
+  f.insert(f.end(), spa.v4_bytes(), spa.v4_bytes() + 4);
+  f.insert(f.end(), tha.begin(), tha.end());
+  f.insert(f.end(), tpa.v4_bytes(), tpa.v4_bytes() + 4);
+  return f;
+}
+
+Step PodStep(std::string name, const char* pod, std::vector<uint8_t> packet) {
+  Step s;
+  s.name = std::move(name);
+  s.port = Port::kPod;
+  s.pod = pod;
+  s.packet = std::move(packet);
+  return s;
+}
+Step Delivered(Step s, const char* to_pod, std::vector<uint8_t> out) {
+  s.verdict = Verdict::kDeliver;
+  s.to_pod = to_pod;
+  s.out = std::move(out);
+  return s;
+}
+Step Dropped(Step s, const char* reason) {
+  s.verdict = Verdict::kDrop;
+  s.drop_reason = reason;
+  return s;
+}
+
+std::vector<Step> HostSteps() {
+  using lb::kTcpAck;
+  using lb::kTcpSyn;
+  std::vector<Step> steps;
+  const lb::MacAddr pa1_mac = PodMac(kPa1);
+
+  Step arp = PodStep("ARP for the gateway is answered with the router MAC", "pa1",
+                     Arp(1, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, pa1_mac, Ip(kPa1), {},
+                         Ip("198.19.0.1")));
+  arp.verdict = Verdict::kReply;
+  arp.out = Arp(2, pa1_mac, kRouterMac, Ip("198.19.0.1"), pa1_mac, Ip(kPa1));
+  steps.push_back(arp);
+
+  PacketBuilder spoof_mac;
+  spoof_mac.Ethernet({0x02, 0, 0, 0, 0, 9}, kRouterMac).Ip(kPa1, kPa2).Tcp(1, 2);
+  steps.push_back(Dropped(PodStep("another source MAC is spoofing", "pa1", spoof_mac.Build()),
+                          "spoofed"));
+  steps.push_back(Dropped(
+      PodStep("another source address is spoofing", "pa1",
+              PacketBuilder().Ethernet(pa1_mac, kRouterMac).Ip("198.19.0.9", kPa2).Tcp(1, 2).Build()),
+      "spoofed"));
+
+  steps.push_back(Delivered(
+      PodStep("a peer in the segment on this host", "pa1",
+              FromPod(kPa1, kPa2).Tcp(40000, 80, kTcpSyn).Build()),
+      "pa2", ToPod(kPa1, kPa2).Tcp(40000, 80, kTcpSyn).Build()));
+
+  Step remote = PodStep("a peer in the segment on another host goes into the overlay", "pa1",
+                        FromPod(kPa1, kRemoteA).Udp(40000, 7000).Payload(8).Build());
+  remote.verdict = Verdict::kEncap;
+  remote.to_vni = 1;
+  remote.to_underlay = kH2;
+  remote.out = ToPod(kPa1, kRemoteA).Udp(40000, 7000).Payload(8).Build();
+  steps.push_back(remote);
+
+  steps.push_back(Dropped(PodStep("an isolated segment refuses another", "pb1",
+                                  FromPod(kPb1, kPa1).Tcp(40000, 80, kTcpSyn).Build()),
+                          "isolated"));
+  steps.push_back(Delivered(PodStep("an open segment accepts another", "pa1",
+                                    FromPod(kPa1, kPo1).Tcp(40001, 80, kTcpSyn).Build()),
+                            "po1", ToPod(kPa1, kPo1).Tcp(40001, 80, kTcpSyn).Build()));
+  steps.push_back(Delivered(
+      PodStep("the reply to a flow an isolated pod opened reaches it", "po1",
+              FromPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()),
+      "pa1", ToPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()));
+
+  steps.push_back(Delivered(
+      PodStep("a ClusterIP is translated to its backend", "pa1",
+              FromPod(kPa1, "198.18.64.10").Tcp(40002, 80, kTcpSyn).Build()),
+      "pa2", ToPod(kPa1, kPa2).Tcp(40002, 8080, kTcpSyn).Build()));
+  steps.push_back(Delivered(
+      PodStep("the backend's reply comes from the ClusterIP", "pa2",
+              FromPod(kPa2, kPa1).Tcp(8080, 40002, kTcpSyn | kTcpAck).Build()),
+      "pa1",
+      ToPod("198.18.64.10", kPa1).Tcp(80, 40002, kTcpSyn | kTcpAck).Build()));
+  {
+    const std::vector<uint8_t> quoted =
+        PacketBuilder().NoEthernet().Ip(kPa1, kPa2).Tcp(40002, 8080, kTcpAck).Build();
+    const std::vector<uint8_t> quoted_as_sent = PacketBuilder()
+                                                    .NoEthernet()
+                                                    .Ip(kPa1, "198.18.64.10")
+                                                    .Tcp(40002, 80, kTcpAck)
+                                                    .Build();
+    steps.push_back(Delivered(
+        PodStep("an ICMP error from the backend reads as from the ClusterIP", "pa2",
+                FromPod(kPa2, kPa1).IcmpError(3, 3, quoted).Build()),
+        "pa1",
+        PacketBuilder()
+            .Ethernet(kRouterMac, pa1_mac)
+            .Ip("198.18.64.10", kPa1)
+            .IcmpError(3, 3, quoted_as_sent)
+            .Build()));
+  }
+  steps.push_back(Dropped(PodStep("a service without backends drops", "pa1",
+                                  FromPod(kPa1, "198.18.64.12").Tcp(40003, 80, kTcpSyn).Build()),
+                          "no-backend"));
+  steps.push_back(Delivered(
+      PodStep("hairpin: a backend reaching itself sees the gateway", "pa2",
+              FromPod(kPa2, "198.18.64.10").Tcp(40004, 80, kTcpSyn).Build()),
+      "pa2", ToPod("198.19.0.1", kPa2).Tcp(40004, 8080, kTcpSyn).Build()));
+
+  Step udp_svc = PodStep("a UDP ClusterIP with a backend on another host", "pa1",
+                         FromPod(kPa1, "198.18.64.11").Udp(40005, 53).Payload(16).Build());
+  udp_svc.verdict = Verdict::kEncap;
+  udp_svc.to_vni = 1;
+  udp_svc.to_underlay = kH2;
+  udp_svc.out = ToPod(kPa1, kRemoteA).Udp(40005, 5353).Payload(16).Build();
+  steps.push_back(udp_svc);
+
+  auto overlay = [&](std::string name, uint32_t vni, std::vector<uint8_t> packet) {
+    Step s;
+    s.name = std::move(name);
+    s.port = Port::kOverlay;
+    s.vni = vni;
+    s.underlay = kH2;
+    s.packet = std::move(packet);
+    return s;
+  };
+  steps.push_back(Delivered(overlay("from the overlay to a pod of the VNI's segment", 1,
+                                    ToPod(kRemoteA, kPa1).Udp(5000, 7000).Build()),
+                            "pa1", ToPod(kRemoteA, kPa1).Udp(5000, 7000).Build()));
+  steps.push_back(Dropped(overlay("from the overlay with another segment's VNI", 2,
+                                  ToPod(kRemoteA, kPa1).Udp(5001, 7000).Build()),
+                          "vni-mismatch"));
+  steps.push_back(Dropped(overlay("from the overlay, another isolated segment", 1,
+                                  ToPod("198.19.1.20", kPa1).Udp(5002, 7000).Build()),
+                          "isolated"));
+
+  auto uplink = [&](std::string name, std::vector<uint8_t> packet) {
+    Step s;
+    s.name = std::move(name);
+    s.port = Port::kUplink;
+    s.packet = std::move(packet);
+    return s;
+  };
+  const lb::MacAddr ext_mac = {0x02, 0, 0, 0, 0, 0x16};
+  const lb::MacAddr node_mac = {0x02, 0, 0, 0, 0, 0x11};
+  steps.push_back(Delivered(
+      uplink("a NodePort (policy Cluster) is translated, its source becomes the node",
+             PacketBuilder()
+                 .Ethernet(ext_mac, node_mac)
+                 .Ip(kExt, kNodeAddr)
+                 .Tcp(50000, 30080, kTcpSyn)
+                 .Build()),
+      "pa2",
+      PacketBuilder()
+          .Ethernet(kRouterMac, PodMac(kPa2))
+          .Ip(kNodeAddr, Ip(kPa2))
+          .Tcp(50000, 8080, kTcpSyn)
+          .Build()));
+  Step host = uplink("the host's own traffic passes",
+                     PacketBuilder()
+                         .Ethernet(ext_mac, node_mac)
+                         .Ip(kExt, kNodeAddr)
+                         .Tcp(50001, 22, kTcpSyn)
+                         .Build());
+  host.verdict = Verdict::kPass;
+  host.out = host.packet;
+  steps.push_back(host);
+  return steps;
+}
+
+}  // namespace
+
+std::vector<Table> AllTables() { return {Table{"host", HostState(), HostSteps()}}; }
+
+}  // namespace atl::dataplane::fixtures
