@@ -1,58 +1,145 @@
 #!/usr/bin/env bash
-# The control plane on this machine: a controller and two agents (h1, h2) on
-# loopback, examples/shop.yaml applied with atollctl, then what the controller
-# and each agent hold. Everything lives in a temporary directory and every
-# process started here is ended by its PID on exit, also on failure.
-# Usage: scripts/demo.sh [--keep]   (--keep: leave it running until Enter)
+# Atoll on one machine: a controller, three hosts (h1-h3, each a network
+# namespace running atoll-agent with the eBPF dataplane) on an underlay
+# bridge, pods made with atoll-cni, and a service applied with atollctl. It
+# shows the service load-balanced across hosts (answers per backend), an
+# isolated namespace refusing another, and a throughput figure.
+#
+# Everything runs in a network and mount namespace of this script's own: the
+# hosts, pods, links, BPF pins and processes go when it ends, pass or fail.
+# Addresses: underlay 198.18.0.0/20, pods 198.19.0.0/16, services 198.18.64.0/18.
+# Usage: scripts/demo.sh [--keep]   (--keep: stay up until Enter)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-if [ -d build/meson-private ]; then
-  meson setup --reconfigure build >/dev/null
-else
-  meson setup build >/dev/null
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${ATOLL_DEMO_INSIDE:-}" ]; then
+  cd "$repo"
+  scripts/install-deps.sh
+  if [ -d build/meson-private ]; then meson setup --reconfigure build >/dev/null
+  else meson setup build >/dev/null; fi
+  meson compile -C build controller/atoll-controller agent/atoll-agent atollctl/atollctl \
+    cni-plugin/atoll-cni >/dev/null
+  exec env ATOLL_DEMO_INSIDE=1 unshare --net --mount --propagation private "$0" "$@"
 fi
-meson compile -C build controller/atoll-controller agent/atoll-agent atollctl/atollctl >/dev/null
 
-dir=$(mktemp -d /tmp/atoll-demo.XXXXXX)
+B=$repo/build
+W=$(mktemp -d /tmp/atoll-demo.XXXXXX)
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$W"
 }
 trap cleanup EXIT
+mount -t tmpfs tmpfs /run --make-private 2>/dev/null || mount -t tmpfs tmpfs /run
+mkdir -p /run/netns
+mount -t bpf bpf /sys/fs/bpf
+ip link set lo up
+ip link add atl-ul0 type bridge
+ip link set atl-ul0 up
+ip addr add 198.18.0.1/20 dev atl-ul0
 
-build/controller/atoll-controller --listen=127.0.0.1:0 --port_file="$dir/port" \
-  --db="$dir/controller.db" 2>"$dir/controller.log" &
+say() { printf '\n== %s\n' "$*"; }
+say "three hosts on an underlay bridge, a controller, an agent per host (eBPF dataplane)"
+for i in 1 2 3; do
+  ip netns add h$i
+  ip link add ul-h$i type veth peer name eth0 netns h$i
+  ip link set ul-h$i master atl-ul0 up
+  ip -n h$i link set lo up
+  ip -n h$i link set eth0 up
+  ip -n h$i addr add 198.18.0.1$i/20 dev eth0
+done
+$B/controller/atoll-controller --listen=198.18.0.1:0 --port_file="$W/port" \
+  --db="$W/controller.db" 2>"$W/controller.log" &
 pids+=($!)
-for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.05; done
-controller="127.0.0.1:$(cat "$dir/port")"
-ctl() { echo "\$ atollctl $*"; build/atollctl/atollctl --controller="$controller" "$@"; echo; }
+for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.05; done
+C=198.18.0.1:$(cat "$W/port")
+ctl() { echo "\$ atollctl $*"; $B/atollctl/atollctl --controller="$C" "$@"; }
 
-ctl apply -f examples/shop.yaml
-for node in h1 h2; do
-  build/agent/atoll-agent --node=$node --controller="$controller" \
-    --socket="$dir/$node.sock" 2>"$dir/$node.log" &
+cat > "$W/cluster.yaml" <<Y
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: blog}
+Y
+for i in 1 2 3; do
+  printf -- '---\napiVersion: v1\nkind: Node\nmetadata: {name: h%s}\nstatus: {addresses: [{type: InternalIP, address: 198.18.0.1%s}]}\n' $i $i >> "$W/cluster.yaml"
+done
+ctl apply -f "$W/cluster.yaml"
+for i in 1 2 3; do
+  ip netns exec h$i $B/agent/atoll-agent --node=h$i --controller="$C" --socket="$W/h$i.sock" \
+    --lease_db="$W/h$i.db" --mtu=1400 --dataplane=ebpf --uplink=eth0 \
+    --bpf_pin_dir=/sys/fs/bpf/atoll-h$i 2>"$W/h$i.log" &
   pids+=($!)
 done
-# Until both agents have acknowledged the controller's version.
-for _ in $(seq 200); do
-  [ "$(build/atollctl/atollctl --controller="$controller" status -o json |
-       python3 -c 'import json,sys; s=json.load(sys.stdin); v=s.get("version","0")
-print(sum(1 for a in s.get("agents",[]) if a.get("connected") and a.get("ackedVersion")==v))')" = 2 ] && break
-  sleep 0.05
+for i in 1 2 3; do
+  for _ in $(seq 100); do
+    $B/atollctl/atollctl agent --socket="$W/h$i.sock" -o json 2>/dev/null | grep -q '"blog"' && break
+    sleep 0.1
+  done
 done
 
-ctl get namespaces
-ctl get segments
-ctl get services -A
-ctl get endpointslices -n shop
-ctl status
-ctl agent --socket "$dir/h1.sock"
-ctl agent --socket "$dir/h2.sock"
+say "pods, made by atoll-cni: each namespace's pods get addresses of its own segment"
+pod() {  # pod HOST NAMESPACE NAME: prints the pod's address
+  ip netns add "$3"
+  printf '{"cniVersion":"1.0.0","name":"atoll-%s","type":"atoll-cni","socket":"%s","defaultNamespace":"%s"}' \
+    "$2" "$W/$1.sock" "$2" |
+    ip netns exec "$1" env CNI_COMMAND=ADD CNI_CONTAINERID="$3" CNI_NETNS=/run/netns/"$3" \
+      CNI_IFNAME=eth0 CNI_PATH=$B/cni-plugin $B/cni-plugin/atoll-cni |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])'
+}
+declare -A ip
+for spec in h1:shop:client h2:shop:web-1 h3:shop:web-2 h3:shop:web-3 h1:blog:reader; do
+  IFS=: read -r host ns name <<<"$spec"
+  ip[$name]=$(pod "$host" "$ns" "$name")
+  printf '  %-7s namespace %-5s on %s  %s\n' "$name" "$ns" "$host" "${ip[$name]}"
+done
+for w in web-1 web-2 web-3; do
+  ip netns exec $w python3 "$repo/scripts/demo_traffic.py" serve 8080 $w &
+  pids+=($!)
+done
+
+say "a ClusterIP service over the three web pods (on h2 and h3)"
+cat > "$W/web.yaml" <<Y
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 198.18.64.10
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints:
+- {addresses: ["${ip[web-1]}"], nodeName: h2}
+- {addresses: ["${ip[web-2]}"], nodeName: h3}
+- {addresses: ["${ip[web-3]}"], nodeName: h3}
+ports: [{name: http, port: 8080, protocol: TCP}]
+Y
+ctl apply -f "$W/web.yaml"
+sleep 1
+echo "30 connections from client (h1) to 198.18.64.10:80, answers per backend:"
+for _ in $(seq 30); do
+  ip netns exec client python3 "$repo/scripts/demo_traffic.py" get 198.18.64.10 80
+done | sort | uniq -c | sed 's/^/  /'
+
+say "isolation: shop is isolated, so reader (namespace blog) is refused (dropped at h2, counted)"
+printf '  reader -> web-1 %s:8080: ' "${ip[web-1]}"
+ip netns exec reader python3 "$repo/scripts/demo_traffic.py" get "${ip[web-1]}" 8080
+printf '  client -> web-1 %s:8080: ' "${ip[web-1]}"
+ip netns exec client python3 "$repo/scripts/demo_traffic.py" get "${ip[web-1]}" 8080
+
+say "throughput: one TCP connection, client (h1) through the ClusterIP to a pod on h2 or h3, 3 s"
+printf '  '
+ip netns exec client python3 "$repo/scripts/demo_traffic.py" bulk 198.18.64.10 80 3
 
 if [ "${1:-}" = "--keep" ]; then
-  echo "controller at $controller, agent sockets $dir/h1.sock $dir/h2.sock; Enter stops them"
+  echo
+  echo "Up: controller $C; agents' sockets $W/h{1,2,3}.sock; pods are netns in this"
+  echo "script's mount namespace (nsenter -t $$ -n -m). Enter tears it all down."
   read -r _
 fi
