@@ -11,7 +11,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+// The skeleton embeds the BPF object as one long string literal.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "dataplane/ebpf/atoll.skel.h"
+#pragma GCC diagnostic pop
 
 namespace atl::dataplane::ebpf {
 namespace {

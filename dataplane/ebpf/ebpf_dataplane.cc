@@ -13,7 +13,11 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+// The skeleton embeds the BPF object as one long string literal.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "dataplane/ebpf/atoll.skel.h"
+#pragma GCC diagnostic pop
 #include "dataplane/ebpf/overlay_device.h"
 #include "lb/maglev.h"
 #include "lb/status_macros.h"
