@@ -15,6 +15,8 @@ packages=(
   libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev
   # CNI: netlink, and the reference plugins the benchmark measures against
   libmnl-dev containernetworking-plugins iproute2
+  # the e2e test bed drives atoll-cni through libcni (../shared/realclients/cnidrive.go)
+  golang-go golang-github-appc-cni-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
 )
