@@ -27,9 +27,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -149,6 +151,26 @@ class DataplaneTest : public ::testing::Test {
     return s;
   }
   absl::Status Namespace(const NamespaceSpec& spec) { return Apply(Manifest(spec)); }
+
+  // A long-lived TCP connection from `client` to a ClusterIP, and the answer
+  // to its first request (which names its backend).
+  static absl::StatusOr<std::pair<std::unique_ptr<TcpConnection>, Answer>> OpenLongLived(
+      const Pod& client, const std::string& vip) {
+    absl::StatusOr<std::unique_ptr<TcpConnection>> conn =
+        TcpConnection::Open(*client.netns, vip, kServicePort);
+    if (!conn.ok()) {
+      return absl::Status(conn.status().code(),
+                          absl::StrCat("a long-lived TCP connection from ", client.Describe(),
+                                       " to ClusterIP ", vip, ": ", conn.status().message()));
+    }
+    absl::StatusOr<Answer> first = (*conn)->Request();
+    if (!first.ok()) {
+      return absl::Status(first.status().code(),
+                          absl::StrCat("long-lived TCP from ", client.Describe(), " to ", vip, ": ",
+                                       first.status().message()));
+    }
+    return std::make_pair(*std::move(conn), *std::move(first));
+  }
 
   // A pod that answers on kServerPort.
   absl::StatusOr<Pod*> Backend(const std::string& ns, const std::string& name, Host& host) {
@@ -661,14 +683,10 @@ TEST_F(DataplaneTest, AnEstablishedConnectionSurvivesEndpointChurn) {
   ASSERT_OK_AND_ASSIGN(api::Service svc, Service(spec, {Ready(*b1), Ready(*b2)}));
   const std::string vip = svc.cluster_ips(0);
 
-  absl::StatusOr<std::unique_ptr<TcpConnection>> opened =
-      TcpConnection::Open(*client->netns, vip, kServicePort);
-  ASSERT_TRUE(opened.ok()) << "a long-lived TCP connection from " << client->Describe()
-                           << " to ClusterIP " << vip << ": " << opened.status();
-  std::unique_ptr<TcpConnection> conn = *std::move(opened);
-  const absl::StatusOr<Answer> first = conn->Request();
-  ASSERT_TRUE(first.ok()) << "long-lived TCP from " << client->Describe() << " to " << vip << ": "
-                          << first.status();
+  auto opened = OpenLongLived(*client, vip);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<TcpConnection> conn = std::move(opened->first);
+  const std::optional<Answer> first = opened->second;
   Pod* const mine = first->server == b1->name ? b1 : b2;
   Pod* const other = mine == b1 ? b2 : b1;
   ASSERT_EQ(first->server, mine->name);
@@ -714,14 +732,10 @@ TEST_F(DataplaneTest, AnEstablishedConnectionSurvivesItsAgentKilledAndRestarted)
           {Ready(*b1), Ready(*b2)}));
   const std::string vip = svc.cluster_ips(0);
 
-  absl::StatusOr<std::unique_ptr<TcpConnection>> opened =
-      TcpConnection::Open(*client->netns, vip, kServicePort);
-  ASSERT_TRUE(opened.ok()) << "a long-lived TCP connection from " << client->Describe()
-                           << " to ClusterIP " << vip << ": " << opened.status();
-  std::unique_ptr<TcpConnection> conn = *std::move(opened);
-  const absl::StatusOr<Answer> first = conn->Request();
-  ASSERT_TRUE(first.ok()) << "long-lived TCP from " << client->Describe() << " to " << vip << ": "
-                          << first.status();
+  auto opened = OpenLongLived(*client, vip);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<TcpConnection> conn = std::move(opened->first);
+  const std::optional<Answer> first = opened->second;
 
   conn->StartLoad();
   const pid_t old_pid = h(1).agent->pid();

@@ -158,7 +158,6 @@ struct atl_admit_key {
 struct atl_config {
   __be32 node_addr;       /* network order; SNAT source for NodePort and egress */
   __u32 overlay_ifindex;  /* host order; the VXLAN collect_md device */
-  __u32 uplink_ifindex;   /* host order */
   __u8 router_mac[6];     /* answers ARP for gateways and peers; source of routed frames */
   __u8 pad[2];
 };
@@ -176,7 +175,6 @@ enum atl_drop_reason {
   ATL_DROP_VNI_MISMATCH,      /* overlay packet whose VNI is not its pod's segment */
   ATL_DROP_NAT_EXHAUSTED,     /* no free source port for SNAT */
   ATL_DROP_FIB,               /* the host has no route out */
-  ATL_DROP_TTL,               /* TTL would reach zero */
   ATL_DROP_REASONS,
 };
 

@@ -42,11 +42,11 @@ static_assert(sizeof(atl_lpm_key) == 8);
 static_assert(sizeof(atl_segment) == 16);
 static_assert(sizeof(atl_remote_block) == 8);
 static_assert(sizeof(atl_admit_key) == 8);
-static_assert(sizeof(atl_config) == 20);
+static_assert(sizeof(atl_config) == 16);
 
 constexpr const char* kDropNames[ATL_DROP_REASONS] = {
     "malformed", "unsupported", "unknown-port", "spoofed",       "fragment", "no-backend",
-    "isolated",  "no-route",    "vni-mismatch", "nat-exhausted", "fib",      "ttl",
+    "isolated",  "no-route",    "vni-mismatch", "nat-exhausted", "fib",
 };
 
 __be32 Be32(const lb::IpAddr& a) {
@@ -126,6 +126,17 @@ std::optional<V> Get(bpf_map* map, const K& key) {
   return value;
 }
 
+// A service's eligible backends, as its region of atl_backends holds them.
+std::vector<lb::Backend> BackendsOf(const atl_svc& svc, const atl_backend* region) {
+  std::vector<lb::Backend> backends;
+  for (uint32_t i = 0; i < svc.backend_count; ++i) {
+    const atl_backend& b = region[svc.backend_offset + i];
+    backends.push_back(lb::Backend{.endpoint = {FromBe32(b.addr), ntohs(b.port)},
+                                   .node_local = (b.flags & ATL_BACKEND_LOCAL) != 0});
+  }
+  return backends;
+}
+
 atl_pod PodValue(const PodPort& p) {
   atl_pod v{};
   v.addr = Be32(p.address);
@@ -157,10 +168,11 @@ absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Optio
     if (!overlay.ok()) return overlay.status();
     dp->overlay_ifindex_ = *overlay;
   }
+  uint32_t uplink_ifindex = 0;
   if (!options.uplink.empty()) {
     absl::StatusOr<uint32_t> uplink = ebpf::IfIndex(options.uplink);
     if (!uplink.ok()) return uplink.status();
-    dp->uplink_ifindex_ = *uplink;
+    uplink_ifindex = *uplink;
   }
   if (absl::Status s = dp->Restore(); !s.ok()) return s;
   if (absl::Status s = dp->WriteConfig(); !s.ok()) return s;
@@ -170,8 +182,8 @@ absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Optio
       return s;
     }
   }
-  if (dp->uplink_ifindex_ != 0) {
-    if (absl::Status s = dp->bpf_->Attach(Program::kFromUplink, dp->uplink_ifindex_); !s.ok()) {
+  if (uplink_ifindex != 0) {
+    if (absl::Status s = dp->bpf_->Attach(Program::kFromUplink, uplink_ifindex); !s.ok()) {
       return s;
     }
   }
@@ -198,12 +210,7 @@ absl::Status EbpfDataplane::Restore() {
     InstalledFrontend& f = frontends_[FrontendKeyOf(key)];
     f.frontend.key = FrontendKeyOf(key);
     f.svc = *svc;
-    for (uint32_t i = 0; i < svc->backend_count; ++i) {
-      const atl_backend& b = bpf_->backends()[svc->backend_offset + i];
-      f.frontend.config.backends.push_back(lb::Backend{
-          .endpoint = {FromBe32(b.addr), ntohs(b.port)},
-          .node_local = (b.flags & ATL_BACKEND_LOCAL) != 0});
-    }
+    f.frontend.config.backends = BackendsOf(*svc, bpf_->backends());
   }
   for (const atl_lpm_key& key : Keys<atl_lpm_key>(skel.maps.atl_segments)) {
     segment_prefixes_[PrefixOf(key)] = InstalledPrefix{};
@@ -241,7 +248,6 @@ absl::Status EbpfDataplane::WriteConfig() {
     }
   }
   config.overlay_ifindex = overlay_ifindex_;
-  config.uplink_ifindex = uplink_ifindex_;
   std::memcpy(config.router_mac, kRouterMac.data(), 6);
   const uint32_t zero = 0;
   return Put(bpf_->skel().maps.atl_config, zero, config, "the host configuration");
@@ -570,14 +576,9 @@ Programmed EbpfDataplane::Dump() const {
       f.name = it->second.frontend.name;
       f.config = it->second.frontend.config;
     }
-    f.config.backends.clear();
+    f.config.backends = BackendsOf(*svc, bpf_->backends());
     f.config.affinity_timeout_s = svc->affinity_timeout;
     f.config.maglev_size = svc->maglev_size;
-    for (uint32_t i = 0; i < svc->backend_count; ++i) {
-      const atl_backend& b = bpf_->backends()[svc->backend_offset + i];
-      f.config.backends.push_back(lb::Backend{.endpoint = {FromBe32(b.addr), ntohs(b.port)},
-                                              .node_local = (b.flags & ATL_BACKEND_LOCAL) != 0});
-    }
     out.frontends.push_back(std::move(f));
   }
   // Segments as their CIDRs are programmed, named from what the agent said.
