@@ -446,7 +446,9 @@ TEST_F(DataplaneTest, SessionAffinityClientIpKeepsOneBackend) {
 
   for (const auto& [proto, request] : kProtocols) {
     absl::StatusOr<std::map<std::string, int>> seen =
-        Spread(kSpreadRequests, [&] { return request(*client->netns, vip, kServicePort, {}); });
+        // clang 14 cannot capture a structured binding (C++20, P1091): named anew.
+        Spread(kSpreadRequests,
+               [&, &send = request] { return send(*client->netns, vip, kServicePort, {}); });
     ASSERT_TRUE(seen.ok()) << proto << " from " << client->Describe() << " to ClusterIP " << vip
                            << ": " << seen.status();
     EXPECT_EQ(seen->size(), 1u) << proto << " with sessionAffinity ClientIP went to "
@@ -551,7 +553,7 @@ TEST_F(DataplaneTest, InternalTrafficPolicyLocalUsesOnlyTheNodesOwnBackend) {
 
   for (auto [client, backend] : {std::pair{c1, b1}, std::pair{c2, b2}}) {
     absl::StatusOr<std::map<std::string, int>> seen =
-        Spread(10, [&] { return TcpRequest(*client->netns, vip, kServicePort); });
+        Spread(10, [&, from = client] { return TcpRequest(*from->netns, vip, kServicePort); });
     ASSERT_TRUE(seen.ok()) << "TCP from " << client->Describe() << " to " << vip << ": "
                            << seen.status();
     EXPECT_EQ(*seen, (std::map<std::string, int>{{backend->name, 10}}))
