@@ -167,26 +167,6 @@ absl::StatusOr<std::vector<lb::Backend>> RenderBackends(
   return backends;
 }
 
-// The smallest table with at least kMaglevSlotsPerBackend slots for the
-// lightest backend (a backend of weight w counts as w/w_min backends), so that
-// shares stay within ~1% without giving every one of 10,000 services the
-// default size.
-uint32_t MaglevSizeFor(const std::vector<lb::Backend>& backends) {
-  if (backends.empty()) return lb::kMaglevSizes.front();
-  uint64_t total = 0;
-  uint32_t lightest = backends.front().weight;
-  for (const lb::Backend& b : backends) {
-    total += b.weight;
-    lightest = std::min(lightest, b.weight);
-  }
-  const uint64_t shares = (total + lightest - 1) / lightest;
-  const uint64_t need = shares * lb::kMaglevSlotsPerBackend;
-  for (uint32_t m : lb::kMaglevSizes) {
-    if (m >= need) return m;
-  }
-  return lb::kMaglevSizes.back();
-}
-
 lb::IpAddr Unspecified(lb::Family family) {
   return family == lb::Family::kIpv4 ? lb::IpAddr::V4(0) : lb::IpAddr{};
 }
@@ -443,7 +423,7 @@ absl::StatusOr<std::vector<dataplane::Frontend>> Renderer::RenderService(
             RenderBackends(slices, port, *proto, family, node_name_);
         if (!backends.ok()) return backends.status();
         config = base;
-        config->maglev_size = MaglevSizeFor(*backends);
+        config->maglev_size = lb::MaglevSizeFor(*backends);
         config->backends = *std::move(backends);
       }
       return &*config;

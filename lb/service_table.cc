@@ -1,5 +1,6 @@
 #include "lb/service_table.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,22 @@ std::string FrontendKey::ToString() const {
   const std::string a = addr.IsUnspecified() ? "*" : addr.ToString();
   return absl::StrCat(addr.IsV4() ? a : absl::StrCat("[", a, "]"), ":", port, "/", ProtoName(proto),
                       scope == Scope::kInternal ? " (internal)" : " (external)");
+}
+
+uint32_t MaglevSizeFor(const std::vector<Backend>& backends) {
+  if (backends.empty()) return kMaglevSizes.front();
+  uint64_t total = 0;
+  uint32_t lightest = backends.front().weight;
+  for (const Backend& b : backends) {
+    total += b.weight;
+    lightest = std::min(lightest, b.weight);
+  }
+  const uint64_t shares = (total + lightest - 1) / lightest;
+  const uint64_t need = shares * kMaglevSlotsPerBackend;
+  for (uint32_t m : kMaglevSizes) {
+    if (m >= need) return m;
+  }
+  return kMaglevSizes.back();
 }
 
 std::vector<Backend> EligibleBackends(const ServiceConfig& config, Scope scope) {

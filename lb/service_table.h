@@ -91,6 +91,12 @@ struct Service {
   }
 };
 
+// The smallest table with at least kMaglevSlotsPerBackend slots for the
+// lightest backend (a backend of weight w counts as w/w_min backends), so that
+// shares stay within ~1% without giving every one of 10,000 services the
+// default size. The agent sizes every service's table with it.
+uint32_t MaglevSizeFor(const std::vector<Backend>& backends);
+
 // The backends a new flow of `scope` may use: the node-local ones when the
 // scope's policy is Local; of those, the serving and not terminating ones; if
 // there are none, the serving but terminating ones, so that a rolling update
