@@ -391,6 +391,14 @@ std::string Diagnose(TestBed& bed, const Pod& client) {
   run("h1", *bed.host(1).netns);
   run("h2", *bed.host(2).netns);
   run(client.Describe(), *client.netns);
+  for (int h = 1; h <= 2; ++h) {
+    const Host& host = bed.host(h);
+    if (host.bpf_pin_dir.empty()) continue;
+    absl::StatusOr<CommandResult> r = RunCommand(
+        {"/usr/sbin/bpftool", "map", "dump", "pinned", host.bpf_pin_dir / "atl_drops"});
+    absl::StrAppend(&out, "--- ", host.name, " drops by reason (per CPU)\n",
+                    r.ok() ? r->out + r->err : r.status().ToString());
+  }
   return out;
 }
 
@@ -399,9 +407,12 @@ bool Wants(const std::string& what) {
   return std::find(m.begin(), m.end(), what) != m.end();
 }
 
+absl::Status MeasureTraffic(const std::string& mode, int n, const std::string& tcp,
+                            const std::string& udp, const std::vector<Pod*>& servers,
+                            const std::vector<Pod*>& clients, std::vector<Sample>& samples);
+
 absl::Status RunPoint(const std::string& mode, int n, std::vector<Sample>& samples) {
   const int reps = absl::GetFlag(FLAGS_reps);
-  const double seconds = absl::GetFlag(FLAGS_seconds);
   TestBedOptions options = TestBedOptions::FromEnvironment();
   options.hosts = 2;
   options.dataplane = mode == "atoll" ? "ebpf" : "in-process";
@@ -459,6 +470,24 @@ absl::Status RunPoint(const std::string& mode, int n, std::vector<Sample>& sampl
                                             clients[0]->Describe(), ": ", warm.dump(), "\n",
                                             bed->Logs(), Diagnose(*bed, *clients[0])));
   }
+  if (absl::Status s = MeasureTraffic(mode, n, tcp, udp, servers, clients, samples); !s.ok()) {
+    if (!Env("ATOLL_BENCH_HOLD_ON_FAILURE").empty()) {
+      fprintf(stderr, "%s\nholding the bed for 10 minutes:\n%s\n", s.ToString().c_str(),
+              bed->Inventory().c_str());
+      std::this_thread::sleep_for(std::chrono::minutes(10));
+    }
+    return absl::Status(s.code(), absl::StrCat(s.message(), "\n", bed->Logs(),
+                                               Diagnose(*bed, *clients[0])));
+  }
+  for (auto& s : serving) s->Stop(SIGTERM);
+  return absl::OkStatus();
+}
+
+absl::Status MeasureTraffic(const std::string& mode, int n, const std::string& tcp,
+                            const std::string& udp, const std::vector<Pod*>& servers,
+                            const std::vector<Pod*>& clients, std::vector<Sample>& samples) {
+  const int reps = absl::GetFlag(FLAGS_reps);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
   const std::string secs = absl::StrCat("--seconds=", seconds);
   for (int r = 1; r <= reps; ++r) {
     const Pod& client = *clients[r];
@@ -494,7 +523,6 @@ absl::Status RunPoint(const std::string& mode, int n, std::vector<Sample>& sampl
     }
     fprintf(stderr, "  %s N=%d rep %d/%d done\n", mode.c_str(), n, r, reps);
   }
-  for (auto& s : serving) s->Stop(SIGTERM);
   return absl::OkStatus();
 }
 

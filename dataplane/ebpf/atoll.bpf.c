@@ -92,6 +92,11 @@ static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin or
     if (origin == ATL_FROM_UPLINK) return atl_pass(skb); /* the host's to judge */
     return atl_drop(skb, err - 1);
   }
+  /* The overlay's own packets on the uplink go to the VXLAN device untouched:
+   * no flow or service of ours has this node's address and port 4789. */
+  if (origin == ATL_FROM_UPLINK && p.flow.proto == IPPROTO_UDP &&
+      p.flow.dport == bpf_htons(ATL_VXLAN_PORT) && p.flow.daddr == cfg->node_addr)
+    return atl_pass(skb);
   __u64 now = bpf_ktime_get_ns();
   if (p.icmp_error) return atl_icmp_error(skb, &p, origin, src_segment, cfg, now);
 

@@ -23,17 +23,25 @@ static __always_inline __u64 atl_ct_lifetime(__u8 proto, __u8 state) {
   return 30 * ATL_SEC;
 }
 
+/* How long ago `then` was. Another CPU may have stamped an entry after this
+ * packet read the clock, so `then` can be later than `now`: that is no time
+ * at all, not the 584 years an unsigned difference would make of it (which
+ * once expired a busy flow's entries in the middle of a bulk transfer). */
+static __always_inline __u64 atl_age(__u64 now, __u64 then) {
+  return now > then ? now - then : 0;
+}
+
 /* The live entry for a packet's flow, or NULL: an expired entry is gone. */
 static __always_inline struct atl_ct *atl_ct_lookup(const struct atl_ct_key *k, __u64 now) {
   struct atl_ct *e = bpf_map_lookup_elem(&atl_ct, k);
   if (!e) return NULL;
-  if (now - e->last_seen_ns > atl_ct_lifetime(k->proto, e->tcp_state)) return NULL;
+  if (atl_age(now, e->last_seen_ns) > atl_ct_lifetime(k->proto, e->tcp_state)) return NULL;
   return e;
 }
 
 /* A packet matched `e`: it keeps the entry alive and moves its state. */
 static __always_inline void atl_ct_seen(struct atl_ct *e, const struct atl_pkt *p, __u64 now) {
-  e->last_seen_ns = now;
+  if (now > e->last_seen_ns) e->last_seen_ns = now;
   if (p->flow.proto == IPPROTO_TCP) {
     if (p->tcp_flags & (ATL_TCP_FIN | ATL_TCP_RST))
       e->tcp_state = ATL_TCP_CLOSING;

@@ -59,11 +59,11 @@ static __always_inline struct atl_backend *atl_lb_select(const struct atl_svc *s
   if (svc->affinity_timeout) {
     /* The client's backend while it is still one of the service's. */
     struct atl_affinity *a = bpf_map_lookup_elem(&atl_affinity, &akey);
-    if (a && now - a->last_seen_ns <= (__u64)svc->affinity_timeout * ATL_SEC) {
+    if (a && atl_age(now, a->last_seen_ns) <= (__u64)svc->affinity_timeout * ATL_SEC) {
       for (__u32 i = 0; i < 256 && i < svc->backend_count; i++) {
         struct atl_backend *b = atl_backend_at(svc, i);
         if (b && b->addr == a->addr && b->port == a->port) {
-          a->last_seen_ns = now;
+          if (now > a->last_seen_ns) a->last_seen_ns = now;
           return b;
         }
       }

@@ -9,6 +9,9 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef PACKET_HOST
+#define PACKET_HOST 0 /* linux/if_packet.h */
+#endif
 
 static __always_inline struct atl_config *atl_config_get(void) {
   __u32 zero = 0;
@@ -30,11 +33,17 @@ static __always_inline int atl_isolation_allows(__u32 src_segment, const struct 
   return bpf_map_lookup_elem(&atl_admit, &key) != NULL;
 }
 
+/* Straight into the pod's namespace: every program runs at tc ingress, so
+ * the frame can go from here to the ingress of the pod's end of the veth
+ * without another pass through this CPU's backlog. It was addressed to the
+ * router MAC, not to the device it arrived on, so it is made PACKET_HOST
+ * first, or the pod's IP layer would drop it as another host's. */
 static __always_inline int atl_deliver(struct __sk_buff *skb, const struct atl_pod *pod,
                                        const struct atl_config *cfg) {
   if (atl_set_macs(skb, pod->mac, cfg->router_mac) < 0) return atl_drop(skb, ATL_DROP_MALFORMED);
   atl_record(skb, ATL_VERDICT_DELIVER, pod->ifindex, 0);
-  return bpf_redirect(pod->ifindex, 0);
+  bpf_skb_change_type(skb, PACKET_HOST);
+  return bpf_redirect_peer(pod->ifindex, 0);
 }
 
 /* RFC 7348: the VXLAN device adds the outer headers from the tunnel key. */

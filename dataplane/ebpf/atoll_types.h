@@ -20,6 +20,9 @@
 #define ATL_MAX_SEGMENT_PAIRS 16384 /* admitted (source, destination) segment pairs */
 #define ATL_MAX_NODES 4096
 
+/* The overlay's UDP port (IANA, RFC 7348 section 5); the VXLAN device listens on it. */
+#define ATL_VXLAN_PORT 4789
+
 /* Service scope (lb::Scope): ClusterIP traffic from pods is internal; NodePort,
  * externalIPs and LoadBalancer IPs from outside are external. */
 enum atl_scope {

@@ -14,12 +14,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "dataplane/ebpf/ebpf_dataplane.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
+#include "dataplane/ebpf/atoll.skel.h"
+#pragma GCC diagnostic pop
 #include "dataplane/packet_fixtures.h"
 #include "lb/flow_hash.h"
 #include "lb/packet_builder.h"
@@ -264,6 +269,79 @@ TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
     ++chosen[got];
   }
   EXPECT_EQ(chosen.size(), 5u) << "200 flows reach every backend";
+}
+
+// Two CPUs share a flow's entries: one may stamp an entry after a packet on
+// the other read the clock. That entry is live, not 584 years old; once it
+// was taken for expired and the reply went out without its reverse NAT,
+// which broke a bulk TCP transfer mid-stream.
+TEST(BpfFixturesTest, EntryStampedAfterThePacketReadTheClockIsLive) {
+  Update state;
+  Segment seg;
+  seg.name = "a";
+  seg.vni = 1;
+  seg.cidrs = {*lb::IpPrefix::Parse("198.19.0.0/24")};
+  seg.gateway = *lb::IpAddr::Parse("198.19.0.1");
+  state.upsert_segments = {seg};
+  PodPort client;
+  client.host_ifname = "ctc";
+  client.address = *lb::IpAddr::Parse("198.19.0.2");
+  client.mac = {0x0a, 0x58, 198, 19, 0, 2};
+  client.segment = "a";
+  state.upsert_pod_ports = {client};
+  const lb::IpAddr h2 = *lb::IpAddr::Parse("198.18.0.12");
+  state.upsert_routes = {Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", h2}};
+  const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.20");
+  const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
+  Frontend f;
+  f.key = {vip, 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  f.name = "a/web";
+  f.config.backends = {{.endpoint = {backend, 8080}}};
+  f.config.maglev_size = 251;
+  state.upsert_frontends = {f};
+  std::unique_ptr<Host> host = Host::Make("fxc", state);
+  ASSERT_NE(host, nullptr);
+
+  Step syn;
+  syn.port = Port::kPod;
+  syn.pod = "ctc";
+  syn.packet = lb::PacketBuilder()
+                   .Ethernet(client.mac, kRouterMac)
+                   .Ip(client.address, vip)
+                   .Tcp(40000, 80, lb::kTcpSyn)
+                   .Build();
+  ASSERT_EQ(host->Run(syn).cb[0], ATL_VERDICT_ENCAP);
+
+  // Every entry stamped 10 s ahead of the clock the next packet reads.
+  const int ct = bpf_map__fd(host->dataplane().bpf().skel().maps.atl_ct);
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const uint64_t later = uint64_t(now.tv_sec + 10) * 1000000000ull + uint64_t(now.tv_nsec);
+  atl_ct_key key, next;
+  int entries = 0;
+  for (int err = bpf_map_get_next_key(ct, nullptr, &key); err == 0;
+       err = bpf_map_get_next_key(ct, &key, &next), key = next) {
+    atl_ct value;
+    ASSERT_EQ(bpf_map_lookup_elem(ct, &key, &value), 0);
+    value.last_seen_ns = later;
+    ASSERT_EQ(bpf_map_update_elem(ct, &key, &value, BPF_EXIST), 0);
+    ++entries;
+  }
+  ASSERT_EQ(entries, 2) << "the flow's two entries";
+
+  Step reply;
+  reply.port = Port::kOverlay;
+  reply.vni = 1;
+  reply.underlay = h2;
+  reply.packet = lb::PacketBuilder()
+                     .Ethernet({0x0a, 0x58, 198, 19, 0, 17}, kRouterMac)
+                     .Ip(backend, client.address)
+                     .Tcp(8080, 40000, lb::kTcpSyn | lb::kTcpAck)
+                     .Build();
+  const Ran ran = host->Run(reply);
+  ASSERT_EQ(ran.cb[0], ATL_VERDICT_DELIVER);
+  EXPECT_EQ(lb::IpAddr::FromV4Bytes(&ran.out[14 + 12]), vip) << "the reply's reverse NAT";
+  EXPECT_EQ(ran.out[14 + 20] * 256 + ran.out[14 + 21], 80);
 }
 
 }  // namespace

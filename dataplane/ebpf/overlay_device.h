@@ -7,10 +7,11 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "dataplane/ebpf/atoll_types.h"
 
 namespace atl::dataplane::ebpf {
 
-inline constexpr uint16_t kVxlanPort = 4789;  // IANA, RFC 7348 section 5
+inline constexpr uint16_t kVxlanPort = ATL_VXLAN_PORT;
 
 // Creates the device `name` when it is missing (an existing one is kept:
 // a restarted agent finds its own), sets it up, and returns its ifindex.
