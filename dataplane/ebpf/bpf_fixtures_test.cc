@@ -211,9 +211,9 @@ TEST(BpfFixturesTest, EveryTableGivesItsVerdictsAndBytes) {
   }
 }
 
-// Both backends choose a new flow's backend with lb's flow hash and Maglev
-// table (lb/flow_hash.h): the kernel's choice must be lb's, flow for flow.
-TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
+// Segment "a" (VNI 1, 198.19.0.0/24) with a client pod 198.19.0.2 on port
+// `ifname`, and its addresses from 198.19.0.16/28 on h2 (198.18.0.12).
+Update ClientAndRemoteBlock(const std::string& ifname) {
   Update state;
   Segment seg;
   seg.name = "a";
@@ -222,13 +222,21 @@ TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
   seg.gateway = *lb::IpAddr::Parse("198.19.0.1");
   state.upsert_segments = {seg};
   PodPort client;
-  client.host_ifname = "mgc";
+  client.host_ifname = ifname;
   client.address = *lb::IpAddr::Parse("198.19.0.2");
   client.mac = {0x0a, 0x58, 198, 19, 0, 2};
   client.segment = "a";
   state.upsert_pod_ports = {client};
   state.upsert_routes = {
       Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", *lb::IpAddr::Parse("198.18.0.12")}};
+  return state;
+}
+
+// Both backends choose a new flow's backend with lb's flow hash and Maglev
+// table (lb/flow_hash.h): the kernel's choice must be lb's, flow for flow.
+TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
+  Update state = ClientAndRemoteBlock("mgc");
+  const PodPort client = state.upsert_pod_ports[0];
   Frontend f;
   f.key = {*lb::IpAddr::Parse("198.18.64.20"), 80, lb::IpProto::kTcp, lb::Scope::kInternal};
   f.name = "a/many";
@@ -276,21 +284,9 @@ TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
 // was taken for expired and the reply went out without its reverse NAT,
 // which broke a bulk TCP transfer mid-stream.
 TEST(BpfFixturesTest, EntryStampedAfterThePacketReadTheClockIsLive) {
-  Update state;
-  Segment seg;
-  seg.name = "a";
-  seg.vni = 1;
-  seg.cidrs = {*lb::IpPrefix::Parse("198.19.0.0/24")};
-  seg.gateway = *lb::IpAddr::Parse("198.19.0.1");
-  state.upsert_segments = {seg};
-  PodPort client;
-  client.host_ifname = "ctc";
-  client.address = *lb::IpAddr::Parse("198.19.0.2");
-  client.mac = {0x0a, 0x58, 198, 19, 0, 2};
-  client.segment = "a";
-  state.upsert_pod_ports = {client};
-  const lb::IpAddr h2 = *lb::IpAddr::Parse("198.18.0.12");
-  state.upsert_routes = {Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", h2}};
+  Update state = ClientAndRemoteBlock("ctc");
+  const PodPort client = state.upsert_pod_ports[0];
+  const lb::IpAddr h2 = state.upsert_routes[0].underlay;
   const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.20");
   const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
   Frontend f;
