@@ -92,11 +92,6 @@ static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin or
     if (origin == ATL_FROM_UPLINK) return atl_pass(skb); /* the host's to judge */
     return atl_drop(skb, err - 1);
   }
-  /* The overlay's own packets on the uplink go to the VXLAN device untouched:
-   * no flow or service of ours has this node's address and port 4789. */
-  if (origin == ATL_FROM_UPLINK && p.flow.proto == IPPROTO_UDP &&
-      p.flow.dport == bpf_htons(ATL_VXLAN_PORT) && p.flow.daddr == cfg->node_addr)
-    return atl_pass(skb);
   __u64 now = bpf_ktime_get_ns();
   if (p.icmp_error) return atl_icmp_error(skb, &p, origin, src_segment, cfg, now);
 
@@ -215,6 +210,28 @@ int atl_from_overlay_test(struct __sk_buff *skb) {
   return atl_overlay(skb, skb->cb[1], skb->cb[0]);
 }
 
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7) /* Linux 6.3; the headers may be older */
+#endif
+
+/* The overlay's packets to this node (UDP to its address and port 4789):
+ * the outer headers come off here and the inner frame goes on as from the
+ * overlay, straight to its pod. */
+static __always_inline int atl_decap(struct __sk_buff *skb, const struct atl_config *cfg) {
+  void *data = (void *)(long)skb->data;
+  void *data_end = (void *)(long)skb->data_end;
+  struct atl_vxlan_encap *h = data + ETH_HLEN;
+  if ((void *)(h + 1) + sizeof(struct iphdr) > data_end) return atl_drop(skb, ATL_DROP_MALFORMED);
+  if (h->flags != bpf_htonl(ATL_VXLAN_FLAG_VNI)) return atl_drop(skb, ATL_DROP_MALFORMED);
+  if (h->inner.h_proto != bpf_htons(ETH_P_IP)) return atl_drop(skb, ATL_DROP_UNSUPPORTED);
+  const __be32 remote = h->ip.saddr;
+  const __u32 vni = bpf_ntohl(h->vni) >> 8;
+  if (bpf_skb_adjust_room(skb, -(__s32)sizeof(struct atl_vxlan_encap), BPF_ADJ_ROOM_MAC,
+                          BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4) < 0)
+    return atl_drop(skb, ATL_DROP_MALFORMED);
+  return atl_overlay(skb, remote, vni);
+}
+
 SEC("tc")
 int atl_from_uplink(struct __sk_buff *skb) {
   struct atl_config *cfg = atl_config_get();
@@ -223,5 +240,11 @@ int atl_from_uplink(struct __sk_buff *skb) {
   void *data_end = (void *)(long)skb->data_end;
   struct ethhdr *eth = data;
   if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP)) return atl_pass(skb);
+  struct iphdr *ip = data + ETH_HLEN;
+  struct udphdr *udp = (void *)(ip + 1);
+  if ((void *)(udp + 1) <= data_end && ip->ihl == 5 && ip->protocol == IPPROTO_UDP &&
+      udp->dest == bpf_htons(ATL_VXLAN_PORT) && ip->daddr == cfg->node_addr &&
+      !(ip->frag_off & bpf_htons(0x3fff)))
+    return atl_decap(skb, cfg);
   return atl_process(skb, ATL_FROM_UPLINK, 0, 0, 0, cfg);
 }

@@ -46,18 +46,74 @@ static __always_inline int atl_deliver(struct __sk_buff *skb, const struct atl_p
   return bpf_redirect_peer(pod->ifindex, 0);
 }
 
-/* RFC 7348: the VXLAN device adds the outer headers from the tunnel key. */
+/* RFC 7348's headers in front of the inner frame, which keeps its Ethernet
+ * header; the outer Ethernet header is the frame's own, readdressed. */
+struct atl_vxlan_encap {
+  struct iphdr ip;
+  struct udphdr udp;
+  __be32 flags; /* ATL_VXLAN_FLAG_VNI: the VNI is valid */
+  __be32 vni;   /* the VNI in the upper 24 bits */
+  struct ethhdr inner;
+} __attribute__((packed));
+#define ATL_VXLAN_FLAG_VNI 0x08000000
+
+/* To the host that has `daddr`: the outer headers are written here and the
+ * frame goes out of the uplink through its neighbour table, so neither host
+ * runs the packet through a VXLAN device and its IP and UDP layers a second
+ * time. Without an uplink (a host with no underlay configured) the VXLAN
+ * device adds them from the tunnel key. */
 static __always_inline int atl_encap(struct __sk_buff *skb, __be32 daddr, __be32 underlay,
                                      __u32 vni, const struct atl_config *cfg) {
-  struct bpf_tunnel_key key = {.remote_ipv4 = bpf_ntohl(underlay), .tunnel_id = vni,
-                               .tunnel_ttl = 64};
   __u8 mac[ETH_ALEN];
   atl_pod_mac(daddr, mac);
   if (atl_set_macs(skb, mac, cfg->router_mac) < 0) return atl_drop(skb, ATL_DROP_MALFORMED);
   atl_record(skb, ATL_VERDICT_ENCAP, vni, underlay);
-  if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
-    return atl_drop(skb, ATL_DROP_NO_ROUTE);
-  return bpf_redirect(cfg->overlay_ifindex, 0);
+  if (!cfg->uplink_ifindex) {
+    struct bpf_tunnel_key key = {.remote_ipv4 = bpf_ntohl(underlay), .tunnel_id = vni,
+                                 .tunnel_ttl = 64};
+    if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+      return atl_drop(skb, ATL_DROP_NO_ROUTE);
+    return bpf_redirect(cfg->overlay_ifindex, 0);
+  }
+
+  /* The outer source port spreads flows over the underlay's paths (RFC 7348
+   * section 5): a hash of the inner addresses and ports. */
+  void *data = (void *)(long)skb->data;
+  void *data_end = (void *)(long)skb->data_end;
+  struct iphdr *ip = data + ETH_HLEN;
+  if ((void *)(ip + 1) + 4 > data_end) return atl_drop(skb, ATL_DROP_MALFORMED);
+  __u32 ports = *(__u32 *)((void *)(ip + 1));
+  __u32 hash = ip->saddr ^ ip->daddr ^ ports;
+  hash ^= hash >> 16;
+  const __u32 inner_len = skb->len - ETH_HLEN;
+
+  if (bpf_skb_adjust_room(skb, sizeof(struct atl_vxlan_encap), BPF_ADJ_ROOM_MAC,
+                          BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
+                              BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
+                              BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN)) < 0)
+    return atl_drop(skb, ATL_DROP_MALFORMED);
+  struct atl_vxlan_encap h = {};
+  h.ip.version = 4;
+  h.ip.ihl = 5;
+  h.ip.tot_len = bpf_htons(sizeof(h) + inner_len);
+  h.ip.ttl = 64;
+  h.ip.protocol = IPPROTO_UDP;
+  h.ip.saddr = cfg->node_addr;
+  h.ip.daddr = underlay;
+  struct iphdr outer = h.ip;
+  h.ip.check = atl_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&outer, sizeof(outer), 0));
+  h.udp.source = bpf_htons(49152 | (hash & 0x3fff));
+  h.udp.dest = bpf_htons(ATL_VXLAN_PORT);
+  h.udp.len = bpf_htons(sizeof(h) - sizeof(h.ip) + inner_len); /* checksum 0: none (IPv4) */
+  h.flags = bpf_htonl(ATL_VXLAN_FLAG_VNI);
+  h.vni = bpf_htonl(vni << 8);
+  __builtin_memcpy(h.inner.h_dest, mac, ETH_ALEN);
+  __builtin_memcpy(h.inner.h_source, cfg->router_mac, ETH_ALEN);
+  h.inner.h_proto = bpf_htons(ETH_P_IP);
+  if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, sizeof(h), 0) < 0)
+    return atl_drop(skb, ATL_DROP_MALFORMED);
+  struct bpf_redir_neigh nh = {.nh_family = AF_INET, .ipv4_nh = underlay};
+  return bpf_redirect_neigh(cfg->uplink_ifindex, &nh, sizeof(nh), 0);
 }
 
 /* Out of the cluster through the host's routing table and neighbours. */

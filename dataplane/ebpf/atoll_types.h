@@ -161,6 +161,7 @@ struct atl_admit_key {
 struct atl_config {
   __be32 node_addr;       /* network order; SNAT source for NodePort and egress */
   __u32 overlay_ifindex;  /* host order; the VXLAN collect_md device */
+  __u32 uplink_ifindex;   /* host order; 0: none, the VXLAN device encapsulates */
   __u8 router_mac[6];     /* answers ARP for gateways and peers; source of routed frames */
   __u8 pad[2];
 };

@@ -42,7 +42,7 @@ static_assert(sizeof(atl_lpm_key) == 8);
 static_assert(sizeof(atl_segment) == 16);
 static_assert(sizeof(atl_remote_block) == 8);
 static_assert(sizeof(atl_admit_key) == 8);
-static_assert(sizeof(atl_config) == 16);
+static_assert(sizeof(atl_config) == 20);
 
 constexpr const char* kDropNames[ATL_DROP_REASONS] = {
     "malformed", "unsupported", "unknown-port", "spoofed",       "fragment", "no-backend",
@@ -168,11 +168,10 @@ absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Optio
     if (!overlay.ok()) return overlay.status();
     dp->overlay_ifindex_ = *overlay;
   }
-  uint32_t uplink_ifindex = 0;
   if (!options.uplink.empty()) {
     absl::StatusOr<uint32_t> uplink = ebpf::IfIndex(options.uplink);
     if (!uplink.ok()) return uplink.status();
-    uplink_ifindex = *uplink;
+    dp->uplink_ifindex_ = *uplink;
   }
   if (absl::Status s = dp->Restore(); !s.ok()) return s;
   if (absl::Status s = dp->WriteConfig(); !s.ok()) return s;
@@ -182,8 +181,8 @@ absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Optio
       return s;
     }
   }
-  if (uplink_ifindex != 0) {
-    if (absl::Status s = dp->bpf_->Attach(Program::kFromUplink, uplink_ifindex); !s.ok()) {
+  if (dp->uplink_ifindex_ != 0) {
+    if (absl::Status s = dp->bpf_->Attach(Program::kFromUplink, dp->uplink_ifindex_); !s.ok()) {
       return s;
     }
   }
@@ -248,6 +247,7 @@ absl::Status EbpfDataplane::WriteConfig() {
     }
   }
   config.overlay_ifindex = overlay_ifindex_;
+  config.uplink_ifindex = uplink_ifindex_;
   std::memcpy(config.router_mac, kRouterMac.data(), 6);
   const uint32_t zero = 0;
   return Put(bpf_->skel().maps.atl_config, zero, config, "the host configuration");

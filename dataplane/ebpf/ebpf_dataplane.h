@@ -67,6 +67,7 @@ class EbpfDataplane : public Dataplane {
   Options options_;
   std::unique_ptr<ebpf::AtollBpf> bpf_;
   uint32_t overlay_ifindex_ = 0;
+  uint32_t uplink_ifindex_ = 0;  // the overlay's packets leave and arrive here
   ebpf::RegionAllocator backend_regions_;
   ebpf::RegionAllocator maglev_regions_;
   std::vector<bool> id_used_;
