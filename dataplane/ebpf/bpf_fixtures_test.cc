@@ -371,6 +371,73 @@ TEST(BpfFixturesTest, EntryStampedAfterThePacketReadTheClockIsLive) {
   EXPECT_EQ(ran.out[14 + 20] * 256 + ran.out[14 + 21], 80);
 }
 
+// What one host encapsulates the other decapsulates at its uplink: a frame
+// encapsulated by the pod program arrives, as the uplink would receive it, and
+// leaves for the backend pod exactly as the fixtures' overlay step delivers it.
+TEST(BpfFixturesTest, TheUplinkDecapsulatesWhatTheOtherHostEncapsulated) {
+  // h1: a client whose service has its backend on h2.
+  Update h1_state = ClientAndRemoteBlock("dc1");
+  h1_state.set_node_addresses = true;
+  h1_state.node_addresses = {*lb::IpAddr::Parse("198.18.0.11")};
+  const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.30");
+  const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
+  Frontend f;
+  f.key = {vip, 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  f.name = "a/web";
+  f.config.backends = {{.endpoint = {backend, 8080}}};
+  f.config.maglev_size = 251;
+  h1_state.upsert_frontends = {f};
+  std::unique_ptr<Host> h1 = Host::Make("fxd1", h1_state);
+  ASSERT_NE(h1, nullptr);
+  const PodPort client = h1_state.upsert_pod_ports[0];
+  Step syn;
+  syn.port = Port::kPod;
+  syn.pod = "dc1";
+  syn.packet = lb::PacketBuilder()
+                   .Ethernet(client.mac, kRouterMac)
+                   .Ip(client.address, vip)
+                   .Tcp(40001, 80, lb::kTcpSyn)
+                   .Build();
+  const Ran sent = h1->Run(syn);
+  ASSERT_EQ(sent.cb[0], ATL_VERDICT_ENCAP);
+
+  // h2: the backend's host, with h1's block routed back over the overlay.
+  Update h2_state;
+  h2_state.upsert_segments = h1_state.upsert_segments;
+  h2_state.set_node_addresses = true;
+  h2_state.node_addresses = {*lb::IpAddr::Parse("198.18.0.12")};
+  PodPort server;
+  server.host_ifname = "dc2";
+  server.address = backend;
+  server.mac = {0x0a, 0x58, 198, 19, 0, 17};
+  server.segment = "a";
+  h2_state.upsert_pod_ports = {server};
+  h2_state.upsert_routes = {Route{*lb::IpPrefix::Parse("198.19.0.0/28"), 1, "h1",
+                                  *lb::IpAddr::Parse("198.18.0.11")}};
+  std::unique_ptr<Host> h2 = Host::Make("fxd2", h2_state);
+  ASSERT_NE(h2, nullptr);
+  Step arrival;
+  arrival.port = Port::kUplink;
+  arrival.packet = sent.out;
+  const Ran got = h2->Run(arrival);
+  ASSERT_EQ(got.cb[0], ATL_VERDICT_DELIVER) << Hex(got.out);
+  EXPECT_EQ(got.cb[1], h2->ifindex("dc2"));
+  const std::vector<uint8_t> want = lb::PacketBuilder()
+                                        .Ethernet(kRouterMac, server.mac)
+                                        .Ip(client.address, backend)
+                                        .Tcp(40001, 8080, lb::kTcpSyn)
+                                        .Build();
+  EXPECT_EQ(Hex(got.out), Hex(want));
+
+  // A VXLAN frame without the VNI flag is malformed, and counted.
+  std::vector<uint8_t> bad = sent.out;
+  bad[14 + 20 + 8] = 0;
+  arrival.packet = bad;
+  const uint64_t before = h2->Drops("malformed");
+  EXPECT_EQ(h2->Run(arrival).action, TC_ACT_SHOT);
+  EXPECT_EQ(h2->Drops("malformed"), before + 1);
+}
+
 }  // namespace
 }  // namespace atl::dataplane
 
