@@ -263,6 +263,29 @@ Update ClientAndRemoteBlock(const std::string& ifname) {
   return state;
 }
 
+// Service a/web: `vip`:80/TCP to one backend on port 8080.
+Frontend WebService(const lb::IpAddr& vip, const lb::IpAddr& backend) {
+  Frontend f;
+  f.key = {vip, 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  f.name = "a/web";
+  f.config.backends = {{.endpoint = {backend, 8080}}};
+  f.config.maglev_size = 251;
+  return f;
+}
+
+// A SYN from the client of ClientAndRemoteBlock to `vip`:80.
+Step ClientSyn(const PodPort& client, const lb::IpAddr& vip, uint16_t sport) {
+  Step syn;
+  syn.port = Port::kPod;
+  syn.pod = client.host_ifname;
+  syn.packet = lb::PacketBuilder()
+                   .Ethernet(client.mac, kRouterMac)
+                   .Ip(client.address, vip)
+                   .Tcp(sport, 80, lb::kTcpSyn)
+                   .Build();
+  return syn;
+}
+
 // Both backends choose a new flow's backend with lb's flow hash and Maglev
 // table (lb/flow_hash.h): the kernel's choice must be lb's, flow for flow.
 TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
@@ -320,24 +343,10 @@ TEST(BpfFixturesTest, EntryStampedAfterThePacketReadTheClockIsLive) {
   const lb::IpAddr h2 = state.upsert_routes[0].underlay;
   const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.20");
   const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
-  Frontend f;
-  f.key = {vip, 80, lb::IpProto::kTcp, lb::Scope::kInternal};
-  f.name = "a/web";
-  f.config.backends = {{.endpoint = {backend, 8080}}};
-  f.config.maglev_size = 251;
-  state.upsert_frontends = {f};
+  state.upsert_frontends = {WebService(vip, backend)};
   std::unique_ptr<Host> host = Host::Make("fxc", state);
   ASSERT_NE(host, nullptr);
-
-  Step syn;
-  syn.port = Port::kPod;
-  syn.pod = "ctc";
-  syn.packet = lb::PacketBuilder()
-                   .Ethernet(client.mac, kRouterMac)
-                   .Ip(client.address, vip)
-                   .Tcp(40000, 80, lb::kTcpSyn)
-                   .Build();
-  ASSERT_EQ(host->Run(syn).cb[0], ATL_VERDICT_ENCAP);
+  ASSERT_EQ(host->Run(ClientSyn(client, vip, 40000)).cb[0], ATL_VERDICT_ENCAP);
 
   // Every entry stamped 10 s ahead of the clock the next packet reads.
   const int ct = bpf_map__fd(host->dataplane().bpf().skel().maps.atl_ct);
@@ -381,24 +390,11 @@ TEST(BpfFixturesTest, TheUplinkDecapsulatesWhatTheOtherHostEncapsulated) {
   h1_state.node_addresses = {*lb::IpAddr::Parse("198.18.0.11")};
   const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.30");
   const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
-  Frontend f;
-  f.key = {vip, 80, lb::IpProto::kTcp, lb::Scope::kInternal};
-  f.name = "a/web";
-  f.config.backends = {{.endpoint = {backend, 8080}}};
-  f.config.maglev_size = 251;
-  h1_state.upsert_frontends = {f};
+  h1_state.upsert_frontends = {WebService(vip, backend)};
   std::unique_ptr<Host> h1 = Host::Make("fxd1", h1_state);
   ASSERT_NE(h1, nullptr);
   const PodPort client = h1_state.upsert_pod_ports[0];
-  Step syn;
-  syn.port = Port::kPod;
-  syn.pod = "dc1";
-  syn.packet = lb::PacketBuilder()
-                   .Ethernet(client.mac, kRouterMac)
-                   .Ip(client.address, vip)
-                   .Tcp(40001, 80, lb::kTcpSyn)
-                   .Build();
-  const Ran sent = h1->Run(syn);
+  const Ran sent = h1->Run(ClientSyn(client, vip, 40001));
   ASSERT_EQ(sent.cb[0], ATL_VERDICT_ENCAP);
 
   // h2: the backend's host, with h1's block routed back over the overlay.
