@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Plots perf/dataplane_bench's JSON: one panel per figure, the median of each
-mode against the number of services, with every repetition as a faint dot.
+mode against the number of services, with every repetition as a faint dot;
+prints the medians and Atoll's ratios to each peer as a Markdown table.
 Usage: plot_dataplane.py dataplane.json dataplane.png"""
 import json
 import sys
@@ -54,5 +55,32 @@ def main(src, dst):
     fig.savefig(dst, dpi=110)
 
 
+def table(src):
+    """The medians, one row per figure and mode, and atoll / peer beside each."""
+    medians = json.load(open(src))["medians"]
+    ns = sorted({int(n) for by_n in medians.values() for n in by_n})
+    head = " | ".join(f"N={n}" for n in ns)
+    print(f"| figure | mode | {head} |")
+    print("| --- | --- | " + " | ".join("---" for _ in ns) + " |")
+    for metric, _ in PANELS + [("crr_p99_us", ""), ("e2e_program_ms", "")]:
+        for mode in ["atoll", "nftables", "iptables"]:
+            by_n = medians.get(mode, {})
+            if not any(metric in by_n.get(str(n), {}) for n in ns):
+                continue
+            cells = []
+            for n in ns:
+                v = by_n.get(str(n), {}).get(metric)
+                if v is None:
+                    cells.append("-")
+                    continue
+                cell = f"{v:,.3g}" if v < 100 else f"{v:,.0f}"
+                atoll = medians.get("atoll", {}).get(str(n), {}).get(metric)
+                if mode != "atoll" and atoll and v:
+                    cell += f" (atoll ×{atoll / v:.3g})"
+                cells.append(cell)
+            print(f"| {metric} | {mode} | " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    table(sys.argv[1])
