@@ -41,7 +41,7 @@ struct KubeProxyConfig {
   std::string service_cidr;  // the ClusterIP range (nftables mode drops unallocated ones)
 };
 
-// iptables-restore --noflush input that installs `services`, in this order
+// iptables-restore input (with or without --noflush) that installs `services`, in this order
 // in KUBE-SERVICES (the benchmark puts the measured one last).
 std::string IptablesRuleset(const std::vector<KubeServicePort>& services,
                             const KubeProxyConfig& config);
