@@ -701,6 +701,13 @@ absl::Status TestBed::Build() {
       Ip(nullptr, {"link set lo up", absl::StrCat("link add ", kUnderlayBridge, " type bridge"),
                    absl::StrCat("addr add ", kUnderlayAddress, "/20 dev ", kUnderlayBridge),
                    absl::StrCat("link set ", kUnderlayBridge, " up")}));
+  // The underlay stands for a switch: where br_netfilter is loaded (container
+  // runtimes load it), bridged frames would go through this namespace's
+  // netfilter hooks too, a cost no real underlay adds to a packet's path.
+  for (const char* family : {"iptables", "ip6tables", "arptables"}) {
+    const std::string knob = absl::StrCat("/proc/sys/net/bridge/bridge-nf-call-", family);
+    if (std::filesystem::exists(knob)) std::ofstream(knob) << "0\n";
+  }
   // A namespace with eth0 on the bridge; MACs fixed so captures read easily.
   auto attach = [&](const std::string& name, const std::string& mac, const TestNetns& ns,
                     const std::string& cidr, const std::string& other_range) -> absl::Status {
