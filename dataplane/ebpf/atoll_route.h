@@ -112,8 +112,10 @@ static __always_inline int atl_encap(struct __sk_buff *skb, __be32 daddr, __be32
   h.inner.h_proto = bpf_htons(ETH_P_IP);
   if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, sizeof(h), 0) < 0)
     return atl_drop(skb, ATL_DROP_MALFORMED);
-  struct bpf_redir_neigh nh = {.nh_family = AF_INET, .ipv4_nh = underlay};
-  return bpf_redirect_neigh(cfg->uplink_ifindex, &nh, sizeof(nh), 0);
+  /* No next hop given: the kernel routes the outer destination, so a remote
+   * host behind a router (an underlay of several subnets) is reached through
+   * that router's neighbour entry, not an ARP for the host itself. */
+  return bpf_redirect_neigh(cfg->uplink_ifindex, NULL, 0, 0);
 }
 
 /* Out of the cluster through the host's routing table and neighbours. */
