@@ -89,6 +89,7 @@ using ::atl::testing::TestNetns;
 using Clock = std::chrono::steady_clock;
 namespace api = ::atl::api::v1;
 
+constexpr int kHosts = 2;  // h1: the clients; h2: the servers
 constexpr char kNamespace[] = "bench";
 constexpr char kTarget[] = "target";
 constexpr int kTcpPort = 80, kTcpTarget = 8080, kUdpPort = 90, kUdpTarget = 9090;
@@ -355,7 +356,7 @@ absl::Status RouteByKernel(TestBed& bed, const std::vector<Pod*>& pods) {
                                                   " dev ", p->host_ifname, " nud permanent"));
     host_commands[p->host].push_back(absl::StrCat("route replace ", p->ip, "/32 dev ",
                                                   p->host_ifname));
-    for (int h = 1; h <= 2; ++h) {
+    for (int h = 1; h <= kHosts; ++h) {
       if (&bed.host(h) == p->host) continue;
       host_commands[&bed.host(h)].push_back(
           absl::StrCat("route replace ", p->ip, "/32 via ", p->host->address, " dev eth0"));
@@ -375,7 +376,7 @@ absl::Status RouteByKernel(TestBed& bed, const std::vector<Pod*>& pods) {
 
 absl::Status LoadRules(const std::string& mode, const std::vector<KubeServicePort>& ports,
                        TestBed& bed) {
-  for (int h = 1; h <= 2; ++h) {
+  for (int h = 1; h <= kHosts; ++h) {
     const TestNetns& ns = *bed.host(h).netns;
     if (mode == "iptables") {
       ATL_RETURN_IF_ERROR(
@@ -400,7 +401,7 @@ std::string Diagnose(TestBed& bed, const Pod& client) {
   run("h1", *bed.host(1).netns);
   run("h2", *bed.host(2).netns);
   run(client.Describe(), *client.netns);
-  for (int h = 1; h <= 2; ++h) {
+  for (int h = 1; h <= kHosts; ++h) {
     const Host& host = bed.host(h);
     if (host.bpf_pin_dir.empty()) continue;
     absl::StatusOr<CommandResult> r = RunCommand(
@@ -423,7 +424,7 @@ absl::Status MeasureTraffic(const std::string& mode, int n, const std::string& t
 absl::Status RunPoint(const std::string& mode, int n, std::vector<Sample>& samples) {
   const int reps = absl::GetFlag(FLAGS_reps);
   TestBedOptions options = TestBedOptions::FromEnvironment();
-  options.hosts = 2;
+  options.hosts = kHosts;
   options.dataplane = mode == "atoll" ? "ebpf" : "in-process";
   ATL_ASSIGN_OR_RETURN(std::unique_ptr<TestBed> bed, TestBed::Create(options));
   ATL_RETURN_IF_ERROR(bed->Apply(testing::Manifest(NamespaceSpec{.name = kNamespace})));

@@ -262,6 +262,13 @@ class DataplaneTest : public ::testing::Test {
   return ::testing::AssertionSuccess();
 }
 
+// `from` reaches `to` directly over TCP and UDP, and `to` sees `from`'s own address.
+void ExpectReaches(const Pod& from, const Pod& to) {
+  const std::string what = absl::StrCat(from.Describe(), " to ", to.Describe());
+  EXPECT_TRUE(AnsweredBy(TcpRequest(*from.netns, to.ip, kServerPort), to, from.ip, "TCP " + what));
+  EXPECT_TRUE(AnsweredBy(UdpRequest(*from.netns, to.ip, kServerPort), to, from.ip, "UDP " + what));
+}
+
 ::testing::AssertionResult NoAnswer(const absl::StatusOr<Answer>& answer, const std::string& what) {
   if (answer.ok()) {
     return ::testing::AssertionFailure()
@@ -326,11 +333,7 @@ TEST_F(DataplaneTest, PodsOfASegmentOnOneHostReachEachOther) {
   EXPECT_EQ(a->prefix, b->prefix);
   EXPECT_NE(a->ip, b->ip);
   for (auto [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
-    const std::string what = absl::StrCat(from->Describe(), " to ", to->Describe());
-    EXPECT_TRUE(
-        AnsweredBy(TcpRequest(*from->netns, to->ip, kServerPort), *to, from->ip, "TCP " + what));
-    EXPECT_TRUE(
-        AnsweredBy(UdpRequest(*from->netns, to->ip, kServerPort), *to, from->ip, "UDP " + what));
+    ExpectReaches(*from, *to);
   }
 }
 
@@ -340,11 +343,7 @@ TEST_F(DataplaneTest, PodsOfASegmentOnDifferentHostsReachEachOther) {
   ASSERT_OK_AND_ASSIGN(Pod * b, Backend("t02", "t02-b", h(2)));
   ASSERT_OK_AND_ASSIGN(Pod * c, Backend("t02", "t02-c", h(3)));
   for (auto [from, to] : {std::pair{a, b}, std::pair{a, c}, std::pair{c, b}, std::pair{b, a}}) {
-    const std::string what = absl::StrCat(from->Describe(), " to ", to->Describe());
-    EXPECT_TRUE(
-        AnsweredBy(TcpRequest(*from->netns, to->ip, kServerPort), *to, from->ip, "TCP " + what));
-    EXPECT_TRUE(
-        AnsweredBy(UdpRequest(*from->netns, to->ip, kServerPort), *to, from->ip, "UDP " + what));
+    ExpectReaches(*from, *to);
   }
 }
 

@@ -163,7 +163,8 @@ absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Optio
   absl::StatusOr<std::unique_ptr<AtollBpf>> bpf = AtollBpf::Load(options.pin_dir);
   if (!bpf.ok()) return bpf.status();
   std::unique_ptr<EbpfDataplane> dp(new EbpfDataplane(options, *std::move(bpf)));
-  if (!options.overlay_device.empty()) {
+  // With an uplink the programs write VXLAN themselves: no device to make.
+  if (!options.overlay_device.empty() && options.uplink.empty()) {
     absl::StatusOr<uint32_t> overlay = ebpf::EnsureOverlayDevice(options.overlay_device);
     if (!overlay.ok()) return overlay.status();
     dp->overlay_ifindex_ = *overlay;

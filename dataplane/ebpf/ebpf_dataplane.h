@@ -31,11 +31,13 @@ class EbpfDataplane : public Dataplane {
  public:
   struct Options {
     std::filesystem::path pin_dir = "/sys/fs/bpf/atoll";
-    // The host's uplink (NodePort, externalIPs, replies to SNATed flows);
-    // empty: none.
+    // The host's uplink (NodePort, externalIPs, replies to SNATed flows,
+    // and the overlay, which the programs encapsulate and decapsulate
+    // themselves); empty: none.
     std::string uplink;
-    // The VXLAN device to create or reuse; empty: no overlay (a test that
-    // runs the programs without attaching them).
+    // The VXLAN device to create or reuse when there is no uplink, so that
+    // it encapsulates instead; empty: no overlay (a test that runs the
+    // programs without attaching them).
     std::string overlay_device = "atl-vxlan";
     // Attach the pod program to each pod port as it arrives; off for tests
     // that run the programs on made-up ports.
