@@ -39,16 +39,24 @@ class InProcessDataplane final : public Dataplane {
   Programmed Dump() const override;
   std::string_view name() const override { return "in-process"; }
 
-  const lb::ServiceTable& services() const { return services_; }
-  size_t max_frontends() const { return max_frontends_; }
-
- private:
   // What the service table does not keep: the config as asked for (the table
   // keeps only the eligible backends) and the name, for Dump and for undoing.
   struct FrontendEntry {
     std::string name;
     lb::ServiceConfig config;
   };
+
+  const lb::ServiceTable& services() const { return services_; }
+  const absl::flat_hash_map<lb::FrontendKey, FrontendEntry>& frontends() const {
+    return frontends_;
+  }
+  const std::map<std::string, Segment>& segments() const { return segments_; }
+  const std::map<lb::IpPrefix, Route>& routes() const { return routes_; }
+  const std::map<std::string, PodPort>& pod_ports() const { return pod_ports_; }
+  const std::vector<lb::IpAddr>& node_addresses() const { return node_addresses_; }
+  size_t max_frontends() const { return max_frontends_; }
+
+ private:
   // One step of an Apply, with what it replaced, so that a failed Apply can
   // walk back to where it started.
   struct UndoStep;

@@ -10,6 +10,8 @@ packages=(
   libabsl-dev libxxhash-dev
   # the eBPF dataplane: BPF objects, their skeletons, libbpf
   libbpf-dev bpftool
+  # the DPDK dataplane (EAL, mbufs, the ring, null, af_packet, af_xdp and tap PMDs)
+  libdpdk-dev
   # control plane: gRPC, protobuf, the embedded store, manifests
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev

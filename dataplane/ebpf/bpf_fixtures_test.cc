@@ -25,6 +25,7 @@
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "dataplane/ebpf/atoll.skel.h"
 #pragma GCC diagnostic pop
+#include "dataplane/fixture_checks.h"
 #include "dataplane/packet_fixtures.h"
 #include "lb/flow_hash.h"
 #include "lb/packet_builder.h"
@@ -33,20 +34,12 @@
 namespace atl::dataplane {
 namespace {
 
+using fixtures::ExpectVxlan;
+using fixtures::Hex;
+using fixtures::kVxlanHeaders;
 using fixtures::Port;
 using fixtures::Step;
 using fixtures::Verdict;
-
-std::string Hex(const std::vector<uint8_t>& b) {
-  std::string s;
-  for (size_t i = 0; i < b.size(); ++i) {
-    absl::StrAppend(&s, i % 16 == 0 ? "\n  " : " ");
-    char h[3];
-    std::snprintf(h, sizeof(h), "%02x", b[i]);
-    s += h;
-  }
-  return s;
-}
 
 // An interface per pod (and the uplink), one end of a veth pair: the kernel
 // runs a test program on a real device's ifindex.
@@ -91,31 +84,6 @@ Ran RunProgram(int prog_fd, const std::vector<uint8_t>& packet, uint32_t ifindex
   ran.out.resize(opts.data_size_out);
   std::memcpy(ran.cb, ctx_out.cb, sizeof(ran.cb));
   return ran;
-}
-
-// Outer Ethernet, IPv4, UDP and VXLAN headers in front of an encapsulated frame.
-constexpr size_t kVxlanHeaders = 14 + 20 + 8 + 8;
-
-// `out` is a frame encapsulated to `underlay` with `vni` (RFC 7348): UDP to
-// port 4789, the VNI with its flag, a valid outer IPv4 checksum and lengths.
-void ExpectVxlan(const std::vector<uint8_t>& out, uint32_t vni, const lb::IpAddr& underlay) {
-  ASSERT_GT(out.size(), kVxlanHeaders + 14) << Hex(out);
-  const uint8_t* ip = &out[14];
-  EXPECT_EQ(ip[0], 0x45);
-  EXPECT_EQ(ip[9], 17) << "UDP";
-  EXPECT_EQ(lb::IpAddr::FromV4Bytes(ip + 16), underlay) << "outer destination";
-  EXPECT_EQ(ip[2] * 256 + ip[3], out.size() - 14) << "outer total length";
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += ip[i] * 256 + ip[i + 1];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  EXPECT_EQ(sum, 0xffffu) << "outer IPv4 checksum";
-  const uint8_t* udp = ip + 20;
-  EXPECT_EQ(udp[2] * 256 + udp[3], 4789);
-  EXPECT_EQ(udp[4] * 256 + udp[5], out.size() - 14 - 20) << "UDP length";
-  EXPECT_GE(udp[0] * 256 + udp[1], 49152) << "source port from the inner flow's hash";
-  const uint8_t* vxlan = udp + 8;
-  EXPECT_EQ(vxlan[0], 0x08) << "VNI flag";
-  EXPECT_EQ((vxlan[4] << 16) | (vxlan[5] << 8) | vxlan[6], vni);
 }
 
 class Host {

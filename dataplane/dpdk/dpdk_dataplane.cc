@@ -1,0 +1,404 @@
+#include "dataplane/dpdk/dpdk_dataplane.h"
+
+#include <rte_bus_vdev.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+#include <time.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lb/status_macros.h"
+
+namespace atl::dataplane::dpdk {
+namespace {
+
+constexpr uint16_t kBurst = 32;
+constexpr uint16_t kRxDescriptors = 1024;
+constexpr uint16_t kTxDescriptors = 1024;
+constexpr unsigned kPoolMbufs = 16383;  // 2^n - 1: the mempool's ring is sized 2^n
+constexpr unsigned kPoolCache = 256;
+
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+// Whether the kernel has hugepages free for the EAL (/proc/meminfo).
+bool HugepagesFree() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value;
+  while (meminfo >> key >> value) {
+    if (key == "HugePages_Free:") return value > 0;
+    meminfo.ignore(256, '\n');
+  }
+  return false;
+}
+
+std::string ErrnoText(int err) { return rte_strerror(err < 0 ? -err : err); }
+
+}  // namespace
+
+std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory_mb) {
+  std::vector<std::string> args = {"atoll",    "-l",          std::string(lcores),
+                                   "--no-pci", "--no-shconf", "--log-level=lib.eal:error"};
+  if (!HugepagesFree()) {
+    // Without hugepages the EAL runs on ordinary pages, with virtual
+    // addresses as IOVAs (only vdevs and kernel interfaces are used).
+    args.insert(args.end(), {"--no-huge", "-m", std::to_string(memory_mb), "--iova-mode=va"});
+  } else {
+    args.insert(args.end(), {"--in-memory", "-m", std::to_string(memory_mb)});
+  }
+  return args;
+}
+
+absl::Status InitEal(const std::vector<std::string>& args) {
+  static const absl::Status result = [&]() -> absl::Status {
+    std::vector<char*> argv;
+    std::vector<std::string> copy = args;  // rte_eal_init may permute argv
+    for (std::string& a : copy) argv.push_back(a.data());
+    if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+      return absl::InternalError(absl::StrCat("DPDK EAL init with \"", absl::StrJoin(args, " "),
+                                              "\": ", ErrnoText(rte_errno)));
+    }
+    return absl::OkStatus();
+  }();
+  return result;
+}
+
+absl::StatusOr<rte_mempool*> PacketPool() {
+  static rte_mempool* pool = nullptr;
+  if (pool == nullptr) {
+    pool = rte_pktmbuf_pool_create("atoll_packets", kPoolMbufs, kPoolCache, 0,
+                                   RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
+    if (pool == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("mbuf pool of ", kPoolMbufs, " packets: ", ErrnoText(rte_errno)));
+    }
+  }
+  return pool;
+}
+
+absl::Status StartPort(uint16_t port) {
+  ATL_ASSIGN_OR_RETURN(rte_mempool * pool, PacketPool());
+  rte_eth_conf conf{};
+  int rc = rte_eth_dev_configure(port, 1, 1, &conf);
+  if (rc < 0)
+    return absl::InternalError(absl::StrCat("configure port ", port, ": ", ErrnoText(rc)));
+  uint16_t rx = kRxDescriptors;
+  uint16_t tx = kTxDescriptors;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx, &tx);
+  const int socket = rte_eth_dev_socket_id(port);
+  const unsigned socket_id = socket < 0 ? 0 : static_cast<unsigned>(socket);
+  if ((rc = rte_eth_rx_queue_setup(port, 0, rx, socket_id, nullptr, pool)) < 0 ||
+      (rc = rte_eth_tx_queue_setup(port, 0, tx, socket_id, nullptr)) < 0 ||
+      (rc = rte_eth_dev_start(port)) < 0) {
+    return absl::InternalError(absl::StrCat("start port ", port, ": ", ErrnoText(rc)));
+  }
+  rte_eth_promiscuous_enable(port);  // frames to the router MAC and other hosts' pods
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
+  // AF_XDP takes the interface's frames away from the kernel; AF_PACKET, the
+  // fallback where no XDP program attaches, only copies them.
+  const std::string tries[] = {
+      absl::StrCat("net_af_xdp_", ifname, ",iface=", ifname, ",start_queue=0,queue_count=1"),
+      absl::StrCat("net_af_packet_", ifname, ",iface=", ifname, ",qpairs=1")};
+  std::string errors;
+  for (const std::string& devargs : tries) {
+    const std::string name = devargs.substr(0, devargs.find(','));
+    int rc = rte_dev_probe(devargs.c_str());
+    uint16_t port;
+    if (rc == 0 && rte_eth_dev_get_port_by_name(name.c_str(), &port) == 0) {
+      if (absl::Status started = StartPort(port); started.ok())
+        return port;
+      else
+        errors += absl::StrCat(" ", name, ": ", started.message(), ";");
+      DetachPort(port);
+      continue;
+    }
+    errors += absl::StrCat(" ", name, ": ", ErrnoText(rc), ";");
+  }
+  return absl::UnavailableError(absl::StrCat("attach interface \"", ifname, "\":", errors));
+}
+
+void DetachPort(uint16_t port) {
+  rte_eth_dev_info info{};
+  const bool has_device = rte_eth_dev_info_get(port, &info) == 0 && info.device != nullptr;
+  rte_eth_dev_stop(port);
+  rte_eth_dev_close(port);
+  if (has_device) rte_dev_remove(info.device);
+}
+
+// A worker: its pipeline, and a TX buffer per port so that frames to one
+// port leave in bursts.
+struct alignas(64) DpdkDataplane::Worker {
+  DpdkDataplane* dataplane = nullptr;
+  unsigned id = 0;
+  unsigned lcore = 0;
+  std::unique_ptr<Pipeline> pipeline;
+  rte_eth_dev_tx_buffer* tx[RTE_MAX_ETHPORTS] = {};
+  uint64_t tx_full = 0;
+
+  void Send(uint16_t port, rte_mbuf* m) {
+    if (port >= RTE_MAX_ETHPORTS || tx[port] == nullptr) {
+      rte_pktmbuf_free(m);
+      pipeline->CountDrop(DropReason::kTxFull);
+      return;
+    }
+    rte_eth_tx_buffer(port, 0, tx[port], m);
+  }
+  void Flush() {
+    for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; ++p) {
+      if (tx[p] != nullptr && tx[p]->length > 0) rte_eth_tx_buffer_flush(p, 0, tx[p]);
+    }
+  }
+  // RX one burst from `port` and take each frame through the pipeline.
+  void Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
+    const Options& o = dataplane->options_;
+    rte_mbuf* pkts[kBurst];
+    const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
+    for (uint16_t i = 0; i < n; ++i) {
+      if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
+      rte_mbuf* m = pkts[i];
+      if (kind == Next::kHost) {  // the host's own frames go out unchanged
+        Send(o.uplink_port, m);
+        continue;
+      }
+      const Verdict v =
+          kind == Next::kPod ? pipeline->FromPod(m, port, t, now) : pipeline->FromUplink(m, t, now);
+      switch (v.next) {
+        case Next::kDrop:
+          rte_pktmbuf_free(m);
+          break;
+        case Next::kHost:
+          Send(o.host_port, m);
+          break;
+        case Next::kPod:
+          Send(v.port, m);
+          break;
+        case Next::kUplink:
+          Send(o.uplink_port, m);
+          break;
+        case Next::kBack:
+          Send(port, m);
+          break;
+      }
+    }
+  }
+};
+
+DpdkDataplane::DpdkDataplane(Options options) : options_(std::move(options)) {
+  if (!options_.attach_pod) {
+    options_.attach_pod = [](const PodPort& p) { return AttachInterface(p.host_ifname); };
+  }
+  if (!options_.detach_pod) options_.detach_pod = DetachPort;
+}
+
+absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::Create(Options options) {
+  if (rte_eal_process_type() == RTE_PROC_AUTO || rte_lcore_count() == 0) {
+    return absl::FailedPreconditionError("DPDK dataplane: the EAL is not initialised");
+  }
+  auto dp = std::unique_ptr<DpdkDataplane>(new DpdkDataplane(std::move(options)));
+  ATL_RETURN_IF_ERROR(dp->Start());
+  return dp;
+}
+
+absl::Status DpdkDataplane::Start() {
+  for (auto& t : tables_) {
+    ATL_ASSIGN_OR_RETURN(t, HostTables::Create());
+  }
+  published_.store(tables_[0].get(), std::memory_order_release);
+
+  // One worker for now: a flow's replies must meet its conntrack shard, and
+  // until a handoff stage steers them, only one worker guarantees it.
+  const unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+  if (lcore >= RTE_MAX_LCORE) {
+    return absl::FailedPreconditionError(
+        "DPDK dataplane: the EAL has no worker lcore (give it two cores, e.g. -l 0-1)");
+  }
+  constexpr unsigned kWorkers = 1;
+  const size_t qsbr_size = rte_rcu_qsbr_get_memsize(kWorkers);
+  qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("atoll_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
+  if (qsbr_ == nullptr || rte_rcu_qsbr_init(qsbr_, kWorkers) != 0) {
+    return absl::ResourceExhaustedError("DPDK dataplane: RCU QSBR variable");
+  }
+  auto w = std::make_unique<Worker>();
+  w->dataplane = this;
+  w->id = 0;
+  w->lcore = lcore;
+  ATL_ASSIGN_OR_RETURN(w->pipeline, Pipeline::Create(options_.pipeline));
+  for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; ++p) {
+    w->tx[p] = static_cast<rte_eth_dev_tx_buffer*>(
+        rte_zmalloc("atoll_tx", RTE_ETH_TX_BUFFER_SIZE(kBurst), RTE_CACHE_LINE_SIZE));
+    if (w->tx[p] == nullptr) return absl::ResourceExhaustedError("DPDK dataplane: TX buffers");
+    rte_eth_tx_buffer_init(w->tx[p], kBurst);
+    rte_eth_tx_buffer_set_err_callback(
+        w->tx[p],
+        [](rte_mbuf** unsent, uint16_t count, void* worker) {
+          auto* self = static_cast<Worker*>(worker);
+          for (uint16_t i = 0; i < count; ++i) {
+            rte_pktmbuf_free(unsent[i]);
+            self->pipeline->CountDrop(DropReason::kTxFull);
+          }
+        },
+        w.get());
+  }
+  rte_rcu_qsbr_thread_register(qsbr_, w->id);
+  workers_.push_back(std::move(w));
+  for (auto& worker : workers_) {
+    const int rc = rte_eal_remote_launch(WorkerMain, worker.get(), worker->lcore);
+    if (rc != 0) {
+      return absl::InternalError(
+          absl::StrCat("DPDK dataplane: launch on lcore ", worker->lcore, ": ", ErrnoText(rc)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+DpdkDataplane::~DpdkDataplane() {
+  stop_.store(true);
+  for (auto& w : workers_) {
+    rte_eal_wait_lcore(w->lcore);
+    for (rte_eth_dev_tx_buffer*& b : w->tx) rte_free(b);
+  }
+  rte_free(qsbr_);
+  for (const auto& [ifname, port] : port_of_) options_.detach_pod(port);
+}
+
+int DpdkDataplane::WorkerMain(void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  DpdkDataplane* dp = w->dataplane;
+  const Options& o = dp->options_;
+  rte_rcu_qsbr_thread_online(dp->qsbr_, w->id);
+  for (uint64_t round = 0; !dp->stop_.load(std::memory_order_relaxed); ++round) {
+    const HostTables* t = dp->published_.load(std::memory_order_acquire);
+    const uint64_t now = NowNs();
+    if (o.uplink_port != kNoPort) w->Poll(o.uplink_port, Next::kUplink, *t, now);
+    if (o.host_port != kNoPort) w->Poll(o.host_port, Next::kHost, *t, now);
+    for (uint16_t port : t->pod_ports()) w->Poll(port, Next::kPod, *t, now);
+    w->Flush();
+    // Nothing of `t` is held past here: the control thread may reuse it.
+    rte_rcu_qsbr_quiescent(dp->qsbr_, w->id);
+    if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
+  }
+  rte_rcu_qsbr_thread_offline(dp->qsbr_, w->id);
+  return 0;
+}
+
+absl::Status DpdkDataplane::Mutate(const std::function<absl::Status(HostTables&)>& change) {
+  HostTables& standby = *tables_[standby_];
+  ATL_RETURN_IF_ERROR(change(standby));
+  published_.store(&standby, std::memory_order_release);
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  standby_ ^= 1;
+  // The same change, to the same state: it cannot fail differently.
+  const absl::Status again = change(*tables_[standby_]);
+  if (!again.ok()) {
+    // Never expected; the published copy is right, the other is rebuilt from
+    // it at the next change that fails here too. Say so loudly.
+    return absl::InternalError(absl::StrCat("DPDK tables diverged: ", again.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DpdkDataplane::Apply(const Update& update) {
+  std::lock_guard<std::mutex> lock(control_);
+  // Attach the new pods' ports before any table names them.
+  absl::flat_hash_map<std::string, uint16_t> port_of = port_of_;
+  std::vector<uint16_t> attached;
+  absl::flat_hash_map<std::string, bool> removed;
+  for (const std::string& ifname : update.remove_pod_ports) removed[ifname] = true;
+  if (update.full_sync_pod_ports) {
+    for (const auto& [ifname, port] : port_of_) removed[ifname] = true;
+  }
+  for (const PodPort& p : update.upsert_pod_ports) {
+    removed.erase(p.host_ifname);
+    if (port_of.contains(p.host_ifname)) continue;
+    absl::StatusOr<uint16_t> port = options_.attach_pod(p);
+    if (!port.ok()) {
+      for (uint16_t a : attached) options_.detach_pod(a);
+      return port.status();
+    }
+    port_of[p.host_ifname] = *port;
+    attached.push_back(*port);
+  }
+  std::vector<uint16_t> detach;
+  for (const auto& [ifname, gone] : removed) {
+    auto it = port_of.find(ifname);
+    if (it == port_of.end()) continue;
+    detach.push_back(it->second);
+    port_of.erase(it);
+  }
+  absl::Status applied = Mutate([&](HostTables& t) { return t.Apply(update, port_of); });
+  if (!applied.ok()) {
+    for (uint16_t a : attached) options_.detach_pod(a);
+    return applied;
+  }
+  port_of_ = std::move(port_of);
+  // No worker polls a removed port any more: both tables have lost it.
+  for (uint16_t port : detach) options_.detach_pod(port);
+  return absl::OkStatus();
+}
+
+Programmed DpdkDataplane::Dump() const {
+  std::lock_guard<std::mutex> lock(control_);
+  return published_.load(std::memory_order_acquire)->Dump();
+}
+
+void DpdkDataplane::SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac) {
+  std::lock_guard<std::mutex> lock(control_);
+  uint32_t be;
+  std::memcpy(&be, addr.v4_bytes(), 4);
+  Mutate([&](HostTables& t) {
+    t.SetNeighbour(be, mac);
+    return absl::OkStatus();
+  }).IgnoreError();
+}
+
+void DpdkDataplane::SetGateway(const lb::IpAddr& addr) {
+  std::lock_guard<std::mutex> lock(control_);
+  uint32_t be;
+  std::memcpy(&be, addr.v4_bytes(), 4);
+  Mutate([&](HostTables& t) {
+    t.SetGateway(be);
+    return absl::OkStatus();
+  }).IgnoreError();
+}
+
+PipelineStats DpdkDataplane::Stats() const {
+  PipelineStats sum;
+  for (const auto& w : workers_) {
+    const PipelineStats& s = w->pipeline->stats();
+    sum.packets += s.packets;
+    sum.new_flows += s.new_flows;
+    sum.stateless += s.stateless;
+    for (size_t i = 0; i < sum.drops.size(); ++i) sum.drops[i] += s.drops[i];
+  }
+  return sum;
+}
+
+std::vector<std::pair<std::string, uint64_t>> DpdkDataplane::Drops() const {
+  const PipelineStats s = Stats();
+  std::vector<std::pair<std::string, uint64_t>> drops;
+  for (size_t i = 0; i < s.drops.size(); ++i) {
+    drops.emplace_back(DropReasonName(static_cast<DropReason>(i)), s.drops[i]);
+  }
+  return drops;
+}
+
+}  // namespace atl::dataplane::dpdk

@@ -1,0 +1,102 @@
+// The DPDK backend: poll-mode workers running the Pipeline over the pods'
+// ports, the underlay uplink and the host's exception port.
+//
+// Tables: the control thread (Apply) keeps two HostTables. Workers read the
+// published one; Apply changes the other, publishes it, waits until every
+// worker has passed a quiescent state (DPDK's RCU QSBR) so that none still
+// reads the old one, and applies the same Update to that one too. Workers
+// never stop or take a lock, and a failed Update leaves both tables as they
+// were.
+//
+// Ports: one RX and one TX queue each; every port is polled by one worker.
+// Debian's DPDK is built for at most RTE_MAX_ETHPORTS (32) ports.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/dpdk/host_tables.h"
+#include "dataplane/dpdk/pipeline.h"
+
+struct rte_mempool;
+struct rte_rcu_qsbr;
+
+namespace atl::dataplane::dpdk {
+
+// The EAL's arguments for this machine: hugepages when the kernel has free
+// ones, else `--no-huge` with `memory_mb` of ordinary memory; `lcores` the
+// EAL's cores ("0-1"); no PCI scan (ports are vdevs or hot-plugged).
+std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory_mb = 512);
+// Initialises the EAL once per process; later calls return the first result.
+absl::Status InitEal(const std::vector<std::string>& args);
+// The mempool every port receives into (created on first use).
+absl::StatusOr<rte_mempool*> PacketPool();
+// Configures and starts `port` with one RX and one TX queue.
+absl::Status StartPort(uint16_t port);
+// Hot-plugs a kernel interface as a port: AF_XDP, or AF_PACKET where AF_XDP
+// cannot attach; configured and started.
+absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname);
+// Stops, closes and unplugs a port.
+void DetachPort(uint16_t port);
+
+class DpdkDataplane final : public Dataplane {
+ public:
+  struct Options {
+    uint16_t uplink_port = kNoPort;  // the underlay
+    uint16_t host_port = kNoPort;    // the exception path to the host stack (a TAP)
+    // Gives a pod's host-side interface its port; AttachInterface by default.
+    std::function<absl::StatusOr<uint16_t>(const PodPort&)> attach_pod;
+    std::function<void(uint16_t)> detach_pod;  // DetachPort by default
+    PipelineConfig pipeline;
+  };
+
+  // Starts one worker on every EAL worker lcore (InitEal first).
+  static absl::StatusOr<std::unique_ptr<DpdkDataplane>> Create(Options options);
+  ~DpdkDataplane() override;
+  DpdkDataplane(const DpdkDataplane&) = delete;
+  DpdkDataplane& operator=(const DpdkDataplane&) = delete;
+
+  absl::Status Apply(const Update& update) override;
+  Programmed Dump() const override;
+  std::string_view name() const override { return "dpdk"; }
+
+  // Other hosts' underlay MACs and the next hop out of the cluster.
+  void SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac);
+  void SetGateway(const lb::IpAddr& addr);
+
+  // Counters summed over the workers: drops by reason, and the rest.
+  std::vector<std::pair<std::string, uint64_t>> Drops() const;
+  PipelineStats Stats() const;
+
+ private:
+  struct Worker;
+  explicit DpdkDataplane(Options options);
+  absl::Status Start();
+  // Changes the tables the workers cannot see, publishes them, waits out the
+  // readers of the other copy and changes it the same way.
+  absl::Status Mutate(const std::function<absl::Status(HostTables&)>& change);
+  static int WorkerMain(void* arg);
+
+  Options options_;
+  mutable std::mutex control_;
+  std::unique_ptr<HostTables> tables_[2];
+  std::atomic<const HostTables*> published_{nullptr};
+  int standby_ = 1;                                     // the index of the copy no worker reads
+  absl::flat_hash_map<std::string, uint16_t> port_of_;  // pod host ifname -> port
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace atl::dataplane::dpdk

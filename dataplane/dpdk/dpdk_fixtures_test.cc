@@ -1,0 +1,328 @@
+// The packet fixtures (dataplane/packet_fixtures.h) through DpdkDataplane's
+// running worker, over ring ports: every pod, the uplink and the host's
+// exception path is a port whose RX ring the test fills and whose TX ring it
+// reads. A fixture's verdict is the port its frame came out of (or the drop
+// counter that moved), and the frame must be the bytes the eBPF programs give.
+#include <gtest/gtest.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "dataplane/dpdk/dpdk_dataplane.h"
+#include "dataplane/fixture_checks.h"
+#include "dataplane/packet_fixtures.h"
+#include "lb/flow_hash.h"
+#include "lb/packet_builder.h"
+
+namespace atl::dataplane::dpdk {
+namespace {
+
+using fixtures::ExpectVxlan;
+using fixtures::Hex;
+using fixtures::kVxlanHeaders;
+using fixtures::Port;
+using fixtures::Step;
+using fixtures::Verdict;
+
+const lb::MacAddr kUplinkMac = {0x02, 0, 0, 0, 0, 0x11};
+
+// A port over two rings: the test enqueues what the port receives into `rx`
+// and finds what the dataplane sent in `tx`.
+struct RingPort {
+  uint16_t id = kNoPort;
+  rte_ring* rx = nullptr;
+  rte_ring* tx = nullptr;
+};
+
+RingPort MakeRingPort(const std::string& name) {
+  static int serial = 0;
+  const std::string tag = name + "_" + std::to_string(serial++);
+  RingPort p;
+  p.rx = rte_ring_create((tag + "_rx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  p.tx = rte_ring_create((tag + "_tx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  if (p.rx == nullptr || p.tx == nullptr) return p;
+  const int id = rte_eth_from_rings(tag.c_str(), &p.rx, 1, &p.tx, 1, 0);
+  if (id < 0 || !StartPort(static_cast<uint16_t>(id)).ok()) return p;
+  p.id = static_cast<uint16_t>(id);
+  return p;
+}
+
+std::vector<uint8_t> Bytes(rte_mbuf* m) {
+  const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  return std::vector<uint8_t>(d, d + rte_pktmbuf_data_len(m));
+}
+
+// A fixture's frame from the overlay, as the other host put it on the
+// underlay: VXLAN from `underlay` to this node, with `vni`.
+std::vector<uint8_t> FromUnderlay(const Step& step) {
+  std::vector<uint8_t> vxlan = {0x08,
+                                0,
+                                0,
+                                0,
+                                static_cast<uint8_t>(step.vni >> 16),
+                                static_cast<uint8_t>(step.vni >> 8),
+                                static_cast<uint8_t>(step.vni),
+                                0};
+  vxlan.insert(vxlan.end(), step.packet.begin(), step.packet.end());
+  return lb::PacketBuilder()
+      .Ethernet({0x02, 0, 0, 0, 0, 0x12}, kUplinkMac)
+      .Ip(step.underlay, fixtures::kNodeAddr)
+      .Udp(49999, 4789)
+      .Payload(vxlan)
+      .Build();
+}
+
+// One host: a DpdkDataplane over ring ports, one per pod of the state.
+class Host {
+ public:
+  static std::unique_ptr<Host> Make(Update state) {
+    auto host = std::unique_ptr<Host>(new Host);
+    host->uplink_ = MakeRingPort("up");
+    host->host_ = MakeRingPort("host");
+    if (host->uplink_.id == kNoPort || host->host_.id == kNoPort) return nullptr;
+    for (PodPort& p : state.upsert_pod_ports) {
+      host->pods_[p.host_ifname] = MakeRingPort(p.host_ifname);
+      if (host->pods_[p.host_ifname].id == kNoPort) return nullptr;
+      // The model wants a kernel interface's index; ring ports have none.
+      p.host_ifindex = 1000u + host->pods_[p.host_ifname].id;
+    }
+    DpdkDataplane::Options options;
+    options.uplink_port = host->uplink_.id;
+    options.host_port = host->host_.id;
+    options.pipeline.uplink_mac = kUplinkMac;
+    Host* self = host.get();
+    options.attach_pod = [self](const PodPort& p) -> absl::StatusOr<uint16_t> {
+      auto it = self->pods_.find(p.host_ifname);
+      if (it == self->pods_.end()) return absl::NotFoundError(p.host_ifname);
+      return it->second.id;
+    };
+    options.detach_pod = [](uint16_t) {};
+    absl::StatusOr<std::unique_ptr<DpdkDataplane>> dp = DpdkDataplane::Create(std::move(options));
+    if (!dp.ok()) {
+      ADD_FAILURE() << dp.status();
+      return nullptr;
+    }
+    host->dataplane_ = std::move(*dp);
+    if (absl::Status s = host->dataplane_->Apply(state); !s.ok()) {
+      ADD_FAILURE() << s;
+      return nullptr;
+    }
+    return host;
+  }
+
+  DpdkDataplane& dataplane() { return *dataplane_; }
+  const RingPort& pod(const std::string& ifname) { return pods_.at(ifname); }
+
+  uint64_t Drops(const std::string& reason) const {
+    for (const auto& [name, n] : dataplane_->Drops()) {
+      if (name == reason) return n;
+    }
+    return 0;
+  }
+  uint64_t AllDrops() const {
+    uint64_t sum = 0;
+    for (const auto& [name, n] : dataplane_->Drops()) sum += n;
+    return sum;
+  }
+
+  struct Out {
+    std::string port;  // "uplink", "host", a pod's ifname; empty: dropped
+    std::vector<uint8_t> frame;
+  };
+  // Puts `frame` on `in`'s RX ring and waits for it to leave a port or be
+  // counted as dropped.
+  Out Send(const RingPort& in, const std::vector<uint8_t>& frame) {
+    rte_mbuf* m = rte_pktmbuf_alloc(*PacketPool());
+    EXPECT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
+    const uint64_t drops = AllDrops();
+    EXPECT_EQ(rte_ring_enqueue(in.rx, m), 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::map<std::string, const RingPort*> ports = {{"uplink", &uplink_}, {"host", &host_}};
+      for (const auto& [name, p] : pods_) ports[name] = &p;
+      for (const auto& [name, p] : ports) {
+        void* sent;
+        if (rte_ring_dequeue(p->tx, &sent) == 0) {
+          auto* out = static_cast<rte_mbuf*>(sent);
+          Out o{name, Bytes(out)};
+          rte_pktmbuf_free(out);
+          return o;
+        }
+      }
+      if (AllDrops() > drops) return {};
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ADD_FAILURE() << "the frame neither left a port nor was counted as dropped";
+    return {};
+  }
+
+  Out Run(const Step& step) {
+    switch (step.port) {
+      case Port::kPod:
+        return Send(pods_.at(step.pod), step.packet);
+      case Port::kOverlay:
+        return Send(uplink_, FromUnderlay(step));
+      case Port::kUplink:
+        return Send(uplink_, step.packet);
+    }
+    return {};
+  }
+
+ private:
+  Host() = default;
+  RingPort uplink_;
+  RingPort host_;
+  std::map<std::string, RingPort> pods_;
+  std::unique_ptr<DpdkDataplane> dataplane_;
+};
+
+TEST(DpdkFixturesTest, EveryTableGivesItsVerdictsAndBytes) {
+  for (const fixtures::Table& table : fixtures::AllTables()) {
+    std::unique_ptr<Host> host = Host::Make(table.state);
+    ASSERT_NE(host, nullptr);
+    for (const Step& step : table.steps) {
+      SCOPED_TRACE(table.name + ": " + step.name);
+      const uint64_t drops_before = host->Drops(step.drop_reason);
+      const Host::Out out = host->Run(step);
+      switch (step.verdict) {
+        case Verdict::kDrop:
+          EXPECT_EQ(out.port, "") << Hex(out.frame);
+          if (!step.drop_reason.empty()) {
+            EXPECT_EQ(host->Drops(step.drop_reason), drops_before + 1)
+                << "counted under " << step.drop_reason;
+          }
+          break;
+        case Verdict::kPass:
+          EXPECT_EQ(out.port, "host");
+          break;
+        case Verdict::kDeliver:
+          EXPECT_EQ(out.port, step.to_pod);
+          break;
+        case Verdict::kEncap:
+          EXPECT_EQ(out.port, "uplink");
+          ExpectVxlan(out.frame, step.to_vni, step.to_underlay);
+          break;
+        case Verdict::kOut:
+          EXPECT_EQ(out.port, "uplink");
+          break;
+        case Verdict::kReply:
+          EXPECT_EQ(out.port, step.pod);
+          break;
+      }
+      if (!step.out.empty()) {
+        const std::vector<uint8_t> frame =
+            step.verdict == Verdict::kEncap && out.frame.size() > kVxlanHeaders
+                ? std::vector<uint8_t>(out.frame.begin() + kVxlanHeaders, out.frame.end())
+                : out.frame;
+        EXPECT_EQ(Hex(frame), Hex(step.out));
+        if (step.verdict != Verdict::kReply) {
+          EXPECT_TRUE(lb::ChecksumsValid(frame)) << "checksums of" << Hex(frame);
+        }
+      }
+    }
+  }
+}
+
+// Segment "a" with a client pod and a backend pod on this host, and service
+// a/web on `vip`:80 to the backends given.
+Update WebState(const std::vector<std::string>& backends) {
+  Update u;
+  Segment seg;
+  seg.name = "a";
+  seg.vni = 1;
+  seg.cidrs = {*lb::IpPrefix::Parse("198.19.0.0/24")};
+  seg.gateway = *lb::IpAddr::Parse("198.19.0.1");
+  u.upsert_segments = {seg};
+  for (const char* ip : {"198.19.0.2", "198.19.0.3", "198.19.0.4"}) {
+    PodPort p;
+    const lb::IpAddr a = *lb::IpAddr::Parse(ip);
+    p.host_ifname = std::string("p") + ip[9];
+    p.address = a;
+    p.mac = {0x0a, 0x58, a.v4_bytes()[0], a.v4_bytes()[1], a.v4_bytes()[2], a.v4_bytes()[3]};
+    p.segment = "a";
+    u.upsert_pod_ports.push_back(p);
+  }
+  u.set_node_addresses = true;
+  u.node_addresses = {fixtures::kNodeAddr};
+  Frontend f;
+  f.key = {*lb::IpAddr::Parse("198.18.64.10"), 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  f.name = "a/web";
+  for (const std::string& b : backends) {
+    f.config.backends.push_back({.endpoint = {*lb::IpAddr::Parse(b), 8080}});
+  }
+  f.config.maglev_size = 251;
+  u.upsert_frontends = {f};
+  return u;
+}
+
+std::vector<uint8_t> ClientSyn(uint16_t sport) {
+  return lb::PacketBuilder()
+      .Ethernet({0x0a, 0x58, 198, 19, 0, 2}, kRouterMac)
+      .Ip("198.19.0.2", "198.18.64.10")
+      .Tcp(sport, 80, lb::kTcpSyn)
+      .Build();
+}
+
+// The control thread changes the tables under running workers: a new flow
+// takes the new backend, an established one keeps its own (conntrack, not
+// the table), and a removed pod's port is no longer polled.
+TEST(DpdkFixturesTest, TablesChangeUnderRunningWorkers) {
+  std::unique_ptr<Host> host = Host::Make(WebState({"198.19.0.3"}));
+  ASSERT_NE(host, nullptr);
+  const RingPort& client = host->pod("p2");
+  EXPECT_EQ(host->Send(client, ClientSyn(41000)).port, "p3");
+
+  Update moved = WebState({"198.19.0.4"});
+  moved.upsert_segments.clear();
+  moved.upsert_pod_ports.clear();
+  ASSERT_TRUE(host->dataplane().Apply(moved).ok());
+  EXPECT_EQ(host->Send(client, ClientSyn(41001)).port, "p4") << "a new flow takes the new backend";
+  const std::vector<uint8_t> ack = lb::PacketBuilder()
+                                       .Ethernet({0x0a, 0x58, 198, 19, 0, 2}, kRouterMac)
+                                       .Ip("198.19.0.2", "198.18.64.10")
+                                       .Tcp(41000, 80, lb::kTcpAck)
+                                       .Build();
+  EXPECT_EQ(host->Send(client, ack).port, "p3") << "an established flow keeps its backend";
+
+  Update bad;
+  Frontend f;
+  f.key = {*lb::IpAddr::Parse("198.18.64.11"), 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  f.config.maglev_size = 7;  // not one of lb's table sizes
+  f.config.backends = {{.endpoint = {*lb::IpAddr::Parse("198.19.0.3"), 8080}}};
+  bad.upsert_frontends = {f};
+  bad.remove_pod_ports = {"p4"};
+  EXPECT_FALSE(host->dataplane().Apply(bad).ok());
+  EXPECT_EQ(host->dataplane().Dump().pod_ports.size(), 3u) << "a refused Update changes nothing";
+
+  Update gone;
+  gone.remove_pod_ports = {"p4"};
+  ASSERT_TRUE(host->dataplane().Apply(gone).ok());
+  EXPECT_EQ(host->dataplane().Dump().pod_ports.size(), 2u);
+  EXPECT_EQ(host->Send(client, ClientSyn(41002)).port, "") << "the backend's pod is gone";
+  EXPECT_EQ(host->Drops("no-route"), 1u) << "198.19.0.4 is in segment a but on no host";
+}
+
+}  // namespace
+}  // namespace atl::dataplane::dpdk
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  // Two lcores (the test's thread and one worker), no hugepages, no PCI.
+  const absl::Status eal =
+      atl::dataplane::dpdk::InitEal(atl::dataplane::dpdk::DefaultEalArgs("0-1", 256));
+  if (!eal.ok()) {
+    std::fprintf(stderr, "dpdk_fixtures_test: %s\n", eal.ToString().c_str());
+    return 1;
+  }
+  return RUN_ALL_TESTS();
+}

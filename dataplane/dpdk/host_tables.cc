@@ -1,0 +1,132 @@
+#include "dataplane/dpdk/host_tables.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "lb/status_macros.h"
+
+namespace atl::dataplane::dpdk {
+namespace {
+
+// An IPv4 address as it stands in a header, read as a native word.
+uint32_t Be32(const lb::IpAddr& a) {
+  uint32_t v;
+  std::memcpy(&v, a.v4_bytes(), 4);
+  return v;
+}
+
+}  // namespace
+
+template <typename T>
+void PrefixMap<T>::Insert(uint32_t addr_host_order, int length, const T& value) {
+  by_length_[uint64_t(length) << 32 | (addr_host_order & Mask(length))] = value;
+  if (std::find(lengths_.begin(), lengths_.end(), length) == lengths_.end()) {
+    lengths_.push_back(length);
+    std::sort(lengths_.begin(), lengths_.end(), std::greater<>());
+  }
+}
+
+template <typename T>
+const T* PrefixMap<T>::Find(uint32_t addr_be) const {
+  const uint32_t addr = ntohl(addr_be);
+  for (int length : lengths_) {
+    auto it = by_length_.find(uint64_t(length) << 32 | (addr & Mask(length)));
+    if (it != by_length_.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+template class PrefixMap<SegmentEntry>;
+template class PrefixMap<RemoteBlock>;
+
+absl::StatusOr<std::unique_ptr<HostTables>> HostTables::Create(uint32_t maglev_seed) {
+  ATL_ASSIGN_OR_RETURN(
+      std::unique_ptr<InProcessDataplane> model,
+      InProcessDataplane::Create(InProcessDataplane::kDefaultMaxFrontends, maglev_seed));
+  return std::unique_ptr<HostTables>(new HostTables(std::move(model)));
+}
+
+absl::Status HostTables::Apply(const Update& update,
+                               const absl::flat_hash_map<std::string, uint16_t>& port_of) {
+  for (const PodPort& p : update.upsert_pod_ports) {
+    if (!p.address.IsV4()) {
+      return absl::InvalidArgumentError("pod port \"" + p.host_ifname + "\": address " +
+                                        p.address.ToString() +
+                                        " is not IPv4 (the DPDK dataplane routes IPv4 only)");
+    }
+    if (!port_of.contains(p.host_ifname)) {
+      return absl::FailedPreconditionError("pod port \"" + p.host_ifname +
+                                           "\" has no DPDK port attached");
+    }
+  }
+  ATL_RETURN_IF_ERROR(model_->Apply(update));
+  Reindex(port_of);
+  return absl::OkStatus();
+}
+
+void HostTables::Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_of) {
+  segments_.Clear();
+  absl::flat_hash_map<std::string, uint32_t> vni_of;
+  for (const auto& [name, s] : model_->segments()) {
+    vni_of[name] = s.vni;
+    SegmentEntry e{
+        .id = s.vni,
+        .gateway = s.gateway.IsV4() ? Be32(s.gateway) : 0,
+        .egress = s.egress_ip.IsV4() && !s.egress_ip.IsUnspecified() ? Be32(s.egress_ip) : 0,
+        .isolated = s.isolated};
+    for (const lb::IpPrefix& c : s.cidrs) {
+      if (c.addr.IsV4()) segments_.Insert(ntohl(Be32(c.addr)), c.len, e);
+    }
+  }
+  admitted_.clear();
+  for (const auto& [name, s] : model_->segments()) {
+    for (const std::string& other : s.admitted) {
+      auto it = vni_of.find(other);
+      if (it != vni_of.end()) admitted_.insert(uint64_t{it->second} << 32 | s.vni);
+    }
+  }
+
+  remote_blocks_.Clear();
+  for (const auto& [cidr, r] : model_->routes()) {
+    if (cidr.addr.IsV4() && r.underlay.IsV4()) {
+      remote_blocks_.Insert(ntohl(Be32(cidr.addr)), cidr.len,
+                            RemoteBlock{.underlay = Be32(r.underlay), .vni = r.vni});
+    }
+  }
+
+  pods_by_addr_.clear();
+  pods_by_port_.assign(pods_by_port_.size(), PodEntry{});
+  pod_port_ids_.clear();
+  for (const auto& [ifname, p] : model_->pod_ports()) {
+    auto it = vni_of.find(p.segment);
+    PodEntry e{.addr = Be32(p.address),
+               .port = port_of.at(ifname),
+               .segment = it == vni_of.end() ? 0 : it->second,
+               .mac = p.mac};
+    pods_by_addr_[e.addr] = e;
+    if (e.port >= pods_by_port_.size()) pods_by_port_.resize(e.port + 1u);
+    pods_by_port_[e.port] = e;
+    pod_port_ids_.push_back(e.port);
+  }
+
+  keeps_source_.assign(keeps_source_.size(), false);
+  for (const auto& [key, entry] : model_->frontends()) {
+    if (entry.config.external_policy != lb::TrafficPolicy::kLocal) continue;
+    const lb::Service* svc = services().Lookup(key.addr, key.port, key.proto, key.scope);
+    if (svc == nullptr) continue;
+    if (svc->id >= keeps_source_.size()) keeps_source_.resize(svc->id + 1u);
+    keeps_source_[svc->id] = true;
+  }
+
+  node_addr_ = 0;
+  for (const lb::IpAddr& a : model_->node_addresses()) {
+    if (a.IsV4()) {
+      node_addr_ = Be32(a);
+      break;
+    }
+  }
+}
+
+}  // namespace atl::dataplane::dpdk

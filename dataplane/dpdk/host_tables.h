@@ -1,0 +1,132 @@
+// What the DPDK workers read: one host's state (dataplane.h's Update applied
+// to an InProcessDataplane, the validating model both backends share) and the
+// indexes the packet path looks things up in, keyed the way packets carry
+// them (IPv4 addresses in network order, DPDK port ids).
+//
+// Workers only read a HostTables; the control thread writes the one no worker
+// can see (DpdkDataplane keeps two and swaps them, see dpdk_dataplane.h).
+// IPv4 only, as in the eBPF backend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/in_process_dataplane.h"
+#include "lb/net.h"
+#include "lb/service_table.h"
+
+namespace atl::dataplane::dpdk {
+
+inline constexpr uint16_t kNoPort = 0xffff;
+
+struct PodEntry {
+  uint32_t addr = 0;        // network order; its only source address
+  uint16_t port = kNoPort;  // the DPDK port of its host-side interface
+  uint32_t segment = 0;     // the segment id (VNI)
+  lb::MacAddr mac{};        // its only source MAC
+};
+
+struct SegmentEntry {
+  uint32_t id = 0;       // the VNI
+  uint32_t gateway = 0;  // network order; hairpin SNAT source
+  uint32_t egress = 0;   // network order; SNAT source leaving the cluster, 0: the node's
+  bool isolated = true;
+};
+
+struct RemoteBlock {
+  uint32_t underlay = 0;  // network order; the host that has the block
+  uint32_t vni = 0;
+};
+
+// Longest-prefix match over the few prefix lengths a host holds (segment
+// CIDRs, remote blocks): one hash probe per length, longest first.
+template <typename T>
+class PrefixMap {
+ public:
+  void Clear() {
+    by_length_.clear();
+    lengths_.clear();
+  }
+  void Insert(uint32_t addr_host_order, int length, const T& value);
+  const T* Find(uint32_t addr_be) const;
+
+ private:
+  static uint32_t Mask(int length) { return length == 0 ? 0 : ~0u << (32 - length); }
+  absl::flat_hash_map<uint64_t, T> by_length_;  // length << 32 | masked address (host order)
+  std::vector<int> lengths_;                    // longest first
+};
+
+class HostTables {
+ public:
+  static absl::StatusOr<std::unique_ptr<HostTables>> Create(uint32_t maglev_seed = 0);
+
+  // Applies all of `update` or none of it (the model's rule), then rebuilds
+  // the indexes. `port_of` gives the DPDK port of every pod port the update
+  // leaves in place: host interface name -> port id.
+  absl::Status Apply(const Update& update,
+                     const absl::flat_hash_map<std::string, uint16_t>& port_of);
+
+  Programmed Dump() const { return model_->Dump(); }
+
+  // The packet path's lookups. Addresses in network order.
+  const PodEntry* PodByAddr(uint32_t addr) const {
+    auto it = pods_by_addr_.find(addr);
+    return it == pods_by_addr_.end() ? nullptr : &it->second;
+  }
+  const PodEntry* PodByPort(uint16_t port) const {
+    return port < pods_by_port_.size() && pods_by_port_[port].port != kNoPort ? &pods_by_port_[port]
+                                                                              : nullptr;
+  }
+  const SegmentEntry* SegmentOf(uint32_t addr) const { return segments_.Find(addr); }
+  const RemoteBlock* RemoteBlockOf(uint32_t addr) const { return remote_blocks_.Find(addr); }
+  // DESIGN.md "Isolation": whether `dst` accepts a packet from segment
+  // `src_segment` (0: a host, or outside the cluster).
+  bool IsolationAllows(uint32_t src_segment, const SegmentEntry* dst) const {
+    if (dst == nullptr || !dst->isolated || src_segment == dst->id || src_segment == 0) return true;
+    return admitted_.contains(uint64_t{src_segment} << 32 | dst->id);
+  }
+  const lb::ServiceTable& services() const { return model_->services(); }
+  // externalTrafficPolicy Local: an external client's address reaches the
+  // backend unchanged (no SNAT to the node).
+  bool KeepsSource(const lb::Service& svc) const {
+    return svc.id < keeps_source_.size() && keeps_source_[svc.id];
+  }
+  uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
+  // The DPDK ports of the pods, for the workers to poll.
+  const std::vector<uint16_t>& pod_ports() const { return pod_port_ids_; }
+
+  // The underlay's layer 2, learnt by the control side from the host's
+  // neighbour table: other hosts' MACs, and the next hop out of the cluster.
+  void SetNeighbour(uint32_t addr, const lb::MacAddr& mac) { neighbours_[addr] = mac; }
+  const lb::MacAddr* NeighbourOf(uint32_t addr) const {
+    auto it = neighbours_.find(addr);
+    return it == neighbours_.end() ? nullptr : &it->second;
+  }
+  void SetGateway(uint32_t addr) { gateway_ = addr; }
+  uint32_t gateway() const { return gateway_; }  // network order; 0: none
+
+ private:
+  explicit HostTables(std::unique_ptr<InProcessDataplane> model) : model_(std::move(model)) {}
+  void Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_of);
+
+  std::unique_ptr<InProcessDataplane> model_;
+  absl::flat_hash_map<uint32_t, PodEntry> pods_by_addr_;
+  std::vector<PodEntry> pods_by_port_;  // by port id; port == kNoPort where none
+  std::vector<uint16_t> pod_port_ids_;
+  PrefixMap<SegmentEntry> segments_;
+  PrefixMap<RemoteBlock> remote_blocks_;
+  absl::flat_hash_set<uint64_t> admitted_;  // source segment << 32 | destination segment
+  std::vector<bool> keeps_source_;          // by lb::ServiceId
+  uint32_t node_addr_ = 0;
+  absl::flat_hash_map<uint32_t, lb::MacAddr> neighbours_;
+  uint32_t gateway_ = 0;
+};
+
+}  // namespace atl::dataplane::dpdk

@@ -1,0 +1,422 @@
+#include "dataplane/dpdk/pipeline.h"
+
+#include <arpa/inet.h>
+#include <rte_mbuf.h>
+
+#include <cstring>
+
+#include "lb/flow_hash.h"
+#include "lb/nat.h"
+#include "lb/status_macros.h"
+
+namespace atl::dataplane::dpdk {
+namespace {
+
+constexpr uint16_t kEtherTypeArp = 0x0806;
+constexpr size_t kEthLen = 14;
+constexpr size_t kIpv4Len = 20;
+constexpr uint16_t kVxlanPort = 4789;           // IANA, RFC 7348 section 5
+constexpr uint32_t kVxlanFlagVni = 0x08000000;  // RFC 7348 section 5: the VNI is valid
+constexpr uint8_t kIpProtoUdp = 17;
+// The flow hash's seed: the eBPF programs hash with 0, and both backends must
+// pick the same Maglev slot for a flow.
+constexpr uint32_t kFlowHashSeed = 0;
+
+uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+void Store16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+uint32_t LoadNative32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint32_t Be32(const lb::IpAddr& a) { return LoadNative32(a.v4_bytes()); }
+lb::IpAddr FromBe32(uint32_t v) {
+  return lb::IpAddr::FromV4Bytes(reinterpret_cast<const uint8_t*>(&v));
+}
+
+// A pod's MAC is 0a:58 and its IPv4 address (the agent's CNI server gives it).
+lb::MacAddr PodMac(uint32_t addr) {
+  lb::MacAddr mac = {0x0a, 0x58, 0, 0, 0, 0};
+  std::memcpy(&mac[2], &addr, 4);
+  return mac;
+}
+
+void SetMacs(uint8_t* frame, const lb::MacAddr& dst, const lb::MacAddr& src) {
+  std::memcpy(frame, dst.data(), 6);
+  std::memcpy(frame + 6, src.data(), 6);
+}
+
+// The IPv4 header checksum (RFC 791 section 3.1), over a header being written.
+uint16_t Ipv4Checksum(const uint8_t* h) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i < kIpv4Len; i += 2) sum += Load16(h + i);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+}  // namespace
+
+const char* DropReasonName(DropReason reason) {
+  switch (reason) {
+    case DropReason::kMalformed:
+      return "malformed";
+    case DropReason::kUnsupported:
+      return "unsupported";
+    case DropReason::kUnknownPort:
+      return "unknown-port";
+    case DropReason::kSpoofed:
+      return "spoofed";
+    case DropReason::kFragment:
+      return "fragment";
+    case DropReason::kNoBackend:
+      return "no-backend";
+    case DropReason::kIsolated:
+      return "isolated";
+    case DropReason::kNoRoute:
+      return "no-route";
+    case DropReason::kVniMismatch:
+      return "vni-mismatch";
+    case DropReason::kNatExhausted:
+      return "nat-exhausted";
+    case DropReason::kFib:
+      return "fib";
+    case DropReason::kTxFull:
+      return "tx-full";
+    case DropReason::kCount:
+      break;
+  }
+  return "?";
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineConfig& config) {
+  lb::ConntrackConfig ct;
+  ct.max_flows = config.conntrack_flows;
+  ct.hash_seed = kFlowHashSeed;  // one hash for conntrack and Maglev
+  ATL_ASSIGN_OR_RETURN(std::unique_ptr<lb::ConntrackShard> shard, lb::ConntrackShard::Create(ct));
+  return std::unique_ptr<Pipeline>(new Pipeline(config, std::move(shard)));
+}
+
+Pipeline::Pipeline(const PipelineConfig& config, std::unique_ptr<lb::ConntrackShard> conntrack)
+    : config_(config), conntrack_(std::move(conntrack)), affinity_(config.affinity_entries) {}
+
+Verdict Pipeline::FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t, uint64_t now_ns) {
+  ++stats_.packets;
+  const PodEntry* port = t.PodByPort(in_port);
+  if (port == nullptr) return Drop(DropReason::kUnknownPort);
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  const size_t len = rte_pktmbuf_data_len(m);
+
+  // spoof_check: the pod's own MAC, and below its own address.
+  if (len < kEthLen) return Drop(DropReason::kMalformed);
+  if (std::memcmp(frame + 6, port->mac.data(), 6) != 0) return Drop(DropReason::kSpoofed);
+  const uint16_t ethertype = Load16(frame + 12);
+  if (ethertype == kEtherTypeArp) return AnswerArp(m, *port);
+  if (ethertype != lb::kEtherTypeIpv4) return Drop(DropReason::kUnsupported);
+  if (len < kEthLen + kIpv4Len) return Drop(DropReason::kMalformed);
+  if (LoadNative32(frame + kEthLen + 12) != port->addr) return Drop(DropReason::kSpoofed);
+  return Process(m, Origin::kPod, port->segment, Tunnel{}, t, now_ns);
+}
+
+// The dataplane answers every ARP request a pod makes for another address
+// (its gateway, a peer of its segment) with the router MAC, and routes
+// (RFC 826). A probe or announcement of the pod's own address gets no answer.
+Verdict Pipeline::AnswerArp(rte_mbuf* m, const PodEntry& port) {
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  constexpr size_t kArpLen = 28;
+  if (rte_pktmbuf_data_len(m) < kEthLen + kArpLen) return Drop(DropReason::kMalformed);
+  uint8_t* arp = frame + kEthLen;
+  if (Load16(arp) != 1 || Load16(arp + 2) != lb::kEtherTypeIpv4 || arp[4] != 6 || arp[5] != 4) {
+    return Drop(DropReason::kMalformed);
+  }
+  uint8_t* sha = arp + 8;
+  const uint32_t spa = LoadNative32(arp + 14);
+  const uint32_t tpa = LoadNative32(arp + 24);
+  if (Load16(arp + 6) != 1 || spa == 0 || tpa == port.addr) {
+    return {Next::kDrop, DropReason::kUnsupported, kNoPort};  // nothing to answer; no error
+  }
+  if (spa != port.addr || std::memcmp(sha, port.mac.data(), 6) != 0) {
+    return Drop(DropReason::kSpoofed);
+  }
+  Store16(arp + 6, 2);             // reply
+  std::memcpy(arp + 18, sha, 6);   // tha: the asker
+  std::memcpy(arp + 24, &spa, 4);  // tpa
+  std::memcpy(sha, config_.router_mac.data(), 6);
+  std::memcpy(arp + 14, &tpa, 4);  // spa: the address asked for
+  SetMacs(frame, port.mac, config_.router_mac);
+  return {Next::kBack, DropReason::kMalformed, kNoPort};
+}
+
+Verdict Pipeline::FromUplink(rte_mbuf* m, const HostTables& t, uint64_t now_ns) {
+  ++stats_.packets;
+  const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  const size_t len = rte_pktmbuf_data_len(m);
+  if (len < kEthLen + kIpv4Len + 8 || Load16(frame + 12) != lb::kEtherTypeIpv4) {
+    return {Next::kHost, DropReason::kMalformed, kNoPort};
+  }
+  const uint8_t* ip = frame + kEthLen;
+  const uint8_t* udp = ip + kIpv4Len;
+  // decap: the overlay's packets to this node (UDP to its address, port 4789).
+  if (ip[0] == 0x45 && ip[9] == kIpProtoUdp && Load16(udp + 2) == kVxlanPort &&
+      LoadNative32(ip + 16) == t.node_addr() && (Load16(ip + 6) & 0x3fff) == 0) {
+    return Decap(m, t, now_ns);
+  }
+  return Process(m, Origin::kUplink, 0, Tunnel{}, t, now_ns);
+}
+
+Verdict Pipeline::Decap(rte_mbuf* m, const HostTables& t, uint64_t now_ns) {
+  const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (rte_pktmbuf_data_len(m) < kVxlanOverhead + kEthLen + kIpv4Len) {
+    return Drop(DropReason::kMalformed);
+  }
+  const uint8_t* vxlan = frame + kEthLen + kIpv4Len + 8;
+  if (LoadNative32(vxlan) != htonl(kVxlanFlagVni)) return Drop(DropReason::kMalformed);
+  const Tunnel from{.underlay = LoadNative32(frame + kEthLen + 12),
+                    .vni = ntohl(LoadNative32(vxlan + 4)) >> 8};
+  // The outer headers go; the inner frame keeps its own Ethernet header.
+  rte_pktmbuf_adj(m, kVxlanOverhead);
+  return FromOverlay(m, from, t, now_ns);
+}
+
+// From another host. The underlay is trusted: the sender's segment is the one
+// its source address belongs to.
+Verdict Pipeline::FromOverlay(rte_mbuf* m, Tunnel tunnel, const HostTables& t, uint64_t now_ns) {
+  const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  const size_t len = rte_pktmbuf_data_len(m);
+  if (len < kEthLen) return Drop(DropReason::kMalformed);
+  if (Load16(frame + 12) != lb::kEtherTypeIpv4) return Drop(DropReason::kUnsupported);
+  if (len < kEthLen + kIpv4Len) return Drop(DropReason::kMalformed);
+  const SegmentEntry* src = t.SegmentOf(LoadNative32(frame + kEthLen + 12));
+  return Process(m, Origin::kOverlay, src ? src->id : 0, tunnel, t, now_ns);
+}
+
+// conntrack -> (a new flow: service_lb -> isolation -> snat -> record) -> NAT -> route.
+// `src_segment` is the sender's segment (0: a host, or outside); `tunnel` says
+// which host sent a packet that came by the overlay.
+Verdict Pipeline::Process(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tunnel,
+                          const HostTables& t, uint64_t now_ns) {
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  lb::ParsedPacket p;
+  // parse
+  if (lb::ParseEthernet(frame, rte_pktmbuf_data_len(m), &p) != lb::DropReason::kNone ||
+      p.ethertype != lb::kEtherTypeIpv4) {
+    if (origin == Origin::kUplink) return {Next::kHost, DropReason::kMalformed, kNoPort};
+    return Drop(DropReason::kMalformed);
+  }
+  if (p.ip.non_first_fragment) {
+    if (origin == Origin::kUplink) return {Next::kHost, DropReason::kMalformed, kNoPort};
+    return Drop(DropReason::kFragment);
+  }
+  if (p.icmp_error) return IcmpError(m, p, origin, src_segment, t, now_ns);
+
+  // conntrack: an established flow is translated as it was and not judged again.
+  const lb::FlowKey& key = p.ip.key;
+  const uint32_t hash = conntrack_->Hash(key);
+  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(key, hash, now_ns);
+  if (hit.found()) {
+    conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
+    const lb::Flow& flow = conntrack_->flow(hit.flow);
+    const lb::FlowKey to = flow.Translated(hit.dir);
+    if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
+    const Tunnel back =
+        hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
+    return Route(m, Be32(to.dst), back, t);
+  }
+
+  // service_lb
+  lb::FlowKey to = key;
+  bool external = false;
+  const lb::Service* svc = nullptr;
+  uint16_t index = 0;
+  if (origin != Origin::kOverlay) {
+    const lb::Scope scope = origin == Origin::kPod ? lb::Scope::kInternal : lb::Scope::kExternal;
+    svc = t.services().Lookup(key.dst, key.dst_port, key.proto, scope);
+    if (svc != nullptr) {
+      const std::optional<uint16_t> chosen = Select(*svc, key, hash, now_ns);
+      if (!chosen) return Drop(DropReason::kNoBackend);
+      index = *chosen;
+      to.dst = svc->eligible[index].endpoint.addr;
+      to.dst_port = svc->eligible[index].endpoint.port;
+      if (origin == Origin::kUplink) {
+        // An external frontend admits its clients; with policy Cluster the
+        // source becomes this node, so that replies come back through it.
+        external = true;
+        if (!t.KeepsSource(*svc)) to.src = FromBe32(t.node_addr());
+      } else if (to.dst == key.src) {
+        // Hairpin: a pod reaching itself through a service would see its own
+        // address as the source, which its stack drops: it sees the gateway.
+        if (const SegmentEntry* seg = t.SegmentOf(Be32(key.src))) to.src = FromBe32(seg->gateway);
+      }
+    } else if (origin == Origin::kUplink) {
+      return {Next::kHost, DropReason::kMalformed, kNoPort};  // the host's own traffic
+    }
+  }
+
+  // isolation, on the final destination
+  const SegmentEntry* dst_segment = t.SegmentOf(Be32(to.dst));
+  if (!external && !t.IsolationAllows(src_segment, dst_segment)) {
+    return Drop(DropReason::kIsolated);
+  }
+  if (origin == Origin::kOverlay) {
+    // Another host sends only to pods of this one, in the segment of the VNI.
+    const PodEntry* pod = t.PodByAddr(Be32(to.dst));
+    if (pod == nullptr) return Drop(DropReason::kNoRoute);
+    if (pod->segment != tunnel.vni) return Drop(DropReason::kVniMismatch);
+  } else if (dst_segment == nullptr && origin == Origin::kPod) {
+    // snat: leaving the cluster as the namespace's egress IP or the node.
+    const SegmentEntry* seg = t.SegmentOf(Be32(key.src));
+    to.src = FromBe32(seg && seg->egress ? seg->egress : t.node_addr());
+  }
+  if (!(to.src == key.src) && key.proto != lb::IpProto::kIcmp) {
+    to.src_port = SnatPort(to, now_ns);
+    if (to.src_port == 0) return Drop(DropReason::kNatExhausted);
+  }
+
+  // Record the flow. Two flows never share a reply tuple, or their replies
+  // could not be told apart: a service flow whose tuple is taken tries the
+  // service's next backend, as lb::Worker does.
+  for (size_t tried = 1;; ++tried) {
+    if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni) !=
+        lb::ConntrackShard::kNoFlow) {
+      ++stats_.new_flows;
+      break;
+    }
+    if (!conntrack_->Contains(to.Reversed())) {  // no room: forward statelessly
+      ++stats_.stateless;
+      break;
+    }
+    if (svc == nullptr || tried == svc->eligible.size()) return Drop(DropReason::kNatExhausted);
+    index = static_cast<uint16_t>((index + 1) % svc->eligible.size());
+    to.dst = svc->eligible[index].endpoint.addr;
+    to.dst_port = svc->eligible[index].endpoint.port;
+  }
+  if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
+  return Route(m, Be32(to.dst), Tunnel{}, t);
+}
+
+std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowKey& key,
+                                         uint32_t hash, uint64_t now_ns) {
+  if (!svc.has_backend()) return std::nullopt;
+  if (svc.affinity_timeout_s > 0) {
+    if (std::optional<uint16_t> bound = affinity_.Lookup(svc, key.src, now_ns)) return bound;
+  }
+  const uint16_t index = svc.MaglevPick(hash);
+  if (svc.affinity_timeout_s > 0) affinity_.Record(svc, key.src, index, now_ns);
+  return index;
+}
+
+// The flow's own port when its reply tuple is free, else a few hashed tries
+// in the ephemeral range (IANA 49152-65535, RFC 6335 section 6), as the eBPF
+// programs choose.
+uint16_t Pipeline::SnatPort(const lb::FlowKey& to, uint64_t now_ns) const {
+  lb::FlowKey reply = to.Reversed();
+  if (!conntrack_->Contains(reply)) return to.src_port;
+  uint32_t h = Be32(to.dst) ^ (uint32_t{to.src_port} << 16) ^ static_cast<uint32_t>(now_ns);
+  for (int i = 0; i < 8; ++i) {
+    h = h * 2654435761u + 0x9e3779b9u;
+    reply.dst_port = static_cast<uint16_t>(49152 + (h >> 16) % 16384);
+    if (!conntrack_->Contains(reply)) return reply.dst_port;
+  }
+  return 0;
+}
+
+// An ICMP error about a flow conntrack knows is translated as the flow was
+// (RFC 5508 section 6) and follows the flow's reply; any other is routed as it is.
+Verdict Pipeline::IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origin,
+                            uint32_t src_segment, const HostTables& t, uint64_t now_ns) {
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  const lb::FlowKey back = p.inner.key.Reversed();
+  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(back, conntrack_->Hash(back), now_ns);
+  if (hit.found() && p.inner.has_l4) {
+    const lb::Flow& flow = conntrack_->flow(hit.flow);
+    // The quote was translated in the other direction: restore it as it was sent.
+    const lb::FlowKey& quoted_to = flow.tuple[hit.dir == lb::CtDir::kOriginal ? 1 : 0];
+    // The outer source is the far endpoint itself or a router on the way;
+    // only the endpoint's address is translated.
+    const lb::IpAddr outer_src = p.ip.key.src == p.inner.key.dst ? quoted_to.dst : p.ip.key.src;
+    if (!(quoted_to == p.inner.key) &&
+        !lb::RewriteIcmpError(frame, p, quoted_to, outer_src, quoted_to.src)) {
+      return Drop(DropReason::kMalformed);
+    }
+    const Tunnel tunnel =
+        hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
+    return Route(m, Be32(quoted_to.src), tunnel, t);
+  }
+  if (origin == Origin::kUplink) return {Next::kHost, DropReason::kMalformed, kNoPort};
+  const uint32_t daddr = Be32(p.ip.key.dst);
+  if (!t.IsolationAllows(src_segment, t.SegmentOf(daddr))) return Drop(DropReason::kIsolated);
+  if (origin == Origin::kOverlay && t.PodByAddr(daddr) == nullptr) {
+    return Drop(DropReason::kNoRoute);
+  }
+  return Route(m, daddr, Tunnel{}, t);
+}
+
+// route: a packet already translated, to `daddr`: a local pod, a remote block,
+// back through the tunnel its flow came from, or out of the cluster.
+Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t) {
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  if (const PodEntry* pod = t.PodByAddr(daddr)) {  // deliver
+    SetMacs(frame, pod->mac, config_.router_mac);
+    return {Next::kPod, DropReason::kMalformed, pod->port};
+  }
+  if (const RemoteBlock* remote = t.RemoteBlockOf(daddr)) {
+    return Encap(m, daddr, Tunnel{remote->underlay, remote->vni}, t);
+  }
+  if (tunnel.underlay != 0) return Encap(m, daddr, tunnel, t);
+  if (t.SegmentOf(daddr) != nullptr) return Drop(DropReason::kNoRoute);
+  // Out of the cluster, through the host's next hop on the underlay.
+  const lb::MacAddr* next_hop = t.NeighbourOf(t.gateway());
+  if (t.gateway() == 0 || next_hop == nullptr) return Drop(DropReason::kFib);
+  SetMacs(frame, *next_hop, config_.uplink_mac);
+  return {Next::kUplink, DropReason::kMalformed, kNoPort};
+}
+
+// encap: RFC 7348's headers in front of the frame, which becomes the inner
+// frame addressed to the pod; the same bytes the eBPF programs write.
+Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t) {
+  uint8_t* inner = rte_pktmbuf_mtod(m, uint8_t*);
+  SetMacs(inner, PodMac(daddr), config_.router_mac);
+  const uint8_t* ip = inner + kEthLen;
+  if (rte_pktmbuf_data_len(m) < kEthLen + kIpv4Len + 4) return Drop(DropReason::kMalformed);
+  // The outer source port spreads flows over the underlay's paths (RFC 7348
+  // section 5): a hash of the inner addresses and the first four bytes after
+  // a 20-byte header (the ports), as the eBPF programs compute it.
+  uint32_t hash = LoadNative32(ip + 12) ^ LoadNative32(ip + 16) ^ LoadNative32(ip + kIpv4Len);
+  hash ^= hash >> 16;
+  const size_t inner_ip_len = rte_pktmbuf_pkt_len(m) - kEthLen;
+
+  uint8_t* h = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kVxlanOverhead));
+  if (h == nullptr) return Drop(DropReason::kMalformed);  // no headroom
+  // The outer Ethernet header: the underlay's addresses. An unknown neighbour
+  // is flooded on the underlay segment; every other host drops what is not
+  // addressed to its node address.
+  const lb::MacAddr* neighbour = t.NeighbourOf(to.underlay);
+  static constexpr lb::MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  SetMacs(h, neighbour ? *neighbour : kBroadcast, config_.uplink_mac);
+  Store16(h + 12, lb::kEtherTypeIpv4);
+  uint8_t* oip = h + kEthLen;
+  std::memset(oip, 0, kIpv4Len + 16);
+  oip[0] = 0x45;
+  Store16(oip + 2, static_cast<uint16_t>(kVxlanOverhead - kEthLen + kEthLen + inner_ip_len));
+  oip[8] = 64;  // TTL
+  oip[9] = kIpProtoUdp;
+  const uint32_t node = t.node_addr();
+  std::memcpy(oip + 12, &node, 4);
+  std::memcpy(oip + 16, &to.underlay, 4);
+  Store16(oip + 10, Ipv4Checksum(oip));
+  uint8_t* udp = oip + kIpv4Len;
+  Store16(udp, static_cast<uint16_t>(49152 | (hash & 0x3fff)));
+  Store16(udp + 2, kVxlanPort);
+  Store16(udp + 4,
+          static_cast<uint16_t>(8 + 8 + kEthLen + inner_ip_len));  // checksum 0: none (IPv4)
+  uint8_t* vxlan = udp + 8;
+  const uint32_t flags = htonl(kVxlanFlagVni);
+  const uint32_t vni = htonl(to.vni << 8);
+  std::memcpy(vxlan, &flags, 4);
+  std::memcpy(vxlan + 4, &vni, 4);
+  return {Next::kUplink, DropReason::kMalformed, kNoPort};
+}
+
+}  // namespace atl::dataplane::dpdk

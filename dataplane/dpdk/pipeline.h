@@ -1,0 +1,134 @@
+// The DPDK dataplane's packet path, one instance per worker core (DESIGN.md
+// "Dataplane pipeline", the stages named as in dataplane/ebpf/):
+//   from a pod:      parse -> spoof_check -> conntrack -> service_lb -> isolation
+//                    -> route -> (encap | deliver | snat)
+//   from the uplink: decap (VXLAN to this node) -> conntrack -> isolation -> deliver,
+//                    or parse -> service_lb -> conntrack -> route (NodePort)
+// It reads a HostTables the control thread publishes and owns its conntrack
+// shard and affinity table: no locks, nothing allocated per packet. Frames
+// are rewritten in place in their mbufs (VXLAN in the headroom).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "dataplane/dpdk/host_tables.h"
+#include "lb/affinity.h"
+#include "lb/conntrack.h"
+#include "lb/packet.h"
+
+struct rte_mbuf;
+
+namespace atl::dataplane::dpdk {
+
+// One counter each; the names are the eBPF backend's (EbpfDataplane::Drops).
+enum class DropReason : uint8_t {
+  kMalformed,     // truncated or inconsistent headers
+  kUnsupported,   // not IPv4 or ARP
+  kUnknownPort,   // from a port that is no pod's
+  kSpoofed,       // source MAC or address not the pod's own
+  kFragment,      // a non-first IPv4 fragment: no ports to balance on
+  kNoBackend,     // a service with no eligible backend
+  kIsolated,      // an isolated segment refused the source
+  kNoRoute,       // destination in a segment but on no host
+  kVniMismatch,   // overlay packet whose VNI is not its pod's segment
+  kNatExhausted,  // no free source port for SNAT, or no backend leaves a free reply tuple
+  kFib,           // leaving the cluster, but no next hop is known
+  kTxFull,        // the output port's queue was full
+  kCount,
+};
+const char* DropReasonName(DropReason reason);
+
+// Where a frame goes once the pipeline is done with it.
+enum class Next : uint8_t {
+  kDrop,
+  kHost,    // the exception path: the host's own stack, untouched
+  kPod,     // Verdict::port, a local pod
+  kUplink,  // the underlay: VXLAN to another host, or out of the cluster
+  kBack,    // out of the port it came in on (an ARP answer)
+};
+
+struct Verdict {
+  Next next = Next::kDrop;
+  DropReason drop = DropReason::kMalformed;  // for kDrop
+  uint16_t port = kNoPort;                   // for kPod
+};
+
+struct PipelineConfig {
+  uint32_t conntrack_flows = 1 << 18;
+  uint32_t affinity_entries = 1 << 16;
+  lb::MacAddr router_mac = kRouterMac;
+  lb::MacAddr uplink_mac{};  // source of the frames this host puts on the underlay
+};
+
+struct PipelineStats {
+  uint64_t packets = 0;
+  uint64_t new_flows = 0;
+  // New flows forwarded without a conntrack entry because the shard was full
+  // (lb::ConntrackShard's fallback): Maglev's choice still holds.
+  uint64_t stateless = 0;
+  std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops{};
+};
+
+class Pipeline {
+ public:
+  static constexpr size_t kVxlanOverhead = 50;  // outer Ethernet, IPv4, UDP and VXLAN headers
+
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Create(const PipelineConfig& config);
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // A frame a pod sent, on DPDK port `in_port`.
+  Verdict FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t, uint64_t now_ns);
+  // A frame from the underlay.
+  Verdict FromUplink(rte_mbuf* m, const HostTables& t, uint64_t now_ns);
+
+  // Counts a drop decided outside the pipeline (a full TX queue).
+  void CountDrop(DropReason reason) { ++stats_.drops[static_cast<size_t>(reason)]; }
+  // Between bursts: removes up to `budget` expired conntrack entries.
+  void ExpireSome(uint64_t now_ns, uint32_t budget) { conntrack_->ExpireSome(now_ns, budget); }
+
+  const PipelineStats& stats() const { return stats_; }
+  const lb::ConntrackShard& conntrack() const { return *conntrack_; }
+
+ private:
+  enum class Origin : uint8_t { kPod, kOverlay, kUplink };
+  // A flow that came in through the overlay remembers where from, so that
+  // its replies go back there when no route names the destination (another
+  // host's NodePort SNAT source). Kept in lb::Flow's opaque fields.
+  struct Tunnel {
+    uint32_t underlay = 0;  // network order; 0: none
+    uint32_t vni = 0;
+  };
+
+  Pipeline(const PipelineConfig& config, std::unique_ptr<lb::ConntrackShard> conntrack);
+
+  Verdict Drop(DropReason reason) {
+    ++stats_.drops[static_cast<size_t>(reason)];
+    return {Next::kDrop, reason, kNoPort};
+  }
+  Verdict AnswerArp(rte_mbuf* m, const PodEntry& port);
+  Verdict Decap(rte_mbuf* m, const HostTables& t, uint64_t now_ns);
+  Verdict FromOverlay(rte_mbuf* m, Tunnel tunnel, const HostTables& t, uint64_t now_ns);
+  Verdict Process(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tunnel,
+                  const HostTables& t, uint64_t now_ns);
+  Verdict IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origin, uint32_t src_segment,
+                    const HostTables& t, uint64_t now_ns);
+  // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
+  std::optional<uint16_t> Select(const lb::Service& svc, const lb::FlowKey& key, uint32_t hash,
+                                 uint64_t now_ns);
+  // A source port for SNAT to `to.src` whose reply tuple no flow holds; 0: none.
+  uint16_t SnatPort(const lb::FlowKey& to, uint64_t now_ns) const;
+  Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t);
+  Verdict Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t);
+
+  PipelineConfig config_;
+  std::unique_ptr<lb::ConntrackShard> conntrack_;
+  lb::AffinityTable affinity_;
+  PipelineStats stats_;
+};
+
+}  // namespace atl::dataplane::dpdk
