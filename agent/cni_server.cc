@@ -55,7 +55,7 @@ int PrefixLength(const PodNetwork& net, const lb::IpAddr& address) {
 }
 
 PodInterfaceSpec SpecFor(const Lease& lease, const std::string& netns, const PodNetwork& net,
-                         uint32_t mtu) {
+                         const CniServer::Options& options) {
   PodInterfaceSpec spec;
   spec.netns = netns;
   spec.ifname = lease.ifname;
@@ -63,7 +63,8 @@ PodInterfaceSpec SpecFor(const Lease& lease, const std::string& netns, const Pod
   spec.address = lease.address;
   spec.prefix_len = PrefixLength(net, lease.address);
   spec.gateway = net.gateway;
-  spec.mtu = mtu;
+  spec.mtu = options.mtu;
+  spec.checksums_in_software = options.checksums_in_software;
   return spec;
 }
 
@@ -334,7 +335,7 @@ absl::StatusOr<api::CniAddResponse> CniServer::Add(const api::PodAttachment& pod
   if (std::optional<PodNetwork> now = agent_.FindPodNetwork(pod.pod_namespace())) net = *now;
 
   // Anything that fails from here gives back what this ADD took, and only that.
-  const PodInterfaceSpec spec = SpecFor(*lease, pod.netns(), *net, options_.mtu);
+  const PodInterfaceSpec spec = SpecFor(*lease, pod.netns(), *net, options_);
   absl::StatusOr<PodInterface> interface = SetUpPodInterface(spec);
   if (!interface.ok()) {
     if (created) GiveBack(*lease, spec.host_ifname);
@@ -406,7 +407,7 @@ absl::Status CniServer::Check(const api::CniCheckRequest& req) {
     return absl::UnavailableError(
         absl::StrCat("namespace \"", held.pod_namespace, "\" is not known to this agent (yet)"));
   }
-  const PodInterfaceSpec spec = SpecFor(held, pod.netns(), *net, options_.mtu);
+  const PodInterfaceSpec spec = SpecFor(held, pod.netns(), *net, options_);
   const std::string want = absl::StrCat(held.address.ToString(), "/", spec.prefix_len);
   for (const std::string& address : req.addresses()) {
     if (address != want) {

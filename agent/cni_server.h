@@ -37,6 +37,8 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
   struct Options {
     // The pods' MTU: the underlay's less the overlay's overhead.
     uint32_t mtu = 1450;
+    // PodInterfaceSpec::checksums_in_software for every pod (the DPDK dataplane).
+    bool checksums_in_software = false;
     // How long an ADD waits for the controller when it needs a new block.
     std::chrono::milliseconds allocate_timeout{2000};
   };

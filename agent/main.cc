@@ -27,6 +27,10 @@
 
 #include "dataplane/ebpf/ebpf_dataplane.h"
 #endif
+#ifdef ATOLL_HAVE_DPDK
+#include "absl/strings/str_split.h"
+#include "dataplane/dpdk/dpdk_dataplane.h"
+#endif
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, node, "", "this node's name, as in its Node resource (default: hostname)");
@@ -38,14 +42,22 @@ ABSL_FLAG(std::string, lease_db, "/var/lib/atoll/agent.db",
 ABSL_FLAG(uint32_t, mtu, 0,
           "the pods' MTU; 0: the MTU of the default route's link less the VXLAN overhead");
 ABSL_FLAG(std::string, dataplane, "in-process",
-          "dataplane backend: in-process (tables only, forwards nothing) or ebpf");
+          "dataplane backend: in-process (tables only, forwards nothing), ebpf or dpdk");
 ABSL_FLAG(uint64_t, max_frontends, atl::dataplane::InProcessDataplane::kDefaultMaxFrontends,
           "service frontends the in-process dataplane can hold");
 ABSL_FLAG(std::string, uplink, "",
-          "ebpf: the host's uplink interface (NodePort, externalIPs, egress replies); "
-          "default: the default route's");
+          "ebpf, dpdk: the host's uplink interface (the overlay, NodePort, externalIPs, "
+          "egress replies); default: the default route's");
 ABSL_FLAG(std::string, bpf_pin_dir, "/sys/fs/bpf/atoll",
           "ebpf: where the maps are pinned, so that they outlive the agent");
+ABSL_FLAG(std::string, dpdk_lcores, "0@(0-1),1@(0-1)",
+          "dpdk: the EAL's --lcores: the main lcore and one worker (here both floating "
+          "over CPUs 0 and 1; give the worker a core of its own in production: \"0@0,1@1\")");
+ABSL_FLAG(std::string, dpdk_tap, "atl-host",
+          "dpdk: the exception path's TAP interface, through which the host's routes go");
+ABSL_FLAG(std::string, dpdk_eal_args, "", "dpdk: more EAL arguments, separated by spaces");
+ABSL_FLAG(uint32_t, dpdk_idle_sleep_us, 200,
+          "dpdk: how long an idle worker sleeps between polls; 0: it polls without pause");
 
 namespace atl::agent {
 namespace {
@@ -78,14 +90,18 @@ absl::Status EnsureBpfFs(const std::filesystem::path& pin_dir) {
     return absl::OkStatus();
   }
   if (mount("bpf", mount_point.c_str(), "bpf", 0, "mode=0700") != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("mounting the BPF file system on ", mount_point.string(), ": ",
-                     std::strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mounting the BPF file system on ", mount_point.string(), ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
 #else
 constexpr bool kBpfBuilt = false;
+#endif
+#ifdef ATOLL_HAVE_DPDK
+constexpr bool kDpdkBuilt = true;
+#else
+constexpr bool kDpdkBuilt = false;
 #endif
 
 std::string NodeName() {
@@ -124,9 +140,34 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
     return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
   }
 #endif
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--dataplane: \"", kind, "\" is not one of in-process", kBpfBuilt ? ", ebpf" : "",
-      " (this build)"));
+#ifdef ATOLL_HAVE_DPDK
+  if (kind == "dpdk") {
+    dataplane::dpdk::DpdkDataplane::HostOptions host;
+    host.uplink = absl::GetFlag(FLAGS_uplink);
+    if (host.uplink.empty()) {
+      absl::StatusOr<std::string> uplink = DefaultRouteInterface();
+      if (!uplink.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--uplink not given and ", uplink.status().message()));
+      }
+      host.uplink = *uplink;
+    }
+    host.tap = absl::GetFlag(FLAGS_dpdk_tap);
+    host.lcores = absl::GetFlag(FLAGS_dpdk_lcores);
+    host.file_prefix = "atoll-" + NodeName();
+    for (absl::string_view a :
+         absl::StrSplit(absl::GetFlag(FLAGS_dpdk_eal_args), ' ', absl::SkipEmpty())) {
+      host.extra_eal_args.emplace_back(a);
+    }
+    host.idle_sleep_us = absl::GetFlag(FLAGS_dpdk_idle_sleep_us);
+    auto dp = dataplane::dpdk::DpdkDataplane::ForHost(host);
+    if (!dp.ok()) return dp.status();
+    return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
+  }
+#endif
+  return absl::InvalidArgumentError(
+      absl::StrCat("--dataplane: \"", kind, "\" is not one of in-process",
+                   kBpfBuilt ? ", ebpf" : "", kDpdkBuilt ? ", dpdk" : "", " (this build)"));
 }
 
 int Run() {
@@ -158,7 +199,12 @@ int Run() {
   }
 
   Agent agent(node, absl::GetFlag(FLAGS_controller), *std::move(dataplane));
-  CniServer cni(agent, **leases, CniServer::Options{.mtu = *mtu});
+  // AF_XDP reads the pods' frames as bytes, with whatever checksum a veth left
+  // for the host to finish: the pods must finish their own.
+  CniServer cni(
+      agent, **leases,
+      CniServer::Options{.mtu = *mtu,
+                         .checksums_in_software = absl::GetFlag(FLAGS_dataplane) == "dpdk"});
   // Pods outlive a restarted agent: their ports go back to the dataplane
   // before the first ADD is served.
   if (absl::Status s = cni.RestorePodPorts(); !s.ok()) {

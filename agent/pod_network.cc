@@ -3,14 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <linux/veth.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -766,6 +769,40 @@ std::string HostIfname(std::string_view container_id, std::string_view ifname) {
   return absl::StrFormat("atl%011x", (h >> 44) ^ (h & kMask));
 }
 
+// ethtool's "tx off" on `ifname` in the namespace `netns_fd`: the legacy
+// ETHTOOL_STXCSUM request, which the kernel still maps onto its features (and
+// TSO, which needs checksum offload, goes with it). The ioctl acts in the
+// namespace its socket was made in, so a thread of our own makes it there.
+absl::Status ChecksumInSoftware(int netns_fd, const PodInterfaceSpec& spec) {
+  absl::Status result = absl::UnknownError("not run");
+  try {
+    std::thread([&] {
+      if (setns(netns_fd, CLONE_NEWNET) != 0) {
+        result = OsError(errno, absl::StrCat("enter network namespace ", spec.netns));
+        return;
+      }
+      const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        result = OsError(errno, "open a socket for ethtool");
+        return;
+      }
+      ethtool_value off{.cmd = ETHTOOL_STXCSUM, .data = 0};
+      ifreq req{};
+      std::strncpy(req.ifr_name, spec.ifname.c_str(), IFNAMSIZ - 1);
+      req.ifr_data = reinterpret_cast<char*>(&off);
+      result = ioctl(fd, SIOCETHTOOL, &req) == 0
+                   ? absl::OkStatus()
+                   : OsError(errno, absl::StrCat("turn off checksum offload of ", spec.ifname,
+                                                 " in ", spec.netns));
+      close(fd);
+    }).join();
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("start a thread to enter ", spec.netns, ": ", e.what()));
+  }
+  return result;
+}
+
 absl::StatusOr<PodInterface> SetUpPodInterface(const PodInterfaceSpec& spec) {
   ATL_RETURN_IF_ERROR(Validate(spec));
   const MacAddr pod_mac = PodMac(spec.address);
@@ -822,6 +859,9 @@ absl::StatusOr<PodInterface> SetUpPodInterface(const PodInterfaceSpec& spec) {
   }
 
   absl::Status configured = Configure(spec, *host, *pod, pair, pod_mac);
+  if (configured.ok() && spec.checksums_in_software) {
+    configured = ChecksumInSoftware(netns->get(), spec);
+  }
   if (!configured.ok()) {
     // Leave no half-made interface behind; one that an earlier ADD made stays
     // for the runtime's DEL.
@@ -1093,8 +1133,8 @@ absl::StatusOr<std::string> DefaultRouteInterface() {
   if (!route->has_value()) return absl::NotFoundError("this host has no default IPv4 route");
   char name[IF_NAMESIZE] = {};
   if (if_indextoname((*route)->oifs.front(), name) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("the default route's ifindex ",
-                                            (*route)->oifs.front(), ": ", std::strerror(errno)));
+    return absl::NotFoundError(absl::StrCat("the default route's ifindex ", (*route)->oifs.front(),
+                                            ": ", std::strerror(errno)));
   }
   return std::string(name);
 }

@@ -52,6 +52,11 @@ struct PodInterfaceSpec {
   // address's subnet when a segment has several CIDRs.
   lb::IpAddr gateway;
   uint32_t mtu = 1450;
+  // The pod's stack fills in its own checksums (no checksum offload, so no
+  // TSO either). A veth hands the host side a half-done checksum to finish,
+  // which a dataplane reading frames as bytes (AF_XDP, the DPDK backend)
+  // would put on the wire as it is.
+  bool checksums_in_software = false;
 };
 
 struct PodInterface {

@@ -11,14 +11,19 @@
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "dataplane/dpdk/host_link.h"
 #include "lb/status_macros.h"
 
 namespace atl::dataplane::dpdk {
@@ -29,6 +34,7 @@ constexpr uint16_t kRxDescriptors = 1024;
 constexpr uint16_t kTxDescriptors = 1024;
 constexpr unsigned kPoolMbufs = 16383;  // 2^n - 1: the mempool's ring is sized 2^n
 constexpr unsigned kPoolCache = 256;
+constexpr uint32_t kIdleRoundsBeforeSleep = 1000;
 
 uint64_t NowNs() {
   timespec ts;
@@ -52,9 +58,16 @@ std::string ErrnoText(int err) { return rte_strerror(err < 0 ? -err : err); }
 
 }  // namespace
 
-std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory_mb) {
-  std::vector<std::string> args = {"atoll",    "-l",          std::string(lcores),
-                                   "--no-pci", "--no-shconf", "--log-level=lib.eal:error"};
+std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory_mb,
+                                        std::string_view file_prefix) {
+  std::vector<std::string> args = {"atoll",
+                                   "--lcores",
+                                   std::string(lcores),
+                                   "--file-prefix",
+                                   std::string(file_prefix),
+                                   "--no-pci",
+                                   "--no-shconf",
+                                   "--log-level=lib.eal:error"};
   if (!HugepagesFree()) {
     // Without hugepages the EAL runs on ordinary pages, with virtual
     // addresses as IOVAs (only vdevs and kernel interfaces are used).
@@ -92,8 +105,10 @@ absl::StatusOr<rte_mempool*> PacketPool() {
   return pool;
 }
 
-absl::Status StartPort(uint16_t port) {
-  ATL_ASSIGN_OR_RETURN(rte_mempool * pool, PacketPool());
+absl::Status StartPort(uint16_t port, rte_mempool* pool) {
+  if (pool == nullptr) {
+    ATL_ASSIGN_OR_RETURN(pool, PacketPool());
+  }
   rte_eth_conf conf{};
   int rc = rte_eth_dev_configure(port, 1, 1, &conf);
   if (rc < 0)
@@ -112,7 +127,27 @@ absl::Status StartPort(uint16_t port) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The mbufs an AF_XDP port receives into. DPDK 22.11's AF_XDP driver keeps
+// the mbufs of its fill queue when the port closes, about 2,048 each time:
+// a pool shared by every port would run dry after a few pods came and went.
+// So each attached interface has a pool of its own, freed with the port.
+rte_mempool* port_pools[RTE_MAX_ETHPORTS] = {};
+constexpr unsigned kPortPoolMbufs = 4095;
+
+}  // namespace
+
 absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
+  const std::string pool_name = "atl_" + ifname;
+  rte_mempool* pool =
+      rte_pktmbuf_pool_create(pool_name.c_str(), kPortPoolMbufs, kPoolCache, 0,
+                              RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
+  if (pool == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("attach interface \"", ifname, "\": pool of ",
+                                                     kPortPoolMbufs,
+                                                     " mbufs: ", ErrnoText(rte_errno)));
+  }
   // AF_XDP takes the interface's frames away from the kernel; AF_PACKET, the
   // fallback where no XDP program attaches, only copies them.
   const std::string tries[] = {
@@ -124,15 +159,18 @@ absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
     int rc = rte_dev_probe(devargs.c_str());
     uint16_t port;
     if (rc == 0 && rte_eth_dev_get_port_by_name(name.c_str(), &port) == 0) {
-      if (absl::Status started = StartPort(port); started.ok())
+      absl::Status started = StartPort(port, pool);
+      if (started.ok()) {
+        port_pools[port] = pool;
         return port;
-      else
-        errors += absl::StrCat(" ", name, ": ", started.message(), ";");
+      }
+      errors += absl::StrCat(" ", name, ": ", started.message(), ";");
       DetachPort(port);
       continue;
     }
     errors += absl::StrCat(" ", name, ": ", ErrnoText(rc), ";");
   }
+  rte_mempool_free(pool);
   return absl::UnavailableError(absl::StrCat("attach interface \"", ifname, "\":", errors));
 }
 
@@ -142,6 +180,10 @@ void DetachPort(uint16_t port) {
   rte_eth_dev_stop(port);
   rte_eth_dev_close(port);
   if (has_device) rte_dev_remove(info.device);
+  if (port < RTE_MAX_ETHPORTS && port_pools[port] != nullptr) {
+    rte_mempool_free(port_pools[port]);
+    port_pools[port] = nullptr;
+  }
 }
 
 // A worker: its pipeline, and a TX buffer per port so that frames to one
@@ -167,8 +209,9 @@ struct alignas(64) DpdkDataplane::Worker {
       if (tx[p] != nullptr && tx[p]->length > 0) rte_eth_tx_buffer_flush(p, 0, tx[p]);
     }
   }
-  // RX one burst from `port` and take each frame through the pipeline.
-  void Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
+  // RX one burst from `port` and take each frame through the pipeline;
+  // returns how many frames came.
+  uint16_t Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
     const Options& o = dataplane->options_;
     rte_mbuf* pkts[kBurst];
     const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
@@ -199,6 +242,7 @@ struct alignas(64) DpdkDataplane::Worker {
           break;
       }
     }
+    return n;
   }
 };
 
@@ -241,7 +285,11 @@ absl::Status DpdkDataplane::Start() {
   w->dataplane = this;
   w->id = 0;
   w->lcore = lcore;
-  ATL_ASSIGN_OR_RETURN(w->pipeline, Pipeline::Create(options_.pipeline));
+  resolve_ = rte_ring_create("atoll_resolve", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  if (resolve_ == nullptr) return absl::ResourceExhaustedError("DPDK dataplane: resolve ring");
+  PipelineConfig pipeline = options_.pipeline;
+  pipeline.resolve = options_.host_ifname.empty() ? nullptr : resolve_;
+  ATL_ASSIGN_OR_RETURN(w->pipeline, Pipeline::Create(pipeline));
   for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; ++p) {
     w->tx[p] = static_cast<rte_eth_dev_tx_buffer*>(
         rte_zmalloc("atoll_tx", RTE_ETH_TX_BUFFER_SIZE(kBurst), RTE_CACHE_LINE_SIZE));
@@ -267,16 +315,19 @@ absl::Status DpdkDataplane::Start() {
           absl::StrCat("DPDK dataplane: launch on lcore ", worker->lcore, ": ", ErrnoText(rc)));
     }
   }
+  if (!options_.host_ifname.empty()) neighbours_ = std::thread([this] { FollowNeighbours(); });
   return absl::OkStatus();
 }
 
 DpdkDataplane::~DpdkDataplane() {
   stop_.store(true);
+  if (neighbours_.joinable()) neighbours_.join();
   for (auto& w : workers_) {
     rte_eal_wait_lcore(w->lcore);
     for (rte_eth_dev_tx_buffer*& b : w->tx) rte_free(b);
   }
   rte_free(qsbr_);
+  rte_ring_free(resolve_);
   for (const auto& [ifname, port] : port_of_) options_.detach_pod(port);
 }
 
@@ -285,16 +336,27 @@ int DpdkDataplane::WorkerMain(void* arg) {
   DpdkDataplane* dp = w->dataplane;
   const Options& o = dp->options_;
   rte_rcu_qsbr_thread_online(dp->qsbr_, w->id);
+  uint32_t idle_rounds = 0;
   for (uint64_t round = 0; !dp->stop_.load(std::memory_order_relaxed); ++round) {
     const HostTables* t = dp->published_.load(std::memory_order_acquire);
     const uint64_t now = NowNs();
-    if (o.uplink_port != kNoPort) w->Poll(o.uplink_port, Next::kUplink, *t, now);
-    if (o.host_port != kNoPort) w->Poll(o.host_port, Next::kHost, *t, now);
-    for (uint16_t port : t->pod_ports()) w->Poll(port, Next::kPod, *t, now);
+    unsigned received = 0;
+    if (o.uplink_port != kNoPort) received += w->Poll(o.uplink_port, Next::kUplink, *t, now);
+    if (o.host_port != kNoPort) received += w->Poll(o.host_port, Next::kHost, *t, now);
+    for (uint16_t port : t->pod_ports()) received += w->Poll(port, Next::kPod, *t, now);
     w->Flush();
     // Nothing of `t` is held past here: the control thread may reuse it.
     rte_rcu_qsbr_quiescent(dp->qsbr_, w->id);
     if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
+    // An idle worker backs off (as l3fwd-power does) so that hosts sharing
+    // cores, as the test bed's do, are not starved by polling; a busy one
+    // never sleeps. The first packet after a pause waits at most o.idle_sleep_us.
+    idle_rounds = received > 0 ? 0 : idle_rounds + 1;
+    if (o.idle_sleep_us > 0 && idle_rounds > kIdleRoundsBeforeSleep) {
+      rte_rcu_qsbr_thread_offline(dp->qsbr_, w->id);
+      usleep(o.idle_sleep_us);
+      rte_rcu_qsbr_thread_online(dp->qsbr_, w->id);
+    }
   }
   rte_rcu_qsbr_thread_offline(dp->qsbr_, w->id);
   return 0;
@@ -370,12 +432,10 @@ void DpdkDataplane::SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac)
   }).IgnoreError();
 }
 
-void DpdkDataplane::SetGateway(const lb::IpAddr& addr) {
+void DpdkDataplane::SetHostRoutes(const std::vector<HostRoute>& routes) {
   std::lock_guard<std::mutex> lock(control_);
-  uint32_t be;
-  std::memcpy(&be, addr.v4_bytes(), 4);
   Mutate([&](HostTables& t) {
-    t.SetGateway(be);
+    t.SetHostRoutes(routes);
     return absl::OkStatus();
   }).IgnoreError();
 }
@@ -399,6 +459,81 @@ std::vector<std::pair<std::string, uint64_t>> DpdkDataplane::Drops() const {
     drops.emplace_back(DropReasonName(static_cast<DropReason>(i)), s.drops[i]);
   }
   return drops;
+}
+
+absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::ForHost(const HostOptions& host) {
+  std::vector<std::string> args = DefaultEalArgs(host.lcores, 1024, host.file_prefix);
+  args.insert(args.end(), host.extra_eal_args.begin(), host.extra_eal_args.end());
+  ATL_RETURN_IF_ERROR(InitEal(args));
+  ATL_ASSIGN_OR_RETURN(const lb::MacAddr mac, InterfaceMac(host.uplink));
+  ATL_ASSIGN_OR_RETURN(const std::vector<HostRoute> routes, HostRoutes(host.uplink));
+
+  Options options;
+  options.pipeline.uplink_mac = mac;
+  options.idle_sleep_us = host.idle_sleep_us;
+  options.host_ifname = host.tap;
+  // The TAP first: once AF_XDP has the uplink, the host reaches the
+  // underlay only through it.
+  const std::string tap_name = "net_tap_" + host.tap;
+  char mac_text[18];
+  std::snprintf(mac_text, sizeof(mac_text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+                mac[3], mac[4], mac[5]);
+  const std::string tap_args = absl::StrCat(tap_name, ",iface=", host.tap, ",mac=", mac_text);
+  uint16_t tap_port;
+  if (int rc = rte_dev_probe(tap_args.c_str());
+      rc != 0 || rte_eth_dev_get_port_by_name(tap_name.c_str(), &tap_port) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("exception path \"", tap_args, "\": ", ErrnoText(rc)));
+  }
+  ATL_RETURN_IF_ERROR(StartPort(tap_port));
+  ATL_RETURN_IF_ERROR(SetUp(host.tap));
+  options.host_port = tap_port;
+  ATL_ASSIGN_OR_RETURN(options.uplink_port, AttachInterface(host.uplink));
+  ATL_RETURN_IF_ERROR(RouteThrough(host.uplink, host.tap));
+
+  ATL_ASSIGN_OR_RETURN(std::unique_ptr<DpdkDataplane> dp, Create(std::move(options)));
+  dp->SetHostRoutes(routes);
+  return dp;
+}
+
+// The workers never wait for a neighbour: until the host's table has one,
+// encapsulated frames are flooded on the underlay segment. Resolution is
+// asked of the kernel, which the TAP gives the uplink's addresses and MAC.
+void DpdkDataplane::FollowNeighbours() {
+  absl::flat_hash_map<uint32_t, lb::MacAddr> known;
+  absl::flat_hash_map<uint32_t, std::chrono::steady_clock::time_point> asked;
+  for (unsigned tick = 0; !stop_.load(); ++tick) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // What the workers needed: asked of the kernel once a second at most.
+    const auto now = std::chrono::steady_clock::now();
+    void* wanted;
+    while (rte_ring_dequeue(resolve_, &wanted) == 0) {
+      const auto addr = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(wanted));
+      auto [it, fresh] = asked.try_emplace(addr, now);
+      if (!fresh && now - it->second < std::chrono::seconds(1)) continue;
+      it->second = now;
+      Resolve(options_.host_ifname, lb::IpAddr::FromV4Bytes(reinterpret_cast<uint8_t*>(&wanted)))
+          .IgnoreError();
+    }
+    if (tick % 5 != 0) continue;  // the host's tables every 100 ms
+    if (tick % 50 == 0) {
+      if (absl::StatusOr<std::vector<HostRoute>> routes = HostRoutes(options_.host_ifname);
+          routes.ok()) {
+        SetHostRoutes(*routes);
+      }
+    }
+    absl::StatusOr<std::vector<Neighbour>> found = ResolvedNeighbours(options_.host_ifname);
+    if (!found.ok()) continue;
+    for (const Neighbour& n : *found) {
+      uint32_t be;
+      std::memcpy(&be, n.addr.v4_bytes(), 4);
+      auto it = known.find(be);
+      if (it == known.end() || it->second != n.mac) {
+        known[be] = n.mac;
+        SetNeighbour(n.addr, n.mac);
+      }
+    }
+  }
 }
 
 }  // namespace atl::dataplane::dpdk

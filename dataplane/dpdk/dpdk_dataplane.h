@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -26,28 +27,33 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/dpdk/host_link.h"
 #include "dataplane/dpdk/host_tables.h"
 #include "dataplane/dpdk/pipeline.h"
 
 struct rte_mempool;
 struct rte_rcu_qsbr;
+struct rte_ring;
 
 namespace atl::dataplane::dpdk {
 
 // The EAL's arguments for this machine: hugepages when the kernel has free
 // ones, else `--no-huge` with `memory_mb` of ordinary memory; `lcores` the
-// EAL's cores ("0-1"); no PCI scan (ports are vdevs or hot-plugged).
-std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory_mb = 512);
+// EAL's --lcores ("0-1", or "0@(0-1),1@(0-1)" to float over CPUs 0 and 1);
+// run files under `file_prefix`; no PCI scan (ports are vdevs or hot-plugged).
+std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory_mb = 512,
+                                        std::string_view file_prefix = "atoll");
 // Initialises the EAL once per process; later calls return the first result.
 absl::Status InitEal(const std::vector<std::string>& args);
 // The mempool every port receives into (created on first use).
 absl::StatusOr<rte_mempool*> PacketPool();
-// Configures and starts `port` with one RX and one TX queue.
-absl::Status StartPort(uint16_t port);
+// Configures and starts `port` with one RX and one TX queue, receiving into
+// `pool` (PacketPool() when null).
+absl::Status StartPort(uint16_t port, rte_mempool* pool = nullptr);
 // Hot-plugs a kernel interface as a port: AF_XDP, or AF_PACKET where AF_XDP
-// cannot attach; configured and started.
+// cannot attach; configured and started, with an mbuf pool of its own.
 absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname);
-// Stops, closes and unplugs a port.
+// Stops, closes and unplugs a port, and frees its pool if it has one.
 void DetachPort(uint16_t port);
 
 class DpdkDataplane final : public Dataplane {
@@ -59,7 +65,26 @@ class DpdkDataplane final : public Dataplane {
     std::function<absl::StatusOr<uint16_t>(const PodPort&)> attach_pod;
     std::function<void(uint16_t)> detach_pod;  // DetachPort by default
     PipelineConfig pipeline;
+    // A worker that found nothing to do for a while sleeps this long between
+    // polls; 0: it never sleeps (a core of its own, a benchmark).
+    uint32_t idle_sleep_us = 0;
+    // The exception path's kernel interface: the workers' outer MACs come
+    // from its neighbour table (empty: none; SetNeighbour by hand).
+    std::string host_ifname;
   };
+
+  // The dataplane of a host: the EAL on `lcores` (floating over the host's
+  // CPUs), `uplink` as an AF_XDP port, the exception path as a TAP named
+  // `tap` with the uplink's MAC, through which the host's routes then go.
+  struct HostOptions {
+    std::string uplink;
+    std::string tap = "atl-host";
+    std::string lcores = "0-1";
+    std::string file_prefix = "atoll";  // the EAL's run files, one per agent
+    std::vector<std::string> extra_eal_args;
+    uint32_t idle_sleep_us = 200;
+  };
+  static absl::StatusOr<std::unique_ptr<DpdkDataplane>> ForHost(const HostOptions& host);
 
   // Starts one worker on every EAL worker lcore (InitEal first).
   static absl::StatusOr<std::unique_ptr<DpdkDataplane>> Create(Options options);
@@ -71,9 +96,10 @@ class DpdkDataplane final : public Dataplane {
   Programmed Dump() const override;
   std::string_view name() const override { return "dpdk"; }
 
-  // Other hosts' underlay MACs and the next hop out of the cluster.
+  // The host's view of the underlay: its routes and neighbours' MACs (what
+  // FollowNeighbours keeps up to date when there is an exception path).
+  void SetHostRoutes(const std::vector<HostRoute>& routes);
   void SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac);
-  void SetGateway(const lb::IpAddr& addr);
 
   // Counters summed over the workers: drops by reason, and the rest.
   std::vector<std::pair<std::string, uint64_t>> Drops() const;
@@ -88,6 +114,9 @@ class DpdkDataplane final : public Dataplane {
   absl::Status Mutate(const std::function<absl::Status(HostTables&)>& change);
   static int WorkerMain(void* arg);
 
+  // Keeps the workers' underlay MACs in step with the host's neighbour table.
+  void FollowNeighbours();
+
   Options options_;
   mutable std::mutex control_;
   std::unique_ptr<HostTables> tables_[2];
@@ -95,8 +124,10 @@ class DpdkDataplane final : public Dataplane {
   int standby_ = 1;                                     // the index of the copy no worker reads
   absl::flat_hash_map<std::string, uint16_t> port_of_;  // pod host ifname -> port
   rte_rcu_qsbr* qsbr_ = nullptr;
+  rte_ring* resolve_ = nullptr;  // PipelineConfig::resolve
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> stop_{false};
+  std::thread neighbours_;
 };
 
 }  // namespace atl::dataplane::dpdk

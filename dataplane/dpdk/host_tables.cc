@@ -40,6 +40,12 @@ const T* PrefixMap<T>::Find(uint32_t addr_be) const {
 
 template class PrefixMap<SegmentEntry>;
 template class PrefixMap<RemoteBlock>;
+template class PrefixMap<uint32_t>;
+
+void HostTables::SetHostRoutes(const std::vector<HostRoute>& routes) {
+  host_routes_.Clear();
+  for (const HostRoute& r : routes) host_routes_.Insert(ntohl(r.addr), r.len, r.gateway);
+}
 
 absl::StatusOr<std::unique_ptr<HostTables>> HostTables::Create(uint32_t maglev_seed) {
   ATL_ASSIGN_OR_RETURN(
@@ -89,8 +95,12 @@ void HostTables::Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_
   }
 
   remote_blocks_.Clear();
+  underlays_.clear();
   for (const auto& [cidr, r] : model_->routes()) {
     if (cidr.addr.IsV4() && r.underlay.IsV4()) {
+      if (std::find(underlays_.begin(), underlays_.end(), Be32(r.underlay)) == underlays_.end()) {
+        underlays_.push_back(Be32(r.underlay));
+      }
       remote_blocks_.Insert(ntohl(Be32(cidr.addr)), cidr.len,
                             RemoteBlock{.underlay = Be32(r.underlay), .vni = r.vni});
     }

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/dpdk/host_link.h"
 #include "dataplane/in_process_dataplane.h"
 #include "lb/net.h"
 #include "lb/service_table.h"
@@ -99,18 +100,25 @@ class HostTables {
     return svc.id < keeps_source_.size() && keeps_source_[svc.id];
   }
   uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
+  // Other hosts' underlay addresses (network order), whose MACs encap needs.
+  const std::vector<uint32_t>& underlays() const { return underlays_; }
   // The DPDK ports of the pods, for the workers to poll.
   const std::vector<uint16_t>& pod_ports() const { return pod_port_ids_; }
 
-  // The underlay's layer 2, learnt by the control side from the host's
-  // neighbour table: other hosts' MACs, and the next hop out of the cluster.
+  // The underlay as the host sees it, learnt by the control side from the
+  // host's tables: its routes through the uplink, and its neighbours' MACs.
+  void SetHostRoutes(const std::vector<HostRoute>& routes);
+  // The address whose MAC a frame to `daddr` goes to: the route's gateway,
+  // or `daddr` itself on the link; 0 when no route leads there.
+  uint32_t NextHop(uint32_t daddr) const {
+    const uint32_t* gateway = host_routes_.Find(daddr);
+    return gateway == nullptr ? 0 : *gateway != 0 ? *gateway : daddr;
+  }
   void SetNeighbour(uint32_t addr, const lb::MacAddr& mac) { neighbours_[addr] = mac; }
   const lb::MacAddr* NeighbourOf(uint32_t addr) const {
     auto it = neighbours_.find(addr);
     return it == neighbours_.end() ? nullptr : &it->second;
   }
-  void SetGateway(uint32_t addr) { gateway_ = addr; }
-  uint32_t gateway() const { return gateway_; }  // network order; 0: none
 
  private:
   explicit HostTables(std::unique_ptr<InProcessDataplane> model) : model_(std::move(model)) {}
@@ -120,13 +128,14 @@ class HostTables {
   absl::flat_hash_map<uint32_t, PodEntry> pods_by_addr_;
   std::vector<PodEntry> pods_by_port_;  // by port id; port == kNoPort where none
   std::vector<uint16_t> pod_port_ids_;
+  std::vector<uint32_t> underlays_;
   PrefixMap<SegmentEntry> segments_;
   PrefixMap<RemoteBlock> remote_blocks_;
   absl::flat_hash_set<uint64_t> admitted_;  // source segment << 32 | destination segment
   std::vector<bool> keeps_source_;          // by lb::ServiceId
   uint32_t node_addr_ = 0;
+  PrefixMap<uint32_t> host_routes_;  // to the gateway (0: on the link)
   absl::flat_hash_map<uint32_t, lb::MacAddr> neighbours_;
-  uint32_t gateway_ = 0;
 };
 
 }  // namespace atl::dataplane::dpdk

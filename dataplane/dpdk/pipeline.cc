@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include <cstring>
 
@@ -83,6 +84,8 @@ const char* DropReasonName(DropReason reason) {
       return "nat-exhausted";
     case DropReason::kFib:
       return "fib";
+    case DropReason::kNoNeighbour:
+      return "no-neighbour";
     case DropReason::kTxFull:
       return "tx-full";
     case DropReason::kCount:
@@ -367,10 +370,21 @@ Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTa
   if (tunnel.underlay != 0) return Encap(m, daddr, tunnel, t);
   if (t.SegmentOf(daddr) != nullptr) return Drop(DropReason::kNoRoute);
   // Out of the cluster, through the host's next hop on the underlay.
-  const lb::MacAddr* next_hop = t.NeighbourOf(t.gateway());
-  if (t.gateway() == 0 || next_hop == nullptr) return Drop(DropReason::kFib);
+  if (t.NextHop(daddr) == 0) return Drop(DropReason::kFib);
+  const lb::MacAddr* next_hop = NextHopMac(daddr, t);
+  if (next_hop == nullptr) return Drop(DropReason::kNoNeighbour);
   SetMacs(frame, *next_hop, config_.uplink_mac);
   return {Next::kUplink, DropReason::kMalformed, kNoPort};
+}
+
+const lb::MacAddr* Pipeline::NextHopMac(uint32_t daddr, const HostTables& t) {
+  uint32_t next = t.NextHop(daddr);
+  if (next == 0) next = daddr;
+  if (const lb::MacAddr* mac = t.NeighbourOf(next)) return mac;
+  if (config_.resolve != nullptr) {
+    rte_ring_enqueue(config_.resolve, reinterpret_cast<void*>(static_cast<uintptr_t>(next)));
+  }
+  return nullptr;
 }
 
 // encap: RFC 7348's headers in front of the frame, which becomes the inner
@@ -389,10 +403,10 @@ Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables
 
   uint8_t* h = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kVxlanOverhead));
   if (h == nullptr) return Drop(DropReason::kMalformed);  // no headroom
-  // The outer Ethernet header: the underlay's addresses. An unknown neighbour
-  // is flooded on the underlay segment; every other host drops what is not
-  // addressed to its node address.
-  const lb::MacAddr* neighbour = t.NeighbourOf(to.underlay);
+  // The outer Ethernet header: the underlay's addresses. Until the next hop
+  // is resolved the frame is flooded on the underlay segment, where every
+  // other host's dataplane drops what is not addressed to its node.
+  const lb::MacAddr* neighbour = NextHopMac(to.underlay, t);
   static constexpr lb::MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   SetMacs(h, neighbour ? *neighbour : kBroadcast, config_.uplink_mac);
   Store16(h + 12, lb::kEtherTypeIpv4);

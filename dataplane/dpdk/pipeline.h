@@ -21,6 +21,7 @@
 #include "lb/packet.h"
 
 struct rte_mbuf;
+struct rte_ring;
 
 namespace atl::dataplane::dpdk {
 
@@ -36,7 +37,8 @@ enum class DropReason : uint8_t {
   kNoRoute,       // destination in a segment but on no host
   kVniMismatch,   // overlay packet whose VNI is not its pod's segment
   kNatExhausted,  // no free source port for SNAT, or no backend leaves a free reply tuple
-  kFib,           // leaving the cluster, but no next hop is known
+  kFib,           // leaving the cluster, but the host has no route there
+  kNoNeighbour,   // leaving the cluster to a next hop whose MAC is being resolved
   kTxFull,        // the output port's queue was full
   kCount,
 };
@@ -62,6 +64,11 @@ struct PipelineConfig {
   uint32_t affinity_entries = 1 << 16;
   lb::MacAddr router_mac = kRouterMac;
   lb::MacAddr uplink_mac{};  // source of the frames this host puts on the underlay
+  // Where the pipeline asks for MACs it needed and the host's neighbour table
+  // lacked: IPv4 addresses (network order) as pointer values, for the control
+  // thread to have the kernel resolve. Full: the request is dropped; the next
+  // packet asks again.
+  rte_ring* resolve = nullptr;
 };
 
 struct PipelineStats {
@@ -124,6 +131,9 @@ class Pipeline {
   uint16_t SnatPort(const lb::FlowKey& to, uint64_t now_ns) const;
   Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t);
   Verdict Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t);
+  // The MAC of the next hop to `daddr`; nullptr, and a resolution asked for,
+  // when the host has not resolved it yet.
+  const lb::MacAddr* NextHopMac(uint32_t daddr, const HostTables& t);
 
   PipelineConfig config_;
   std::unique_ptr<lb::ConntrackShard> conntrack_;
