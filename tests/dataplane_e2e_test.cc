@@ -10,7 +10,7 @@
 //   sudo meson test -C BUILD dataplane_e2e          (or --suite e2e)
 //
 // Knobs, in the environment:
-//   ATOLL_E2E_DATAPLANE=ebpf|in-process   the agents' --dataplane (default ebpf)
+//   ATOLL_E2E_DATAPLANE=ebpf|dpdk|in-process  the agents' --dataplane (default ebpf)
 //   ATOLL_E2E_AGENT_ARGS="--flag=v ..."   more agent flags
 //   ATOLL_E2E_LOG_DIR=DIR                 keep the controller's and agents' logs
 //                                         (outside /tmp, which is the test's own)

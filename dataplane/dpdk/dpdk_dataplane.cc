@@ -1,6 +1,7 @@
 #include "dataplane/dpdk/dpdk_dataplane.h"
 
 #include <rte_bus_vdev.h>
+#include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -92,14 +94,15 @@ absl::Status InitEal(const std::vector<std::string>& args) {
   return result;
 }
 
-absl::StatusOr<rte_mempool*> PacketPool() {
+absl::StatusOr<rte_mempool*> PacketPool(unsigned mbufs) {
   static rte_mempool* pool = nullptr;
   if (pool == nullptr) {
-    pool = rte_pktmbuf_pool_create("atoll_packets", kPoolMbufs, kPoolCache, 0,
-                                   RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
+    const unsigned n = std::max(mbufs, kPoolMbufs);
+    pool = rte_pktmbuf_pool_create("atoll_packets", n, kPoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                   static_cast<int>(rte_socket_id()));
     if (pool == nullptr) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("mbuf pool of ", kPoolMbufs, " packets: ", ErrnoText(rte_errno)));
+          absl::StrCat("mbuf pool of ", n, " packets: ", ErrnoText(rte_errno)));
     }
   }
   return pool;
@@ -194,6 +197,9 @@ struct alignas(64) DpdkDataplane::Worker {
   unsigned lcore = 0;
   std::unique_ptr<Pipeline> pipeline;
   rte_eth_dev_tx_buffer* tx[RTE_MAX_ETHPORTS] = {};
+  // Load, read by the control thread.
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> busy_cycles{0};
   uint64_t tx_full = 0;
 
   void Send(uint16_t port, rte_mbuf* m) {
@@ -340,6 +346,7 @@ int DpdkDataplane::WorkerMain(void* arg) {
   for (uint64_t round = 0; !dp->stop_.load(std::memory_order_relaxed); ++round) {
     const HostTables* t = dp->published_.load(std::memory_order_acquire);
     const uint64_t now = NowNs();
+    const uint64_t started = rte_rdtsc();
     unsigned received = 0;
     if (o.uplink_port != kNoPort) received += w->Poll(o.uplink_port, Next::kUplink, *t, now);
     if (o.host_port != kNoPort) received += w->Poll(o.host_port, Next::kHost, *t, now);
@@ -347,6 +354,13 @@ int DpdkDataplane::WorkerMain(void* arg) {
     w->Flush();
     // Nothing of `t` is held past here: the control thread may reuse it.
     rte_rcu_qsbr_quiescent(dp->qsbr_, w->id);
+    if (received > 0) {
+      // Single writer: a relaxed load and store, no locked instruction.
+      w->received.store(w->received.load(std::memory_order_relaxed) + received,
+                        std::memory_order_relaxed);
+      w->busy_cycles.store(w->busy_cycles.load(std::memory_order_relaxed) + (rte_rdtsc() - started),
+                           std::memory_order_relaxed);
+    }
     if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
     // An idle worker backs off (as l3fwd-power does) so that hosts sharing
     // cores, as the test bed's do, are not starved by polling; a busy one
@@ -438,6 +452,15 @@ void DpdkDataplane::SetHostRoutes(const std::vector<HostRoute>& routes) {
     t.SetHostRoutes(routes);
     return absl::OkStatus();
   }).IgnoreError();
+}
+
+DpdkDataplane::Load DpdkDataplane::WorkerLoad() const {
+  Load sum;
+  for (const auto& w : workers_) {
+    sum.received += w->received.load(std::memory_order_relaxed);
+    sum.busy_cycles += w->busy_cycles.load(std::memory_order_relaxed);
+  }
+  return sum;
 }
 
 PipelineStats DpdkDataplane::Stats() const {

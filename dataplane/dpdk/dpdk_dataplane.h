@@ -45,8 +45,10 @@ std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory
                                         std::string_view file_prefix = "atoll");
 // Initialises the EAL once per process; later calls return the first result.
 absl::Status InitEal(const std::vector<std::string>& args);
-// The mempool every port receives into (created on first use).
-absl::StatusOr<rte_mempool*> PacketPool();
+// The mempool ports receive into unless they have their own, created on
+// first use with at least `mbufs` (a pcap port replaying a file from memory
+// holds all of it in mbufs of this pool).
+absl::StatusOr<rte_mempool*> PacketPool(unsigned mbufs = 0);
 // Configures and starts `port` with one RX and one TX queue, receiving into
 // `pool` (PacketPool() when null).
 absl::Status StartPort(uint16_t port, rte_mempool* pool = nullptr);
@@ -100,6 +102,14 @@ class DpdkDataplane final : public Dataplane {
   // FollowNeighbours keeps up to date when there is an exception path).
   void SetHostRoutes(const std::vector<HostRoute>& routes);
   void SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac);
+
+  // How busy the workers are: frames received, and TSC cycles spent in
+  // polling rounds that received any (rte_get_tsc_hz() per second).
+  struct Load {
+    uint64_t received = 0;
+    uint64_t busy_cycles = 0;
+  };
+  Load WorkerLoad() const;
 
   // Counters summed over the workers: drops by reason, and the rest.
   std::vector<std::pair<std::string, uint64_t>> Drops() const;

@@ -273,7 +273,7 @@ Verdict Pipeline::Process(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunn
     to.src = FromBe32(seg && seg->egress ? seg->egress : t.node_addr());
   }
   if (!(to.src == key.src) && key.proto != lb::IpProto::kIcmp) {
-    to.src_port = SnatPort(to, now_ns);
+    to.src_port = SnatPort(to, key.src, now_ns);
     if (to.src_port == 0) return Drop(DropReason::kNatExhausted);
   }
 
@@ -313,10 +313,13 @@ std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowK
 // The flow's own port when its reply tuple is free, else a few hashed tries
 // in the ephemeral range (IANA 49152-65535, RFC 6335 section 6), as the eBPF
 // programs choose.
-uint16_t Pipeline::SnatPort(const lb::FlowKey& to, uint64_t now_ns) const {
+uint16_t Pipeline::SnatPort(const lb::FlowKey& to, const lb::IpAddr& client,
+                           uint64_t now_ns) const {
   lb::FlowKey reply = to.Reversed();
   if (!conntrack_->Contains(reply)) return to.src_port;
-  uint32_t h = Be32(to.dst) ^ (uint32_t{to.src_port} << 16) ^ static_cast<uint32_t>(now_ns);
+  // From the original source, so that clients sharing a source port (one
+  // burst, one clock reading) do not try the same ports in the same order.
+  uint32_t h = Be32(client) ^ (uint32_t{to.src_port} << 16) ^ static_cast<uint32_t>(now_ns);
   for (int i = 0; i < 8; ++i) {
     h = h * 2654435761u + 0x9e3779b9u;
     reply.dst_port = static_cast<uint16_t>(49152 + (h >> 16) % 16384);

@@ -127,8 +127,9 @@ class Pipeline {
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
   std::optional<uint16_t> Select(const lb::Service& svc, const lb::FlowKey& key, uint32_t hash,
                                  uint64_t now_ns);
-  // A source port for SNAT to `to.src` whose reply tuple no flow holds; 0: none.
-  uint16_t SnatPort(const lb::FlowKey& to, uint64_t now_ns) const;
+  // A source port for SNAT to `to.src` whose reply tuple no flow holds; 0:
+  // none. `client` is the flow's original source.
+  uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;
   Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t);
   Verdict Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t);
   // The MAC of the next hop to `daddr`; nullptr, and a resolution asked for,

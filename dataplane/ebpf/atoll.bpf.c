@@ -146,7 +146,7 @@ static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin or
     to.saddr = seg && seg->egress ? seg->egress : cfg->node_addr;
   }
   if (to.saddr != p.flow.saddr && p.flow.proto != IPPROTO_ICMP) {
-    to.sport = atl_snat_port(&to, to.saddr, now);
+    to.sport = atl_snat_port(&to, to.saddr, p.flow.saddr, now);
     if (!to.sport) return atl_drop(skb, ATL_DROP_NAT_EXHAUSTED);
   }
 

@@ -106,13 +106,15 @@ static __always_inline int atl_ct_create(const struct atl_ct_key *orig,
 
 /* A source port for SNAT to `addr` whose reply direction no live flow uses:
  * the flow's own port when free, else a few hashed tries in the ephemeral
- * range (IANA 49152-65535, RFC 6335 section 6). 0: none found. */
+ * range (IANA 49152-65535, RFC 6335 section 6). 0: none found. The tries
+ * start from the original source (`client`), so that clients sharing a
+ * source port get different sequences. */
 static __always_inline __be16 atl_snat_port(const struct atl_ct_key *flow, __be32 addr,
-                                            __u64 now) {
+                                            __be32 client, __u64 now) {
   struct atl_ct_key reply = {.saddr = flow->daddr, .daddr = addr, .sport = flow->dport,
                              .dport = flow->sport, .proto = flow->proto};
   if (!atl_ct_lookup(&reply, now)) return flow->sport;
-  __u32 h = flow->saddr ^ ((__u32)flow->sport << 16) ^ (__u32)now;
+  __u32 h = client ^ ((__u32)flow->sport << 16) ^ (__u32)now;
 #pragma unroll
   for (int i = 0; i < 8; i++) {
     h = h * 2654435761u + 0x9e3779b9u;

@@ -1,0 +1,421 @@
+// atoll-perf: the DPDK pipeline's throughput per core, beside its peers, in
+// one invocation, on the same DPDK vdevs and cores (perf/dpdk_peers.h):
+//   testpmd   io-forward: the framework's ceiling;
+//   ovs       OVS with its DPDK datapath, ct + select-group load balancing;
+//   atoll     DpdkDataplane's worker running the pipeline.
+// Workloads (perf/dpdk_peers.h LbWorkload): "hit", a fixed set of live TCP
+// flows replayed from memory (conntrack hits after the first pass), and
+// "new", a pcap of distinct SYNs read once (every packet a new flow; the
+// figure is the forwarding core's busy time per packet). Atoll gets the
+// traffic as an external frontend's (externalIPs, policy Cluster) on its
+// uplink: conntrack, DNAT to the backend and SNAT to the node, and VXLAN to
+// the backend's host; OVS only DNATs, testpmd only forwards.
+//
+// Each Atoll point runs in a child process of its own (the EAL is set up
+// once per process), `atoll-perf --child ...`, which prints one JSON line.
+// Root: the peers and the EAL need it. Writes --out (JSON) and prints a table.
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "dataplane/dpdk/dpdk_dataplane.h"
+#include "lb/service_table.h"
+#include "lb/status_macros.h"
+#include "perf/dpdk_peers.h"
+
+ABSL_FLAG(std::string, peers, "testpmd,ovs,atoll", "what to run: testpmd, ovs, atoll");
+ABSL_FLAG(std::string, workloads, "hit,new", "hit (live flows, conntrack hits), new (SYNs)");
+ABSL_FLAG(std::string, services, "1,1000,100000", "numbers of services (the hit workload)");
+ABSL_FLAG(std::string, new_services, "1,1000,100000", "numbers of services (the new workload)");
+ABSL_FLAG(std::string, frames, "64,512,1500",
+          "frame sizes with FCS (hit workload, --frame_services)");
+ABSL_FLAG(int, frame_services, 1000, "the number of services the frame sizes are run at");
+ABSL_FLAG(int, backends, 4, "backends per service");
+ABSL_FLAG(int, flows, 10000, "live flows of the hit workload");
+ABSL_FLAG(int64_t, new_packets, 2000000, "SYNs of the new workload");
+ABSL_FLAG(double, new_share, 0, "for --workloads=mix: the share of new flows among the packets");
+ABSL_FLAG(double, seconds, 5, "measured window");
+ABSL_FLAG(double, warmup, 2, "warm-up before the window");
+ABSL_FLAG(int, reps, 3, "runs per point (medians reported)");
+ABSL_FLAG(int, hugepages, 0, "2 MiB hugepages per run (0: --no-huge)");
+ABSL_FLAG(std::string, out, "atoll-perf.json", "the JSON results");
+ABSL_FLAG(bool, progress, true, "a progress line on stderr while a point runs");
+// The child's own flags.
+ABSL_FLAG(bool, child, false, "internal: measure Atoll on --pcap and print one JSON line");
+ABSL_FLAG(std::string, pcap, "", "internal: the traffic");
+ABSL_FLAG(bool, single_pass, false, "internal: read --pcap once");
+ABSL_FLAG(int, child_services, 1, "internal: the workload's services");
+
+namespace atl::perf {
+namespace {
+
+using dataplane::dpdk::DpdkDataplane;
+using nlohmann::json;
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::vector<int> Ints(const std::string& list) {
+  std::vector<int> out;
+  for (absl::string_view s : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    int n;
+    if (absl::SimpleAtoi(s, &n)) out.push_back(n);
+  }
+  return out;
+}
+
+LbWorkload Workload(const std::string& kind, int services, int frame) {
+  LbWorkload w;
+  w.services = services;
+  w.backends_per_service = absl::GetFlag(FLAGS_backends);
+  w.live_flows = absl::GetFlag(FLAGS_flows);
+  w.frame_size = frame;
+  w.packets = w.live_flows;
+  if (kind == "new") {
+    w.new_flow_share = 1;
+    w.packets = absl::GetFlag(FLAGS_new_packets);
+  } else if (kind == "mix") {
+    w.new_flow_share = absl::GetFlag(FLAGS_new_share);
+    w.packets = absl::GetFlag(FLAGS_new_packets);
+  }
+  return w;
+}
+
+lb::IpAddr Ip(uint32_t host_order) { return lb::IpAddr::V4(host_order); }
+
+// --- The child: Atoll on one workload ----------------------------------------
+
+constexpr uint32_t kNode = 0xc612000b;    // 198.18.0.11, this host
+constexpr uint32_t kRemote = 0xc612000c;  // 198.18.0.12, the backends' host
+
+// The host: the workload's services as external frontends (externalIPs,
+// policy Cluster), every backend on the other host behind 198.19.0.0/16.
+dataplane::Update HostState(const LbWorkload& w) {
+  dataplane::Update u;
+  dataplane::Segment seg;
+  seg.name = "perf";
+  seg.vni = 1;
+  seg.cidrs = {*lb::IpPrefix::Parse("198.19.0.0/16")};
+  seg.gateway = Ip(0xc6130001);
+  seg.isolated = false;
+  u.upsert_segments = {seg};
+  u.upsert_routes = {{*lb::IpPrefix::Parse("198.19.0.0/16"), 1, "remote", Ip(kRemote)}};
+  u.set_node_addresses = true;
+  u.node_addresses = {Ip(kNode)};
+  for (int s = 0; s < w.services; ++s) {
+    dataplane::Frontend f;
+    const L4Address vip = *ServiceAddress(w, s);
+    f.key = {Ip(vip.ip), vip.port, lb::IpProto::kTcp, lb::Scope::kExternal};
+    f.name = absl::StrCat("perf/svc-", s);
+    for (int b = 0; b < w.backends_per_service; ++b) {
+      const L4Address be = *BackendAddress(w, s, b);
+      f.config.backends.push_back({.endpoint = {Ip(be.ip), be.port}});
+    }
+    f.config.maglev_size = lb::MaglevSizeFor(f.config.backends);
+    u.upsert_frontends.push_back(std::move(f));
+  }
+  return u;
+}
+
+absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, bool single_pass) {
+  const std::vector<std::string> vdevs = PcapTrafficVdevs(pcap, !single_pass);
+  const std::string prefix = absl::StrCat("atoll-perf-", getpid());
+  std::vector<std::string> args = {"atoll-perf",
+                                   "-l",
+                                   "0,1",
+                                   "--main-lcore",
+                                   "0",
+                                   "--no-shconf",
+                                   "--no-pci",
+                                   "--no-telemetry",
+                                   "--file-prefix",
+                                   prefix,
+                                   "--vdev",
+                                   vdevs[0],
+                                   "--log-level=lib.eal:error"};
+  const int hugepages = absl::GetFlag(FLAGS_hugepages);
+  if (hugepages == 0) {
+    args.insert(args.end(), {"--no-huge", "-m", "3072", "--iova-mode=va"});
+  } else {
+    args.insert(args.end(), {"--in-memory", "-m", "1024"});
+  }
+  ATL_RETURN_IF_ERROR(dataplane::dpdk::InitEal(args));
+  std::error_code ec;
+  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);  // made even with --no-shconf
+  // The pcap port keeps the whole file in mbufs of this pool.
+  ATL_RETURN_IF_ERROR(dataplane::dpdk::PacketPool(single_pass ? 65535 : 262143).status());
+  ATL_RETURN_IF_ERROR(dataplane::dpdk::StartPort(0));
+
+  DpdkDataplane::Options options;
+  options.uplink_port = 0;  // RX: the workload; TX: the pcap port drops what it is given
+  options.pipeline.uplink_mac = {0x02, 0, 0, 0, 0, 0x11};
+  options.pipeline.conntrack_flows = static_cast<uint32_t>(
+      std::max<int64_t>(1 << 16, 2 * std::max<int64_t>(w.live_flows, w.packets)));
+  ATL_ASSIGN_OR_RETURN(std::unique_ptr<DpdkDataplane> dp, DpdkDataplane::Create(options));
+  const auto programmed_at = std::chrono::steady_clock::now();
+  ATL_RETURN_IF_ERROR(dp->Apply(HostState(w)));
+  const double program_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - programmed_at)
+          .count();
+  dp->SetNeighbour(Ip(kRemote), {0x02, 0, 0, 0, 0, 0x12});
+
+  const double hz = static_cast<double>(rte_get_tsc_hz());
+  const bool progress = absl::GetFlag(FLAGS_progress);
+  auto show = [&](const char* phase, double t, const DpdkDataplane::Load& l) {
+    if (progress) {
+      std::fprintf(stderr, "\r  atoll %-8s %5.1f s  %12llu packets", phase, t,
+                   static_cast<unsigned long long>(l.received));
+    }
+  };
+  DpdkDataplane::Load begin, end;
+  double window = 0;
+  if (single_pass) {
+    // Until the file is read: no packet for half a second.
+    uint64_t last = 0;
+    int still = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (still < 5) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      end = dp->WorkerLoad();
+      still = end.received == last && last > 0 ? still + 1 : 0;
+      last = end.received;
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      show("new", t, end);
+      if (t > 600) return absl::DeadlineExceededError("the pcap was not read within 600 s");
+    }
+    window = static_cast<double>(end.busy_cycles) / hz;
+  } else {
+    std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup)));
+    begin = dp->WorkerLoad();
+    const auto t0 = std::chrono::steady_clock::now();
+    const double seconds = absl::GetFlag(FLAGS_seconds);
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      end = dp->WorkerLoad();
+      show("hit", window, end);
+      if (window >= seconds) break;
+    }
+  }
+  if (progress) std::fprintf(stderr, "\r%60s\r", "");
+  const double packets = static_cast<double>(end.received) - static_cast<double>(begin.received);
+  const double busy = static_cast<double>(end.busy_cycles) - static_cast<double>(begin.busy_cycles);
+  if (packets <= 0) return absl::InternalError("Atoll received no packets");
+  json r = {{"mpps", packets / window / 1e6},
+            {"ns_per_packet", busy / hz / packets * 1e9},
+            {"packets", packets},
+            {"seconds", window},
+            {"program_ms", program_ms}};
+  const dataplane::dpdk::PipelineStats stats = dp->Stats();
+  r["new_flows"] = stats.new_flows;
+  r["stateless"] = stats.stateless;
+  json drops = json::object();
+  for (const auto& [name, n] : dp->Drops()) {
+    if (n > 0) drops[name] = n;
+  }
+  r["drops"] = drops;
+  return r;
+}
+
+int Child() {
+  LbWorkload w = Workload("hit", absl::GetFlag(FLAGS_child_services), 64);
+  absl::StatusOr<json> r =
+      MeasureAtoll(w, absl::GetFlag(FLAGS_pcap), absl::GetFlag(FLAGS_single_pass));
+  if (!r.ok()) {
+    std::printf("%s\n", json{{"error", r.status().ToString()}}.dump().c_str());
+    return 1;
+  }
+  std::printf("%s\n", r->dump().c_str());
+  return 0;
+}
+
+// --- The parent ----------------------------------------------------------------
+
+// Runs the child on `pcap` and parses its line.
+absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& pcap, bool single_pass,
+                                    json* extra) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  const std::string cmd = absl::StrCat(
+      self, " --child --pcap=", pcap, " --single_pass=", single_pass ? "true" : "false",
+      " --child_services=", w.services, " --backends=", w.backends_per_service,
+      " --flows=", w.live_flows, " --new_packets=", w.packets,
+      " --seconds=", absl::GetFlag(FLAGS_seconds), " --warmup=", absl::GetFlag(FLAGS_warmup),
+      " --hugepages=", absl::GetFlag(FLAGS_hugepages),
+      " --progress=", absl::GetFlag(FLAGS_progress) ? "true" : "false");
+  FILE* child = popen(cmd.c_str(), "r");
+  if (child == nullptr) return absl::InternalError("cannot run " + cmd);
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), child) != nullptr) out += buf;
+  const int status = pclose(child);
+  const size_t brace = out.rfind("\n{", out.size() - 2);
+  const std::string line = out.substr(brace == std::string::npos ? 0 : brace + 1);
+  json r = json::parse(line, nullptr, false);
+  if (r.is_discarded() || !r.is_object()) {
+    return absl::InternalError(absl::StrCat("atoll child (exit ", status, "): ", out));
+  }
+  if (r.contains("error")) return absl::InternalError(r["error"].get<std::string>());
+  PeerResult p;
+  p.mpps = r["mpps"];
+  p.ns_per_packet = r["ns_per_packet"].get<double>();
+  p.packets = static_cast<int64_t>(r["packets"].get<double>());
+  p.seconds = r["seconds"];
+  *extra = r;
+  return p;
+}
+
+struct Point {
+  std::string workload;
+  int services = 0;
+  int frame = 64;
+};
+
+int Parent() {
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "atoll-perf-XXXXXX").string();
+  if (mkdtemp(dir.data()) == nullptr) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  const std::string peers = absl::GetFlag(FLAGS_peers);
+  auto wants = [&](const char* p) { return absl::StrContains(peers, p); };
+  std::vector<Point> points;
+  const std::vector<std::string> workloads = absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',');
+  for (const std::string& wl : workloads) {
+    if (wl == "hit") {
+      for (int n : Ints(absl::GetFlag(FLAGS_services))) points.push_back({wl, n, 64});
+      for (int f : Ints(absl::GetFlag(FLAGS_frames))) {
+        if (f != 64) points.push_back({wl, absl::GetFlag(FLAGS_frame_services), f});
+      }
+    } else {
+      for (int n : Ints(absl::GetFlag(FLAGS_new_services))) points.push_back({wl, n, 64});
+    }
+  }
+
+  PeerRun base;
+  base.seconds = absl::GetFlag(FLAGS_seconds);
+  base.warmup_seconds = absl::GetFlag(FLAGS_warmup);
+  base.hugepages = absl::GetFlag(FLAGS_hugepages);
+  base.memory_mb = 2048;
+  const int reps = absl::GetFlag(FLAGS_reps);
+  json results = json::array();
+
+  // The framework's ceiling on contentless frames (net_null to net_null).
+  if (wants("testpmd")) {
+    std::vector<double> mpps;
+    for (int i = 0; i < reps; ++i) {
+      PeerRun r = base;
+      r.vdevs = NullVdevs();
+      if (absl::StatusOr<PeerResult> got = RunTestpmd(r); got.ok()) mpps.push_back(got->mpps);
+    }
+    results.push_back(
+        {{"peer", "testpmd"}, {"workload", "null"}, {"mpps", Median(mpps)}, {"runs", mpps}});
+    std::printf("testpmd io-fwd, net_null -> net_null: %.2f Mpps (median of %zu)\n", Median(mpps),
+                mpps.size());
+  }
+
+  int done = 0;
+  for (const Point& pt : points) {
+    ++done;
+    const LbWorkload w = Workload(pt.workload, pt.services, pt.frame);
+    const bool single_pass = pt.workload != "hit";
+    const std::string pcap = absl::StrCat(dir, "/", pt.workload, ".pcap");
+    absl::StatusOr<int64_t> written = WriteWorkloadPcap(w, pcap);
+    if (!written.ok()) {
+      std::fprintf(stderr, "pcap: %s\n", written.status().ToString().c_str());
+      continue;
+    }
+    std::map<std::string, std::vector<double>> mpps, ns;
+    std::map<std::string, json> last;
+    for (int i = 0; i < reps; ++i) {
+      for (const char* peer : {"testpmd", "ovs", "atoll"}) {
+        if (!wants(peer)) continue;
+        std::fprintf(stderr, "[%d/%zu] %s %s N=%d %dB run %d/%d\n", done, points.size(), peer,
+                     pt.workload.c_str(), pt.services, pt.frame, i + 1, reps);
+        PeerRun r = base;
+        r.vdevs = PcapTrafficVdevs(pcap, !single_pass);
+        r.single_pass = single_pass;
+        absl::StatusOr<PeerResult> got;
+        json extra;
+        if (std::string(peer) == "testpmd") {
+          got = RunTestpmd(r);
+        } else if (std::string(peer) == "ovs") {
+          absl::StatusOr<OvsProgram> program = OvsLbProgram(w);
+          if (!program.ok()) {
+            got = program.status();
+          } else {
+            r.ovs = *program;
+            got = RunOvsDpdk(r);
+          }
+        } else {
+          got = RunAtoll(w, pcap, single_pass, &extra);
+        }
+        if (!got.ok()) {
+          std::fprintf(stderr, "  %s: %s\n", peer, got.status().ToString().c_str());
+          continue;
+        }
+        mpps[peer].push_back(got->mpps);
+        if (got->ns_per_packet) ns[peer].push_back(*got->ns_per_packet);
+        last[peer] = extra;
+      }
+    }
+    for (const auto& [peer, runs] : mpps) {
+      json row = {{"peer", peer},      {"workload", pt.workload}, {"services", pt.services},
+                  {"frame", pt.frame}, {"mpps", Median(runs)},    {"runs", runs}};
+      if (!ns[peer].empty()) row["ns_per_packet"] = Median(ns[peer]);
+      if (!last[peer].is_null()) row["last_run"] = last[peer];
+      results.push_back(row);
+    }
+    auto m = [&](const char* p) { return mpps.count(p) ? Median(mpps[p]) : 0.0; };
+    auto n = [&](const char* p) { return ns.count(p) ? Median(ns[p]) : 0.0; };
+    std::printf(
+        "%-4s N=%-6d %4dB  atoll %6.2f Mpps %6.1f ns/pkt (%3.0f%% of testpmd %5.2f)  ovs %5.2f "
+        "Mpps %7.1f ns/pkt  atoll/ovs x%.1f\n",
+        pt.workload.c_str(), pt.services, pt.frame, m("atoll"), n("atoll"),
+        m("testpmd") > 0 ? 100 * m("atoll") / m("testpmd") : 0, m("testpmd"), m("ovs"), n("ovs"),
+        m("ovs") > 0 ? m("atoll") / m("ovs") : 0);
+    std::fflush(stdout);
+  }
+  std::ofstream(absl::GetFlag(FLAGS_out))
+      << json{{"hugepages", absl::GetFlag(FLAGS_hugepages)}, {"results", results}}.dump(1) << "\n";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace atl::perf
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "atoll-perf: run as root (DPDK, OVS and testpmd need it)\n");
+    return 1;
+  }
+  return absl::GetFlag(FLAGS_child) ? atl::perf::Child() : atl::perf::Parent();
+}
