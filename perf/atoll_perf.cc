@@ -61,6 +61,8 @@ ABSL_FLAG(double, warmup, 2, "warm-up before the window");
 ABSL_FLAG(int, reps, 3, "runs per point (medians reported)");
 ABSL_FLAG(int, hugepages, 0, "2 MiB hugepages per run (0: --no-huge)");
 ABSL_FLAG(std::string, out, "atoll-perf.json", "the JSON results");
+ABSL_FLAG(std::string, pcap_dir, "",
+          "where the workloads' pcaps go, and stay (default: a temporary directory)");
 ABSL_FLAG(bool, progress, true, "a progress line on stderr while a point runs");
 // The child's own flags.
 ABSL_FLAG(bool, child, false, "internal: measure Atoll on --pcap and print one JSON line");
@@ -297,10 +299,14 @@ struct Point {
 
 int Parent() {
   namespace fs = std::filesystem;
-  std::string dir = (fs::temp_directory_path() / "atoll-perf-XXXXXX").string();
-  if (mkdtemp(dir.data()) == nullptr) {
-    std::perror("mkdtemp");
-    return 1;
+  std::string dir = absl::GetFlag(FLAGS_pcap_dir);
+  const bool own_dir = dir.empty();
+  if (own_dir) {
+    dir = (fs::temp_directory_path() / "atoll-perf-XXXXXX").string();
+    if (mkdtemp(dir.data()) == nullptr) {
+      std::perror("mkdtemp");
+      return 1;
+    }
   }
   const std::string peers = absl::GetFlag(FLAGS_peers);
   auto wants = [&](const char* p) { return absl::StrContains(peers, p); };
@@ -344,7 +350,8 @@ int Parent() {
     ++done;
     const LbWorkload w = Workload(pt.workload, pt.services, pt.frame);
     const bool single_pass = pt.workload != "hit";
-    const std::string pcap = absl::StrCat(dir, "/", pt.workload, ".pcap");
+    const std::string pcap =
+        absl::StrCat(dir, "/", pt.workload, "-", pt.services, "-", pt.frame, ".pcap");
     absl::StatusOr<int64_t> written = WriteWorkloadPcap(w, pcap);
     if (!written.ok()) {
       std::fprintf(stderr, "pcap: %s\n", written.status().ToString().c_str());
@@ -403,8 +410,10 @@ int Parent() {
   }
   std::ofstream(absl::GetFlag(FLAGS_out))
       << json{{"hugepages", absl::GetFlag(FLAGS_hugepages)}, {"results", results}}.dump(1) << "\n";
-  std::error_code ec;
-  fs::remove_all(dir, ec);
+  if (own_dir) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
   return 0;
 }
 

@@ -221,15 +221,16 @@ struct alignas(64) DpdkDataplane::Worker {
     const Options& o = dataplane->options_;
     rte_mbuf* pkts[kBurst];
     const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
+    if (n == 0) return 0;
+    if (kind == Next::kHost) {  // the host's own frames go out unchanged
+      for (uint16_t i = 0; i < n; ++i) Send(o.uplink_port, pkts[i]);
+      return n;
+    }
+    Verdict verdicts[kBurst];
+    pipeline->Run(kind, port, pkts, n, t, now, verdicts);
     for (uint16_t i = 0; i < n; ++i) {
-      if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
       rte_mbuf* m = pkts[i];
-      if (kind == Next::kHost) {  // the host's own frames go out unchanged
-        Send(o.uplink_port, m);
-        continue;
-      }
-      const Verdict v =
-          kind == Next::kPod ? pipeline->FromPod(m, port, t, now) : pipeline->FromUplink(m, t, now);
+      const Verdict& v = verdicts[i];
       switch (v.next) {
         case Next::kDrop:
           rte_pktmbuf_free(m);

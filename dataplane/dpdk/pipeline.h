@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "dataplane/dpdk/host_tables.h"
@@ -88,10 +89,13 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // A frame a pod sent, on DPDK port `in_port`.
-  Verdict FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t, uint64_t now_ns);
-  // A frame from the underlay.
-  Verdict FromUplink(rte_mbuf* m, const HostTables& t, uint64_t now_ns);
+  static constexpr uint16_t kMaxBurst = 64;
+
+  // The pipeline over a burst of `n` (at most kMaxBurst) frames received on
+  // DPDK port `in_port`: from a pod (kind kPod) or from the underlay (kind
+  // kUplink). out[i] says where pkts[i] goes, rewritten in place.
+  void Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, const HostTables& t,
+           uint64_t now_ns, Verdict* out);
 
   // Counts a drop decided outside the pipeline (a full TX queue).
   void CountDrop(DropReason reason) { ++stats_.drops[static_cast<size_t>(reason)]; }
@@ -117,11 +121,24 @@ class Pipeline {
     ++stats_.drops[static_cast<size_t>(reason)];
     return {Next::kDrop, reason, kNoPort};
   }
+  // A frame between parse and conntrack.
+  struct Pending {
+    lb::ParsedPacket p;
+    uint32_t hash = 0;  // of p.ip.key, conntrack's and Maglev's
+    Origin origin = Origin::kPod;
+    uint32_t src_segment = 0;
+    Tunnel tunnel;
+  };
+
+  // The stages up to parse: a verdict, or nullopt with `out` filled for Process.
+  std::optional<Verdict> FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t, Pending* out);
+  std::optional<Verdict> FromUplink(rte_mbuf* m, const HostTables& t, Pending* out);
+  std::optional<Verdict> Decap(rte_mbuf* m, const HostTables& t, Pending* out);
+  std::optional<Verdict> Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tunnel,
+                               Pending* out);
   Verdict AnswerArp(rte_mbuf* m, const PodEntry& port);
-  Verdict Decap(rte_mbuf* m, const HostTables& t, uint64_t now_ns);
-  Verdict FromOverlay(rte_mbuf* m, Tunnel tunnel, const HostTables& t, uint64_t now_ns);
-  Verdict Process(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tunnel,
-                  const HostTables& t, uint64_t now_ns);
+  // conntrack onwards.
+  Verdict Process(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origin, uint32_t src_segment,
                     const HostTables& t, uint64_t now_ns);
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
@@ -140,6 +157,9 @@ class Pipeline {
   std::unique_ptr<lb::ConntrackShard> conntrack_;
   lb::AffinityTable affinity_;
   PipelineStats stats_;
+  // Run's scratch, kept here so that a burst constructs nothing.
+  Pending pending_[kMaxBurst];
+  bool ready_[kMaxBurst];
 };
 
 }  // namespace atl::dataplane::dpdk
