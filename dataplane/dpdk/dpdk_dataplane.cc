@@ -203,9 +203,10 @@ struct alignas(64) DpdkDataplane::Worker {
   uint64_t tx_full = 0;
 
   void Send(uint16_t port, rte_mbuf* m) {
-    if (port >= RTE_MAX_ETHPORTS || tx[port] == nullptr) {
+    if (port >= RTE_MAX_ETHPORTS || tx[port] == nullptr) {  // no such port configured
       rte_pktmbuf_free(m);
-      pipeline->CountDrop(DropReason::kTxFull);
+      pipeline->CountDrop(port == dataplane->options_.host_port ? DropReason::kNoHostPath
+                                                                : DropReason::kTxFull);
       return;
     }
     rte_eth_tx_buffer(port, 0, tx[port], m);
@@ -219,11 +220,12 @@ struct alignas(64) DpdkDataplane::Worker {
   // returns how many frames came.
   uint16_t Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
     const Options& o = dataplane->options_;
+    const uint16_t uplink = dataplane->uplink_port_.load(std::memory_order_relaxed);
     rte_mbuf* pkts[kBurst];
     const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
     if (n == 0) return 0;
     if (kind == Next::kHost) {  // the host's own frames go out unchanged
-      for (uint16_t i = 0; i < n; ++i) Send(o.uplink_port, pkts[i]);
+      for (uint16_t i = 0; i < n; ++i) Send(uplink, pkts[i]);
       return n;
     }
     Verdict verdicts[kBurst];
@@ -242,7 +244,7 @@ struct alignas(64) DpdkDataplane::Worker {
           Send(v.port, m);
           break;
         case Next::kUplink:
-          Send(o.uplink_port, m);
+          Send(uplink, m);
           break;
         case Next::kBack:
           Send(port, m);
@@ -253,7 +255,8 @@ struct alignas(64) DpdkDataplane::Worker {
   }
 };
 
-DpdkDataplane::DpdkDataplane(Options options) : options_(std::move(options)) {
+DpdkDataplane::DpdkDataplane(Options options)
+    : options_(std::move(options)), uplink_port_(options_.uplink_port) {
   if (!options_.attach_pod) {
     options_.attach_pod = [](const PodPort& p) { return AttachInterface(p.host_ifname); };
   }
@@ -349,7 +352,8 @@ int DpdkDataplane::WorkerMain(void* arg) {
     const uint64_t now = NowNs();
     const uint64_t started = rte_rdtsc();
     unsigned received = 0;
-    if (o.uplink_port != kNoPort) received += w->Poll(o.uplink_port, Next::kUplink, *t, now);
+    const uint16_t uplink = dp->uplink_port_.load(std::memory_order_relaxed);
+    if (uplink != kNoPort) received += w->Poll(uplink, Next::kUplink, *t, now);
     if (o.host_port != kNoPort) received += w->Poll(o.host_port, Next::kHost, *t, now);
     for (uint16_t port : t->pod_ports()) received += w->Poll(port, Next::kPod, *t, now);
     w->Flush();
@@ -445,6 +449,10 @@ void DpdkDataplane::SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac)
     t.SetNeighbour(be, mac);
     return absl::OkStatus();
   }).IgnoreError();
+}
+
+void DpdkDataplane::SetUplinkPort(uint16_t port) {
+  uplink_port_.store(port, std::memory_order_relaxed);
 }
 
 void DpdkDataplane::SetHostRoutes(const std::vector<HostRoute>& routes) {

@@ -61,7 +61,7 @@ void DetachPort(uint16_t port);
 class DpdkDataplane final : public Dataplane {
  public:
   struct Options {
-    uint16_t uplink_port = kNoPort;  // the underlay
+    uint16_t uplink_port = kNoPort;  // the underlay (SetUplinkPort changes it)
     uint16_t host_port = kNoPort;    // the exception path to the host stack (a TAP)
     // Gives a pod's host-side interface its port; AttachInterface by default.
     std::function<absl::StatusOr<uint16_t>(const PodPort&)> attach_pod;
@@ -97,6 +97,10 @@ class DpdkDataplane final : public Dataplane {
   absl::Status Apply(const Update& update) override;
   Programmed Dump() const override;
   std::string_view name() const override { return "dpdk"; }
+
+  // The underlay's port, from the next polling round on; kNoPort: none, or
+  // not started yet (the workers poll only a started port).
+  void SetUplinkPort(uint16_t port);
 
   // The host's view of the underlay: its routes and neighbours' MACs (what
   // FollowNeighbours keeps up to date when there is an exception path).
@@ -136,6 +140,7 @@ class DpdkDataplane final : public Dataplane {
   rte_rcu_qsbr* qsbr_ = nullptr;
   rte_ring* resolve_ = nullptr;  // PipelineConfig::resolve
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<uint16_t> uplink_port_;
   std::atomic<bool> stop_{false};
   std::thread neighbours_;
 };

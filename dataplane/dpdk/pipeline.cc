@@ -83,6 +83,8 @@ const char* DropReasonName(DropReason reason) {
       return "no-neighbour";
     case DropReason::kTxFull:
       return "tx-full";
+    case DropReason::kNoHostPath:
+      return "no-host-path";
     case DropReason::kCount:
       break;
   }

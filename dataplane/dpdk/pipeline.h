@@ -41,6 +41,7 @@ enum class DropReason : uint8_t {
   kFib,           // leaving the cluster, but the host has no route there
   kNoNeighbour,   // leaving the cluster to a next hop whose MAC is being resolved
   kTxFull,        // the output port's queue was full
+  kNoHostPath,    // for the host, but the dataplane has no exception path
   kCount,
 };
 const char* DropReasonName(DropReason reason);
