@@ -1,0 +1,157 @@
+// HostTables without DPDK: the indexes the pipeline looks packets up in,
+// built from Updates, and an Update refused whole.
+#include "dataplane/dpdk/host_tables.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace atl::dataplane::dpdk {
+namespace {
+
+uint32_t Be(const char* ip) {
+  uint32_t v;
+  inet_pton(AF_INET, ip, &v);
+  return v;
+}
+lb::IpAddr Ip(const char* ip) { return *lb::IpAddr::Parse(ip); }
+
+Segment MakeSegment(const char* name, uint32_t vni, const char* cidr, bool isolated) {
+  Segment s;
+  s.name = name;
+  s.vni = vni;
+  s.cidrs = {*lb::IpPrefix::Parse(cidr)};
+  s.gateway = Ip("198.19.0.1");
+  s.isolated = isolated;
+  return s;
+}
+
+PodPort MakePod(const char* ifname, const char* ip, const char* segment) {
+  PodPort p;
+  p.host_ifname = ifname;
+  p.host_ifindex = 7;
+  p.address = Ip(ip);
+  p.mac = {0x0a, 0x58, 1, 2, 3, 4};
+  p.segment = segment;
+  return p;
+}
+
+TEST(PrefixMapTest, TheLongestPrefixWins) {
+  PrefixMap<uint32_t> m;
+  m.Insert(ntohl(Be("198.19.0.0")), 16, 16);
+  m.Insert(ntohl(Be("198.19.1.0")), 24, 24);
+  m.Insert(0, 0, 0);
+  ASSERT_NE(m.Find(Be("198.19.1.9")), nullptr);
+  EXPECT_EQ(*m.Find(Be("198.19.1.9")), 24u);
+  EXPECT_EQ(*m.Find(Be("198.19.2.9")), 16u);
+  EXPECT_EQ(*m.Find(Be("198.18.0.1")), 0u) << "the default route";
+  m.Clear();
+  EXPECT_EQ(m.Find(Be("198.19.1.9")), nullptr);
+}
+
+TEST(HostTablesTest, IndexesFollowTheUpdates) {
+  auto t = *HostTables::Create();
+  Update u;
+  u.upsert_segments = {MakeSegment("a", 1, "198.19.0.0/24", true),
+                       MakeSegment("b", 2, "198.19.1.0/24", true),
+                       MakeSegment("c", 3, "198.19.2.0/24", true)};
+  u.upsert_segments[0].admitted = {"b"};
+  u.upsert_pod_ports = {MakePod("pa", "198.19.0.2", "a")};
+  u.upsert_routes = {Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", Ip("198.18.0.12")}};
+  u.set_node_addresses = true;
+  u.node_addresses = {Ip("198.18.0.11")};
+  ASSERT_TRUE(t->Apply(u, {{"pa", 5}}).ok());
+
+  const PodEntry* pod = t->PodByAddr(Be("198.19.0.2"));
+  ASSERT_NE(pod, nullptr);
+  EXPECT_EQ(pod->port, 5);
+  EXPECT_EQ(pod->segment, 1u);
+  EXPECT_EQ(t->PodByPort(5), t->PodByPort(5));
+  EXPECT_EQ(t->PodByPort(4), nullptr);
+  EXPECT_EQ(t->pod_ports(), std::vector<uint16_t>{5});
+  EXPECT_EQ(t->node_addr(), Be("198.18.0.11"));
+
+  const RemoteBlock* remote = t->RemoteBlockOf(Be("198.19.0.17"));
+  ASSERT_NE(remote, nullptr);
+  EXPECT_EQ(remote->underlay, Be("198.18.0.12"));
+  EXPECT_EQ(t->RemoteBlockOf(Be("198.19.0.3")), nullptr);
+  EXPECT_EQ(t->underlays(), std::vector<uint32_t>{Be("198.18.0.12")});
+
+  const SegmentEntry* a = t->SegmentOf(Be("198.19.0.9"));
+  ASSERT_NE(a, nullptr);
+  EXPECT_TRUE(t->IsolationAllows(1, a)) << "its own segment";
+  EXPECT_TRUE(t->IsolationAllows(2, a)) << "admitted";
+  EXPECT_FALSE(t->IsolationAllows(3, a)) << "not admitted";
+  EXPECT_TRUE(t->IsolationAllows(0, a)) << "a host";
+  EXPECT_TRUE(t->IsolationAllows(3, nullptr)) << "outside every segment";
+
+  Update gone;
+  gone.remove_pod_ports = {"pa"};
+  ASSERT_TRUE(t->Apply(gone, {}).ok());
+  EXPECT_EQ(t->PodByAddr(Be("198.19.0.2")), nullptr);
+  EXPECT_EQ(t->PodByPort(5), nullptr);
+  EXPECT_TRUE(t->pod_ports().empty());
+}
+
+TEST(HostTablesTest, ExternalPolicyLocalKeepsTheSource) {
+  auto t = *HostTables::Create();
+  Update u;
+  Frontend f;
+  f.key = {Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal};
+  f.config.backends = {{.endpoint = {Ip("198.19.0.2"), 8080}, .node_local = true}};
+  f.config.external_policy = lb::TrafficPolicy::kLocal;
+  f.config.maglev_size = 251;
+  Frontend g = f;
+  g.key.addr = Ip("198.18.64.2");
+  g.config.external_policy = lb::TrafficPolicy::kCluster;
+  u.upsert_frontends = {f, g};
+  ASSERT_TRUE(t->Apply(u, {}).ok());
+  const lb::Service* local =
+      t->services().Lookup(Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal);
+  const lb::Service* cluster =
+      t->services().Lookup(Ip("198.18.64.2"), 80, lb::IpProto::kTcp, lb::Scope::kExternal);
+  ASSERT_NE(local, nullptr);
+  ASSERT_NE(cluster, nullptr);
+  EXPECT_TRUE(t->KeepsSource(*local));
+  EXPECT_FALSE(t->KeepsSource(*cluster));
+}
+
+TEST(HostTablesTest, ARefusedUpdateChangesNothing) {
+  auto t = *HostTables::Create();
+  Update u;
+  u.upsert_segments = {MakeSegment("a", 1, "198.19.0.0/24", true)};
+  u.upsert_pod_ports = {MakePod("pa", "198.19.0.2", "a")};
+  ASSERT_TRUE(t->Apply(u, {{"pa", 5}}).ok());
+
+  Update no_port;
+  no_port.upsert_pod_ports = {MakePod("pb", "198.19.0.3", "a")};
+  const absl::Status s = t->Apply(no_port, {{"pa", 5}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("\"pb\""), std::string::npos) << s;
+
+  Update v6;
+  v6.upsert_pod_ports = {MakePod("pc", "198.19.0.4", "a")};
+  v6.upsert_pod_ports[0].address = Ip("fd00:a70::4");
+  EXPECT_EQ(t->Apply(v6, {{"pa", 5}, {"pc", 6}}).code(), absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(t->PodByAddr(Be("198.19.0.3")), nullptr);
+  EXPECT_NE(t->PodByAddr(Be("198.19.0.2")), nullptr);
+  EXPECT_EQ(t->Dump().pod_ports.size(), 1u);
+}
+
+TEST(HostTablesTest, NextHopsFollowTheHostsRoutes) {
+  auto t = *HostTables::Create();
+  t->SetHostRoutes({HostRoute{.addr = Be("198.18.0.0"), .len = 20, .gateway = 0},
+                    HostRoute{.addr = 0, .len = 0, .gateway = Be("198.18.0.1")}});
+  EXPECT_EQ(t->NextHop(Be("198.18.0.12")), Be("198.18.0.12")) << "on the link";
+  EXPECT_EQ(t->NextHop(Be("198.18.16.2")), Be("198.18.0.1")) << "through the gateway";
+  t->SetHostRoutes({});
+  EXPECT_EQ(t->NextHop(Be("198.18.16.2")), 0u) << "no route";
+  EXPECT_EQ(t->NeighbourOf(Be("198.18.0.1")), nullptr);
+  t->SetNeighbour(Be("198.18.0.1"), {2, 0, 0, 0, 0, 1});
+  ASSERT_NE(t->NeighbourOf(Be("198.18.0.1")), nullptr);
+}
+
+}  // namespace
+}  // namespace atl::dataplane::dpdk
