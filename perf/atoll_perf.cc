@@ -173,8 +173,6 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
     args.insert(args.end(), {"--in-memory", "-m", "1024"});
   }
   ATL_RETURN_IF_ERROR(dataplane::dpdk::InitEal(args));
-  std::error_code ec;
-  std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);  // made even with --no-shconf
   // The pcap port keeps the whole file in mbufs of this pool.
   ATL_RETURN_IF_ERROR(dataplane::dpdk::PacketPool(single_pass ? 65535 : 262143).status());
 

@@ -69,6 +69,7 @@ std::vector<std::string> DefaultEalArgs(std::string_view lcores, unsigned memory
                                    std::string(file_prefix),
                                    "--no-pci",
                                    "--no-shconf",
+                                   "--no-telemetry",
                                    "--log-level=lib.eal:error"};
   if (!HugepagesFree()) {
     // Without hugepages the EAL runs on ordinary pages, with virtual
@@ -89,6 +90,10 @@ absl::Status InitEal(const std::vector<std::string>& args) {
       return absl::InternalError(absl::StrCat("DPDK EAL init with \"", absl::StrJoin(args, " "),
                                               "\": ", ErrnoText(rte_errno)));
     }
+    // The EAL makes its run directory (/var/run/dpdk/PREFIX) even when told to
+    // share nothing (--no-shconf: no config file, no IPC socket), and leaves
+    // it behind; empty, it goes now (rmdir removes nothing that is in use).
+    rmdir(rte_eal_get_runtime_dir());
     return absl::OkStatus();
   }();
   return result;
