@@ -746,11 +746,6 @@ std::string FormatMac(const MacAddr& mac) {
                          mac[5]);
 }
 
-MacAddr PodMac(const lb::IpAddr& ipv4) {
-  const uint8_t* v4 = ipv4.v4_bytes();
-  return MacAddr{0x0a, 0x58, v4[0], v4[1], v4[2], v4[3]};
-}
-
 std::string HostIfname(std::string_view container_id, std::string_view ifname) {
   // FNV-1a, 64 bits (draft-eastlake-fnv); a zero byte between the two fields
   // keeps ("ab", "c") apart from ("a", "bc"). XOR-folding the 64 bits to 44 is
@@ -769,9 +764,25 @@ std::string HostIfname(std::string_view container_id, std::string_view ifname) {
   return absl::StrFormat("atl%011x", (h >> 44) ^ (h & kMask));
 }
 
-// ethtool's "tx off" on `ifname` in the namespace `netns_fd`: the legacy
-// ETHTOOL_STXCSUM request, which the kernel still maps onto its features (and
-// TSO, which needs checksum offload, goes with it). The ioctl acts in the
+absl::Status TurnOffChecksumOffload(const std::string& ifname) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return OsError(errno, "open a socket for ethtool");
+  // The legacy ETHTOOL_STXCSUM request, which the kernel still maps onto its
+  // features (TSO, which needs checksum offload, goes with it).
+  ethtool_value off{.cmd = ETHTOOL_STXCSUM, .data = 0};
+  ifreq req{};
+  std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  req.ifr_data = reinterpret_cast<char*>(&off);
+  const int rc = ioctl(fd, SIOCETHTOOL, &req);
+  const int err = errno;
+  close(fd);
+  if (rc != 0) return OsError(err, absl::StrCat("turn off checksum offload of ", ifname));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// TurnOffChecksumOffload in the pod's namespace: the ioctl acts in the
 // namespace its socket was made in, so a thread of our own makes it there.
 absl::Status ChecksumInSoftware(int netns_fd, const PodInterfaceSpec& spec) {
   absl::Status result = absl::UnknownError("not run");
@@ -781,20 +792,7 @@ absl::Status ChecksumInSoftware(int netns_fd, const PodInterfaceSpec& spec) {
         result = OsError(errno, absl::StrCat("enter network namespace ", spec.netns));
         return;
       }
-      const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) {
-        result = OsError(errno, "open a socket for ethtool");
-        return;
-      }
-      ethtool_value off{.cmd = ETHTOOL_STXCSUM, .data = 0};
-      ifreq req{};
-      std::strncpy(req.ifr_name, spec.ifname.c_str(), IFNAMSIZ - 1);
-      req.ifr_data = reinterpret_cast<char*>(&off);
-      result = ioctl(fd, SIOCETHTOOL, &req) == 0
-                   ? absl::OkStatus()
-                   : OsError(errno, absl::StrCat("turn off checksum offload of ", spec.ifname,
-                                                 " in ", spec.netns));
-      close(fd);
+      result = TurnOffChecksumOffload(spec.ifname);
     }).join();
   } catch (const std::system_error& e) {
     return absl::ResourceExhaustedError(
@@ -802,6 +800,8 @@ absl::Status ChecksumInSoftware(int netns_fd, const PodInterfaceSpec& spec) {
   }
   return result;
 }
+
+}  // namespace
 
 absl::StatusOr<PodInterface> SetUpPodInterface(const PodInterfaceSpec& spec) {
   ATL_RETURN_IF_ERROR(Validate(spec));

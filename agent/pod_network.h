@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "dataplane/dataplane.h"
 #include "lb/net.h"
 
 namespace atl::agent {
@@ -27,12 +28,10 @@ using MacAddr = lb::MacAddr;
 // "0a:58:c6:13:00:05".
 std::string FormatMac(const MacAddr& mac);
 
-// The pod side's MAC: 0a:58 followed by the four bytes of the IPv4 address, the
-// convention of the Kubernetes bridge plugin. 0x0a has the locally administered
-// bit set and the multicast bit clear, and the MAC follows from the address
-// alone, so a repeated ADD gives the same one and neighbours' ARP caches stay
-// right when a pod is re-created with its address.
-MacAddr PodMac(const lb::IpAddr& ipv4);
+// The pod side's MAC (dataplane.h): it follows from the address alone, so a
+// repeated ADD gives the same one and neighbours' ARP caches stay right when a
+// pod is re-created with its address.
+using dataplane::PodMac;
 
 // The host side's name: "atl" and 11 lowercase hex digits of the FNV-1a hash
 // of (container_id, ifname), 14 characters (IFNAMSIZ - 1 is 15). It depends on
@@ -81,6 +80,10 @@ struct PodInterface {
 // veth peer of ifname in that namespace, or ifname exists there but is not the
 // peer of host_ifname. Any failure after the pair was created deletes it again.
 absl::StatusOr<PodInterface> SetUpPodInterface(const PodInterfaceSpec& spec);
+
+// ethtool's "tx off" on `ifname` in the calling thread's network namespace:
+// the interface's stack fills in its own checksums (checksums_in_software).
+absl::Status TurnOffChecksumOffload(const std::string& ifname);
 
 // Deletes the pair through its host side, which takes the peer with it. A
 // missing host_ifname is not an error (CNI DEL is repeated, and the pair goes

@@ -19,6 +19,16 @@ namespace atl::dataplane {
 // and 0.0.0.1, an address no pod has (a pod's MAC is 0a:58 and its address).
 inline constexpr lb::MacAddr kRouterMac = {0x0a, 0x58, 0, 0, 0, 1};
 
+// A pod's MAC: 0a:58 followed by the four bytes of its IPv4 address, the
+// convention of the Kubernetes bridge plugin. 0x0a has the locally
+// administered bit set and the multicast bit clear, and the MAC follows from
+// the address alone: the CNI server gives it to the pod, and a dataplane
+// addresses a pod on another host by it without asking anyone.
+inline lb::MacAddr PodMac(const lb::IpAddr& ipv4) {
+  const uint8_t* v4 = ipv4.v4_bytes();
+  return {0x0a, 0x58, v4[0], v4[1], v4[2], v4[3]};
+}
+
 // A service frontend with the backends it balances over. `name` says which
 // Service and port it comes from ("namespace/name:port"), for people reading
 // counters and debug output.

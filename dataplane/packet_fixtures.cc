@@ -12,10 +12,7 @@ using lb::IpAddr;
 using lb::PacketBuilder;
 
 IpAddr Ip(const char* text) { return *IpAddr::Parse(text); }
-lb::MacAddr PodMac(const char* ip) {
-  const IpAddr a = Ip(ip);
-  return {0x0a, 0x58, a.v4_bytes()[0], a.v4_bytes()[1], a.v4_bytes()[2], a.v4_bytes()[3]};
-}
+lb::MacAddr PodMac(const char* ip) { return dataplane::PodMac(Ip(ip)); }
 
 // The host: segments a (isolated), b (isolated), open; pods on this host;
 // a block of segment a on h2; the services below.
@@ -69,8 +66,7 @@ Update HostState() {
   u.set_node_addresses = true;
   u.node_addresses = {kNodeAddr};
   u.upsert_frontends = {
-      MakeFrontend("198.18.64.10", 80, lb::IpProto::kTcp, lb::Scope::kInternal,
-                   {{Ip(kPa2), 8080}}),
+      MakeFrontend("198.18.64.10", 80, lb::IpProto::kTcp, lb::Scope::kInternal, {{Ip(kPa2), 8080}}),
       MakeFrontend("198.18.64.11", 53, lb::IpProto::kUdp, lb::Scope::kInternal,
                    {{Ip(kRemoteA), 5353}}),
       MakeFrontend("198.18.64.12", 80, lb::IpProto::kTcp, lb::Scope::kInternal, {}),
@@ -131,26 +127,26 @@ std::vector<Step> HostSteps() {
   std::vector<Step> steps;
   const lb::MacAddr pa1_mac = PodMac(kPa1);
 
-  Step arp = PodStep("ARP for the gateway is answered with the router MAC", "pa1",
-                     Arp(1, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, pa1_mac, Ip(kPa1), {},
-                         Ip("198.19.0.1")));
+  Step arp = PodStep(
+      "ARP for the gateway is answered with the router MAC", "pa1",
+      Arp(1, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, pa1_mac, Ip(kPa1), {}, Ip("198.19.0.1")));
   arp.verdict = Verdict::kReply;
   arp.out = Arp(2, pa1_mac, kRouterMac, Ip("198.19.0.1"), pa1_mac, Ip(kPa1));
   steps.push_back(arp);
 
   PacketBuilder spoof_mac;
   spoof_mac.Ethernet({0x02, 0, 0, 0, 0, 9}, kRouterMac).Ip(kPa1, kPa2).Tcp(1, 2);
-  steps.push_back(Dropped(PodStep("another source MAC is spoofing", "pa1", spoof_mac.Build()),
-                          "spoofed"));
+  steps.push_back(
+      Dropped(PodStep("another source MAC is spoofing", "pa1", spoof_mac.Build()), "spoofed"));
   steps.push_back(Dropped(
-      PodStep("another source address is spoofing", "pa1",
-              PacketBuilder().Ethernet(pa1_mac, kRouterMac).Ip("198.19.0.9", kPa2).Tcp(1, 2).Build()),
+      PodStep(
+          "another source address is spoofing", "pa1",
+          PacketBuilder().Ethernet(pa1_mac, kRouterMac).Ip("198.19.0.9", kPa2).Tcp(1, 2).Build()),
       "spoofed"));
 
-  steps.push_back(Delivered(
-      PodStep("a peer in the segment on this host", "pa1",
-              FromPod(kPa1, kPa2).Tcp(40000, 80, kTcpSyn).Build()),
-      "pa2", ToPod(kPa1, kPa2).Tcp(40000, 80, kTcpSyn).Build()));
+  steps.push_back(Delivered(PodStep("a peer in the segment on this host", "pa1",
+                                    FromPod(kPa1, kPa2).Tcp(40000, 80, kTcpSyn).Build()),
+                            "pa2", ToPod(kPa1, kPa2).Tcp(40000, 80, kTcpSyn).Build()));
 
   Step remote = PodStep("a peer in the segment on another host goes into the overlay", "pa1",
                         FromPod(kPa1, kRemoteA).Udp(40000, 7000).Payload(8).Build());
@@ -166,45 +162,37 @@ std::vector<Step> HostSteps() {
   steps.push_back(Delivered(PodStep("an open segment accepts another", "pa1",
                                     FromPod(kPa1, kPo1).Tcp(40001, 80, kTcpSyn).Build()),
                             "po1", ToPod(kPa1, kPo1).Tcp(40001, 80, kTcpSyn).Build()));
-  steps.push_back(Delivered(
-      PodStep("the reply to a flow an isolated pod opened reaches it", "po1",
-              FromPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()),
-      "pa1", ToPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()));
+  steps.push_back(Delivered(PodStep("the reply to a flow an isolated pod opened reaches it", "po1",
+                                    FromPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()),
+                            "pa1", ToPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()));
 
-  steps.push_back(Delivered(
-      PodStep("a ClusterIP is translated to its backend", "pa1",
-              FromPod(kPa1, "198.18.64.10").Tcp(40002, 80, kTcpSyn).Build()),
-      "pa2", ToPod(kPa1, kPa2).Tcp(40002, 8080, kTcpSyn).Build()));
-  steps.push_back(Delivered(
-      PodStep("the backend's reply comes from the ClusterIP", "pa2",
-              FromPod(kPa2, kPa1).Tcp(8080, 40002, kTcpSyn | kTcpAck).Build()),
-      "pa1",
-      ToPod("198.18.64.10", kPa1).Tcp(80, 40002, kTcpSyn | kTcpAck).Build()));
+  steps.push_back(Delivered(PodStep("a ClusterIP is translated to its backend", "pa1",
+                                    FromPod(kPa1, "198.18.64.10").Tcp(40002, 80, kTcpSyn).Build()),
+                            "pa2", ToPod(kPa1, kPa2).Tcp(40002, 8080, kTcpSyn).Build()));
+  steps.push_back(
+      Delivered(PodStep("the backend's reply comes from the ClusterIP", "pa2",
+                        FromPod(kPa2, kPa1).Tcp(8080, 40002, kTcpSyn | kTcpAck).Build()),
+                "pa1", ToPod("198.18.64.10", kPa1).Tcp(80, 40002, kTcpSyn | kTcpAck).Build()));
   {
     const std::vector<uint8_t> quoted =
         PacketBuilder().NoEthernet().Ip(kPa1, kPa2).Tcp(40002, 8080, kTcpAck).Build();
-    const std::vector<uint8_t> quoted_as_sent = PacketBuilder()
-                                                    .NoEthernet()
-                                                    .Ip(kPa1, "198.18.64.10")
-                                                    .Tcp(40002, 80, kTcpAck)
-                                                    .Build();
-    steps.push_back(Delivered(
-        PodStep("an ICMP error from the backend reads as from the ClusterIP", "pa2",
-                FromPod(kPa2, kPa1).IcmpError(3, 3, quoted).Build()),
-        "pa1",
-        PacketBuilder()
-            .Ethernet(kRouterMac, pa1_mac)
-            .Ip("198.18.64.10", kPa1)
-            .IcmpError(3, 3, quoted_as_sent)
-            .Build()));
+    const std::vector<uint8_t> quoted_as_sent =
+        PacketBuilder().NoEthernet().Ip(kPa1, "198.18.64.10").Tcp(40002, 80, kTcpAck).Build();
+    steps.push_back(Delivered(PodStep("an ICMP error from the backend reads as from the ClusterIP",
+                                      "pa2", FromPod(kPa2, kPa1).IcmpError(3, 3, quoted).Build()),
+                              "pa1",
+                              PacketBuilder()
+                                  .Ethernet(kRouterMac, pa1_mac)
+                                  .Ip("198.18.64.10", kPa1)
+                                  .IcmpError(3, 3, quoted_as_sent)
+                                  .Build()));
   }
   steps.push_back(Dropped(PodStep("a service without backends drops", "pa1",
                                   FromPod(kPa1, "198.18.64.12").Tcp(40003, 80, kTcpSyn).Build()),
                           "no-backend"));
-  steps.push_back(Delivered(
-      PodStep("hairpin: a backend reaching itself sees the gateway", "pa2",
-              FromPod(kPa2, "198.18.64.10").Tcp(40004, 80, kTcpSyn).Build()),
-      "pa2", ToPod("198.19.0.1", kPa2).Tcp(40004, 8080, kTcpSyn).Build()));
+  steps.push_back(Delivered(PodStep("hairpin: a backend reaching itself sees the gateway", "pa2",
+                                    FromPod(kPa2, "198.18.64.10").Tcp(40004, 80, kTcpSyn).Build()),
+                            "pa2", ToPod("198.19.0.1", kPa2).Tcp(40004, 8080, kTcpSyn).Build()));
 
   Step udp_svc = PodStep("a UDP ClusterIP with a backend on another host", "pa1",
                          FromPod(kPa1, "198.18.64.11").Udp(40005, 53).Payload(16).Build());
@@ -242,25 +230,24 @@ std::vector<Step> HostSteps() {
   };
   const lb::MacAddr ext_mac = {0x02, 0, 0, 0, 0, 0x16};
   const lb::MacAddr node_mac = {0x02, 0, 0, 0, 0, 0x11};
-  steps.push_back(Delivered(
-      uplink("a NodePort (policy Cluster) is translated, its source becomes the node",
-             PacketBuilder()
-                 .Ethernet(ext_mac, node_mac)
-                 .Ip(kExt, kNodeAddr)
-                 .Tcp(50000, 30080, kTcpSyn)
-                 .Build()),
-      "pa2",
-      PacketBuilder()
-          .Ethernet(kRouterMac, PodMac(kPa2))
-          .Ip(kNodeAddr, Ip(kPa2))
-          .Tcp(50000, 8080, kTcpSyn)
-          .Build()));
-  Step host = uplink("the host's own traffic passes",
-                     PacketBuilder()
-                         .Ethernet(ext_mac, node_mac)
-                         .Ip(kExt, kNodeAddr)
-                         .Tcp(50001, 22, kTcpSyn)
-                         .Build());
+  steps.push_back(
+      Delivered(uplink("a NodePort (policy Cluster) is translated, its source becomes the node",
+                       PacketBuilder()
+                           .Ethernet(ext_mac, node_mac)
+                           .Ip(kExt, kNodeAddr)
+                           .Tcp(50000, 30080, kTcpSyn)
+                           .Build()),
+                "pa2",
+                PacketBuilder()
+                    .Ethernet(kRouterMac, PodMac(kPa2))
+                    .Ip(kNodeAddr, Ip(kPa2))
+                    .Tcp(50000, 8080, kTcpSyn)
+                    .Build()));
+  Step host = uplink("the host's own traffic passes", PacketBuilder()
+                                                          .Ethernet(ext_mac, node_mac)
+                                                          .Ip(kExt, kNodeAddr)
+                                                          .Tcp(50001, 22, kTcpSyn)
+                                                          .Build());
   host.verdict = Verdict::kPass;
   host.out = host.packet;
   steps.push_back(host);

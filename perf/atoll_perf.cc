@@ -187,7 +187,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
   const double program_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - programmed_at)
           .count();
-  dp->SetNeighbour(Ip(kRemote), {0x02, 0, 0, 0, 0, 0x12});
+  dp->SetNeighbours({{Ip(kRemote), {0x02, 0, 0, 0, 0, 0x12}}});
   // The traffic starts once the tables hold the services: a single pass
   // would otherwise be spent before they are programmed. The uplink is the
   // pcap port: RX the workload; TX dropped.
@@ -253,9 +253,10 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
 }
 
 int Child() {
-  LbWorkload w = Workload("hit", absl::GetFlag(FLAGS_child_services), 64);
-  absl::StatusOr<json> r =
-      MeasureAtoll(w, absl::GetFlag(FLAGS_pcap), absl::GetFlag(FLAGS_single_pass));
+  // The workload as the parent wrote it: its flows size the conntrack table.
+  const bool single_pass = absl::GetFlag(FLAGS_single_pass);
+  LbWorkload w = Workload(single_pass ? "new" : "hit", absl::GetFlag(FLAGS_child_services), 64);
+  absl::StatusOr<json> r = MeasureAtoll(w, absl::GetFlag(FLAGS_pcap), single_pass);
   if (!r.ok()) {
     std::printf("%s\n", json{{"error", r.status().ToString()}}.dump().c_str());
     return 1;

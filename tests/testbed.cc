@@ -2,8 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -28,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/pod_network.h"
 #include "lb/net.h"
 #include "lb/status_macros.h"
 #include "tests/processes.h"
@@ -627,25 +626,6 @@ std::string Manifest(const EndpointSliceSpec& spec) {
 
 // --- TestBed ---------------------------------------------------------------------
 
-namespace {
-
-// ethtool's "tx off" on `ifname` in the calling thread's network namespace.
-absl::Status ChecksumInSoftware(const std::string& ifname) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Errno(errno, "socket for ethtool");
-  ethtool_value off{.cmd = ETHTOOL_STXCSUM, .data = 0};
-  ifreq req{};
-  std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  req.ifr_data = reinterpret_cast<char*>(&off);
-  const int rc = ioctl(fd, SIOCETHTOOL, &req);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return Errno(err, absl::StrCat("checksum offload off on ", ifname));
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 TestBedOptions TestBedOptions::FromEnvironment() {
   TestBedOptions o;
   if (const char* d = std::getenv("ATOLL_E2E_DATAPLANE"); d != nullptr && *d != '\0') {
@@ -771,9 +751,9 @@ absl::Status TestBed::Build() {
     // the receiver to finish, which AF_XDP, reading bytes, cannot. What sends
     // onto the underlay (the controller through the bridge, the external
     // client) finishes its own, as the agent has its pods do.
-    ATL_RETURN_IF_ERROR(ChecksumInSoftware(kUnderlayBridge));
+    ATL_RETURN_IF_ERROR(agent::TurnOffChecksumOffload(kUnderlayBridge));
     absl::Status ext;
-    ATL_RETURN_IF_ERROR(ext_->Run([&] { ext = ChecksumInSoftware("eth0"); }));
+    ATL_RETURN_IF_ERROR(ext_->Run([&] { ext = agent::TurnOffChecksumOffload("eth0"); }));
     ATL_RETURN_IF_ERROR(ext);
   }
 

@@ -1,6 +1,5 @@
 #include "dataplane/dpdk/dpdk_dataplane.h"
 
-#include <rte_bus_vdev.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -10,7 +9,6 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
-#include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <time.h>
@@ -23,6 +21,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "dataplane/dpdk/host_link.h"
@@ -205,7 +204,6 @@ struct alignas(64) DpdkDataplane::Worker {
   // Load, read by the control thread.
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
-  uint64_t tx_full = 0;
 
   void Send(uint16_t port, rte_mbuf* m) {
     if (port >= RTE_MAX_ETHPORTS || tx[port] == nullptr) {  // no such port configured
@@ -392,12 +390,13 @@ absl::Status DpdkDataplane::Mutate(const std::function<absl::Status(HostTables&)
   published_.store(&standby, std::memory_order_release);
   rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
   standby_ ^= 1;
-  // The same change, to the same state: it cannot fail differently.
+  // The same change, to the same state: it cannot fail differently. If it
+  // did, the copies would differ and the next change would publish the
+  // wrong one: a broken invariant, not an input error.
   const absl::Status again = change(*tables_[standby_]);
   if (!again.ok()) {
-    // Never expected; the published copy is right, the other is rebuilt from
-    // it at the next change that fails here too. Say so loudly.
-    return absl::InternalError(absl::StrCat("DPDK tables diverged: ", again.message()));
+    std::fprintf(stderr, "DPDK dataplane: table copies diverged: %s\n", again.ToString().c_str());
+    std::abort();
   }
   return absl::OkStatus();
 }
@@ -407,10 +406,10 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
   // Attach the new pods' ports before any table names them.
   absl::flat_hash_map<std::string, uint16_t> port_of = port_of_;
   std::vector<uint16_t> attached;
-  absl::flat_hash_map<std::string, bool> removed;
-  for (const std::string& ifname : update.remove_pod_ports) removed[ifname] = true;
+  absl::flat_hash_set<std::string> removed(update.remove_pod_ports.begin(),
+                                           update.remove_pod_ports.end());
   if (update.full_sync_pod_ports) {
-    for (const auto& [ifname, port] : port_of_) removed[ifname] = true;
+    for (const auto& [ifname, port] : port_of_) removed.insert(ifname);
   }
   for (const PodPort& p : update.upsert_pod_ports) {
     removed.erase(p.host_ifname);
@@ -424,7 +423,7 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
     attached.push_back(*port);
   }
   std::vector<uint16_t> detach;
-  for (const auto& [ifname, gone] : removed) {
+  for (const std::string& ifname : removed) {
     auto it = port_of.find(ifname);
     if (it == port_of.end()) continue;
     detach.push_back(it->second);
@@ -446,12 +445,10 @@ Programmed DpdkDataplane::Dump() const {
   return published_.load(std::memory_order_acquire)->Dump();
 }
 
-void DpdkDataplane::SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac) {
+void DpdkDataplane::SetNeighbours(const std::vector<Neighbour>& neighbours) {
   std::lock_guard<std::mutex> lock(control_);
-  uint32_t be;
-  std::memcpy(&be, addr.v4_bytes(), 4);
   Mutate([&](HostTables& t) {
-    t.SetNeighbour(be, mac);
+    for (const Neighbour& n : neighbours) t.SetNeighbour(Be32(n.addr), n.mac);
     return absl::OkStatus();
   }).IgnoreError();
 }
@@ -503,7 +500,6 @@ absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::ForHost(const Host
   args.insert(args.end(), host.extra_eal_args.begin(), host.extra_eal_args.end());
   ATL_RETURN_IF_ERROR(InitEal(args));
   ATL_ASSIGN_OR_RETURN(const lb::MacAddr mac, InterfaceMac(host.uplink));
-  ATL_ASSIGN_OR_RETURN(const std::vector<HostRoute> routes, HostRoutes(host.uplink));
 
   Options options;
   options.pipeline.uplink_mac = mac;
@@ -528,9 +524,8 @@ absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::ForHost(const Host
   ATL_ASSIGN_OR_RETURN(options.uplink_port, AttachInterface(host.uplink));
   ATL_RETURN_IF_ERROR(RouteThrough(host.uplink, host.tap));
 
-  ATL_ASSIGN_OR_RETURN(std::unique_ptr<DpdkDataplane> dp, Create(std::move(options)));
-  dp->SetHostRoutes(routes);
-  return dp;
+  // The host's routes and neighbours follow from the TAP (FollowNeighbours).
+  return Create(std::move(options));
 }
 
 // The workers never wait for a neighbour: until the host's table has one,
@@ -539,8 +534,8 @@ absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::ForHost(const Host
 void DpdkDataplane::FollowNeighbours() {
   absl::flat_hash_map<uint32_t, lb::MacAddr> known;
   absl::flat_hash_map<uint32_t, std::chrono::steady_clock::time_point> asked;
+  std::vector<HostRoute> routes;
   for (unsigned tick = 0; !stop_.load(); ++tick) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     // What the workers needed: asked of the kernel once a second at most.
     const auto now = std::chrono::steady_clock::now();
     void* wanted;
@@ -549,27 +544,30 @@ void DpdkDataplane::FollowNeighbours() {
       auto [it, fresh] = asked.try_emplace(addr, now);
       if (!fresh && now - it->second < std::chrono::seconds(1)) continue;
       it->second = now;
-      Resolve(options_.host_ifname, lb::IpAddr::FromV4Bytes(reinterpret_cast<uint8_t*>(&wanted)))
-          .IgnoreError();
+      Resolve(options_.host_ifname, FromBe32(addr)).IgnoreError();
     }
-    if (tick % 5 != 0) continue;  // the host's tables every 100 ms
+    // The host's tables: routes once a second, neighbours every 100 ms; the
+    // workers' copies change (an RCU grace period each) only when they did.
     if (tick % 50 == 0) {
-      if (absl::StatusOr<std::vector<HostRoute>> routes = HostRoutes(options_.host_ifname);
-          routes.ok()) {
-        SetHostRoutes(*routes);
+      absl::StatusOr<std::vector<HostRoute>> now_routes = HostRoutes(options_.host_ifname);
+      if (now_routes.ok() && *now_routes != routes) {
+        routes = *std::move(now_routes);
+        SetHostRoutes(routes);
       }
     }
-    absl::StatusOr<std::vector<Neighbour>> found = ResolvedNeighbours(options_.host_ifname);
-    if (!found.ok()) continue;
-    for (const Neighbour& n : *found) {
-      uint32_t be;
-      std::memcpy(&be, n.addr.v4_bytes(), 4);
-      auto it = known.find(be);
-      if (it == known.end() || it->second != n.mac) {
-        known[be] = n.mac;
-        SetNeighbour(n.addr, n.mac);
+    if (tick % 5 == 0) {
+      absl::StatusOr<std::vector<Neighbour>> found = ResolvedNeighbours(options_.host_ifname);
+      std::vector<Neighbour> changed;
+      for (const Neighbour& n : found.ok() ? *found : std::vector<Neighbour>{}) {
+        auto [it, fresh] = known.try_emplace(Be32(n.addr), n.mac);
+        if (fresh || it->second != n.mac) {
+          it->second = n.mac;
+          changed.push_back(n);
+        }
       }
+      if (!changed.empty()) SetNeighbours(changed);
     }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 

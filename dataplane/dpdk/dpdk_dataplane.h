@@ -105,7 +105,7 @@ class DpdkDataplane final : public Dataplane {
   // The host's view of the underlay: its routes and neighbours' MACs (what
   // FollowNeighbours keeps up to date when there is an exception path).
   void SetHostRoutes(const std::vector<HostRoute>& routes);
-  void SetNeighbour(const lb::IpAddr& addr, const lb::MacAddr& mac);
+  void SetNeighbours(const std::vector<Neighbour>& neighbours);
 
   // How busy the workers are: frames received, and TSC cycles spent in
   // polling rounds that received any (rte_get_tsc_hz() per second).

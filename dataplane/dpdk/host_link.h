@@ -39,6 +39,8 @@ struct HostRoute {
   uint32_t addr = 0;  // network order
   int len = 0;
   uint32_t gateway = 0;  // network order; 0: the destination is on the link
+
+  friend bool operator==(const HostRoute&, const HostRoute&) = default;
 };
 // The main table's IPv4 unicast routes through `ifname`.
 absl::StatusOr<std::vector<HostRoute>> HostRoutes(const std::string& ifname);

@@ -3,21 +3,10 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "lb/status_macros.h"
 
 namespace atl::dataplane::dpdk {
-namespace {
-
-// An IPv4 address as it stands in a header, read as a native word.
-uint32_t Be32(const lb::IpAddr& a) {
-  uint32_t v;
-  std::memcpy(&v, a.v4_bytes(), 4);
-  return v;
-}
-
-}  // namespace
 
 template <typename T>
 void PrefixMap<T>::Insert(uint32_t addr_host_order, int length, const T& value) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,17 @@
 namespace atl::dataplane::dpdk {
 
 inline constexpr uint16_t kNoPort = 0xffff;
+
+// The tables' IPv4 addresses: the four bytes as they stand in a header,
+// read as a native word (network order), and back.
+inline uint32_t Be32(const lb::IpAddr& a) {
+  uint32_t v;
+  std::memcpy(&v, a.v4_bytes(), 4);
+  return v;
+}
+inline lb::IpAddr FromBe32(uint32_t v) {
+  return lb::IpAddr::FromV4Bytes(reinterpret_cast<const uint8_t*>(&v));
+}
 
 struct PodEntry {
   uint32_t addr = 0;        // network order; its only source address

@@ -36,17 +36,9 @@ uint32_t LoadNative32(const uint8_t* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
-uint32_t Be32(const lb::IpAddr& a) { return LoadNative32(a.v4_bytes()); }
-lb::IpAddr FromBe32(uint32_t v) {
-  return lb::IpAddr::FromV4Bytes(reinterpret_cast<const uint8_t*>(&v));
-}
 
-// A pod's MAC is 0a:58 and its IPv4 address (the agent's CNI server gives it).
-lb::MacAddr PodMac(uint32_t addr) {
-  lb::MacAddr mac = {0x0a, 0x58, 0, 0, 0, 0};
-  std::memcpy(&mac[2], &addr, 4);
-  return mac;
-}
+// Where a frame goes on (Verdict::drop is only read for Next::kDrop).
+Verdict Go(Next next, uint16_t port = kNoPort) { return {next, DropReason::kMalformed, port}; }
 
 void SetMacs(uint8_t* frame, const lb::MacAddr& dst, const lb::MacAddr& src) {
   std::memcpy(frame, dst.data(), 6);
@@ -146,14 +138,14 @@ Verdict Pipeline::AnswerArp(rte_mbuf* m, const PodEntry& port) {
   std::memcpy(sha, config_.router_mac.data(), 6);
   std::memcpy(arp + 14, &tpa, 4);  // spa: the address asked for
   SetMacs(frame, port.mac, config_.router_mac);
-  return {Next::kBack, DropReason::kMalformed, kNoPort};
+  return Go(Next::kBack);
 }
 
 std::optional<Verdict> Pipeline::FromUplink(rte_mbuf* m, const HostTables& t, Pending* out) {
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
   const size_t len = rte_pktmbuf_data_len(m);
   if (len < kEthLen + kIpv4Len + 8 || Load16(frame + 12) != lb::kEtherTypeIpv4) {
-    return Verdict{Next::kHost, DropReason::kMalformed, kNoPort};
+    return Go(Next::kHost);
   }
   const uint8_t* ip = frame + kEthLen;
   const uint8_t* udp = ip + kIpv4Len;
@@ -179,9 +171,7 @@ std::optional<Verdict> Pipeline::Decap(rte_mbuf* m, const HostTables& t, Pending
   // From another host. The underlay is trusted: the sender's segment is the
   // one its source address belongs to.
   frame = rte_pktmbuf_mtod(m, const uint8_t*);
-  const size_t len = rte_pktmbuf_data_len(m);
   if (Load16(frame + 12) != lb::kEtherTypeIpv4) return Drop(DropReason::kUnsupported);
-  if (len < kEthLen + kIpv4Len) return Drop(DropReason::kMalformed);
   const SegmentEntry* src = t.SegmentOf(LoadNative32(frame + kEthLen + 12));
   return Parse(m, Origin::kOverlay, src ? src->id : 0, from, out);
 }
@@ -193,11 +183,11 @@ std::optional<Verdict> Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_
   lb::ParsedPacket& p = out->p;
   if (lb::ParseEthernet(frame, rte_pktmbuf_data_len(m), &p) != lb::DropReason::kNone ||
       p.ethertype != lb::kEtherTypeIpv4) {
-    if (origin == Origin::kUplink) return Verdict{Next::kHost, DropReason::kMalformed, kNoPort};
+    if (origin == Origin::kUplink) return Go(Next::kHost);
     return Drop(DropReason::kMalformed);
   }
   if (p.ip.non_first_fragment) {
-    if (origin == Origin::kUplink) return Verdict{Next::kHost, DropReason::kMalformed, kNoPort};
+    if (origin == Origin::kUplink) return Go(Next::kHost);
     return Drop(DropReason::kFragment);
   }
   out->origin = origin;
@@ -281,7 +271,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
         if (const SegmentEntry* seg = t.SegmentOf(Be32(key.src))) to.src = FromBe32(seg->gateway);
       }
     } else if (origin == Origin::kUplink) {
-      return {Next::kHost, DropReason::kMalformed, kNoPort};  // the host's own traffic
+      return Go(Next::kHost);  // the host's own traffic
     }
   }
 
@@ -378,7 +368,7 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origi
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
     return Route(m, Be32(quoted_to.src), tunnel, t);
   }
-  if (origin == Origin::kUplink) return {Next::kHost, DropReason::kMalformed, kNoPort};
+  if (origin == Origin::kUplink) return Go(Next::kHost);
   const uint32_t daddr = Be32(p.ip.key.dst);
   if (!t.IsolationAllows(src_segment, t.SegmentOf(daddr))) return Drop(DropReason::kIsolated);
   if (origin == Origin::kOverlay && t.PodByAddr(daddr) == nullptr) {
@@ -393,7 +383,7 @@ Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTa
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   if (const PodEntry* pod = t.PodByAddr(daddr)) {  // deliver
     SetMacs(frame, pod->mac, config_.router_mac);
-    return {Next::kPod, DropReason::kMalformed, pod->port};
+    return Go(Next::kPod, pod->port);
   }
   if (const RemoteBlock* remote = t.RemoteBlockOf(daddr)) {
     return Encap(m, daddr, Tunnel{remote->underlay, remote->vni}, t);
@@ -401,19 +391,18 @@ Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTa
   if (tunnel.underlay != 0) return Encap(m, daddr, tunnel, t);
   if (t.SegmentOf(daddr) != nullptr) return Drop(DropReason::kNoRoute);
   // Out of the cluster, through the host's next hop on the underlay.
-  if (t.NextHop(daddr) == 0) return Drop(DropReason::kFib);
-  const lb::MacAddr* next_hop = NextHopMac(daddr, t);
-  if (next_hop == nullptr) return Drop(DropReason::kNoNeighbour);
-  SetMacs(frame, *next_hop, config_.uplink_mac);
-  return {Next::kUplink, DropReason::kMalformed, kNoPort};
+  const uint32_t next_hop = t.NextHop(daddr);
+  if (next_hop == 0) return Drop(DropReason::kFib);
+  const lb::MacAddr* mac = MacOf(next_hop, t);
+  if (mac == nullptr) return Drop(DropReason::kNoNeighbour);
+  SetMacs(frame, *mac, config_.uplink_mac);
+  return Go(Next::kUplink);
 }
 
-const lb::MacAddr* Pipeline::NextHopMac(uint32_t daddr, const HostTables& t) {
-  uint32_t next = t.NextHop(daddr);
-  if (next == 0) next = daddr;
-  if (const lb::MacAddr* mac = t.NeighbourOf(next)) return mac;
+const lb::MacAddr* Pipeline::MacOf(uint32_t addr, const HostTables& t) {
+  if (const lb::MacAddr* mac = t.NeighbourOf(addr)) return mac;
   if (config_.resolve != nullptr) {
-    rte_ring_enqueue(config_.resolve, reinterpret_cast<void*>(static_cast<uintptr_t>(next)));
+    rte_ring_enqueue(config_.resolve, reinterpret_cast<void*>(static_cast<uintptr_t>(addr)));
   }
   return nullptr;
 }
@@ -422,7 +411,7 @@ const lb::MacAddr* Pipeline::NextHopMac(uint32_t daddr, const HostTables& t) {
 // frame addressed to the pod; the same bytes the eBPF programs write.
 Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t) {
   uint8_t* inner = rte_pktmbuf_mtod(m, uint8_t*);
-  SetMacs(inner, PodMac(daddr), config_.router_mac);
+  SetMacs(inner, PodMac(FromBe32(daddr)), config_.router_mac);
   const uint8_t* ip = inner + kEthLen;
   if (rte_pktmbuf_data_len(m) < kEthLen + kIpv4Len + 4) return Drop(DropReason::kMalformed);
   // The outer source port spreads flows over the underlay's paths (RFC 7348
@@ -430,21 +419,22 @@ Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables
   // a 20-byte header (the ports), as the eBPF programs compute it.
   uint32_t hash = LoadNative32(ip + 12) ^ LoadNative32(ip + 16) ^ LoadNative32(ip + kIpv4Len);
   hash ^= hash >> 16;
-  const size_t inner_ip_len = rte_pktmbuf_pkt_len(m) - kEthLen;
 
   uint8_t* h = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kVxlanOverhead));
   if (h == nullptr) return Drop(DropReason::kMalformed);  // no headroom
   // The outer Ethernet header: the underlay's addresses. Until the next hop
   // is resolved the frame is flooded on the underlay segment, where every
   // other host's dataplane drops what is not addressed to its node.
-  const lb::MacAddr* neighbour = NextHopMac(to.underlay, t);
+  const uint32_t next_hop = t.NextHop(to.underlay);
+  const lb::MacAddr* neighbour = MacOf(next_hop != 0 ? next_hop : to.underlay, t);
   static constexpr lb::MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   SetMacs(h, neighbour ? *neighbour : kBroadcast, config_.uplink_mac);
   Store16(h + 12, lb::kEtherTypeIpv4);
   uint8_t* oip = h + kEthLen;
   std::memset(oip, 0, kIpv4Len + 16);
   oip[0] = 0x45;
-  Store16(oip + 2, static_cast<uint16_t>(kVxlanOverhead - kEthLen + kEthLen + inner_ip_len));
+  const size_t outer_ip_len = rte_pktmbuf_pkt_len(m) - kEthLen;  // to the end of the inner frame
+  Store16(oip + 2, static_cast<uint16_t>(outer_ip_len));
   oip[8] = 64;  // TTL
   oip[9] = kIpProtoUdp;
   const uint32_t node = t.node_addr();
@@ -456,14 +446,13 @@ Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables
   uint8_t* udp = oip + kIpv4Len;
   Store16(udp, static_cast<uint16_t>(49152 | (hash & 0x3fff)));
   Store16(udp + 2, kVxlanPort);
-  Store16(udp + 4,
-          static_cast<uint16_t>(8 + 8 + kEthLen + inner_ip_len));  // checksum 0: none (IPv4)
+  Store16(udp + 4, static_cast<uint16_t>(outer_ip_len - kIpv4Len));  // checksum 0: none (IPv4)
   uint8_t* vxlan = udp + 8;
   const uint32_t flags = htonl(kVxlanFlagVni);
   const uint32_t vni = htonl(to.vni << 8);
   std::memcpy(vxlan, &flags, 4);
   std::memcpy(vxlan + 4, &vni, 4);
-  return {Next::kUplink, DropReason::kMalformed, kNoPort};
+  return Go(Next::kUplink);
 }
 
 }  // namespace atl::dataplane::dpdk

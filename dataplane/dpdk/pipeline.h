@@ -150,9 +150,9 @@ class Pipeline {
   uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;
   Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t);
   Verdict Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t);
-  // The MAC of the next hop to `daddr`; nullptr, and a resolution asked for,
-  // when the host has not resolved it yet.
-  const lb::MacAddr* NextHopMac(uint32_t daddr, const HostTables& t);
+  // The MAC of `addr` (a next hop on the underlay); nullptr, and a
+  // resolution asked for, when the host has not resolved it yet.
+  const lb::MacAddr* MacOf(uint32_t addr, const HostTables& t);
 
   PipelineConfig config_;
   std::unique_ptr<lb::ConntrackShard> conntrack_;
