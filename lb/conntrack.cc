@@ -221,6 +221,7 @@ void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t 
 void ConntrackShard::Remove(uint32_t id) {
   Flow& f = flows_[id];
   if (!f.in_use) return;
+  if (on_remove_ != nullptr) on_remove_(on_remove_context_, f);
   index_.Erase(f.hash[0], Ref(id, CtDir::kOriginal));
   index_.Erase(f.hash[1], Ref(id, CtDir::kReply));
   f.in_use = false;

@@ -152,6 +152,15 @@ class ConntrackShard {
 
   void Remove(uint32_t flow);
 
+  // Called with every flow as it goes (removed, expired or evicted), before
+  // its record is reused: for a caller that keeps something per flow
+  // elsewhere (the DPDK dataplane's table of which worker owns a reply tuple).
+  using RemoveHook = void (*)(void* context, const Flow& flow);
+  void OnRemove(RemoveHook hook, void* context) {
+    on_remove_ = hook;
+    on_remove_context_ = context;
+  }
+
   // Examines up to `budget` records, continuing where the last call stopped,
   // and removes the expired ones; returns how many it removed. Workers call it
   // between bursts, so the budget bounds the work, not the removals.
@@ -176,6 +185,8 @@ class ConntrackShard {
   uint32_t expire_cursor_ = 0;
   uint32_t evict_cursor_ = 0;
   ConntrackStats stats_;
+  RemoveHook on_remove_ = nullptr;
+  void* on_remove_context_ = nullptr;
 };
 
 }  // namespace atl::lb

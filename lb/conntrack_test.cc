@@ -364,6 +364,40 @@ TEST_F(ConntrackTest, ExpiredFlowIsNotFoundAndCounted) {
   EXPECT_EQ(ct_->stats().expired, 1u);
 }
 
+// The removal hook sees every flow that goes, whichever way it goes, with
+// its tuples still in place, and only once.
+TEST(ConntrackRemoveHookTest, SeesEveryFlowThatGoes) {
+  std::unique_ptr<ConntrackShard> ct = NewShard(TestConfig(2));
+  std::vector<FlowKey> gone;
+  ct->OnRemove(
+      [](void* context, const Flow& f) {
+        static_cast<std::vector<FlowKey>*>(context)->push_back(f.tuple[1]);
+      },
+      &gone);
+  const Conn a = ClientConn(1000, IpProto::kUdp);  // expires at 7 s
+  const Conn b = ClientConn(1001, IpProto::kUdp);
+  const Conn c = ClientConn(1002, IpProto::kUdp);
+  const uint32_t id_a = ct->Insert(a.original, a.reply, 0, 0);
+  ct->Insert(b.original, b.reply, 0, 0);
+  ct->Remove(id_a);
+  ct->Remove(id_a);  // already gone: not seen twice
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0], a.reply) << "removed";
+
+  ct->Insert(c.original, c.reply, 0, 0);
+  EXPECT_FALSE(ct->Lookup(b.reply, ct->Hash(b.reply), 8 * kSec).found());
+  ASSERT_EQ(gone.size(), 2u);
+  EXPECT_EQ(gone[1], b.reply) << "expired at lookup";
+
+  ct->Insert(a.original, a.reply, 0, 1 * kSec);
+  ct->Insert(b.original, b.reply, 0, 2 * kSec);  // full: c, the closest to expiry, is evicted
+  ASSERT_EQ(gone.size(), 3u);
+  EXPECT_EQ(gone[2], c.reply) << "evicted";
+
+  EXPECT_EQ(ct->ExpireSome(100 * kSec, 2), 2u);
+  ASSERT_EQ(gone.size(), 5u) << "expired by the sweep";
+}
+
 TEST(ConntrackExpireTest, ExpireSomeWorksInSlicesAndResumes) {
   std::unique_ptr<ConntrackShard> ct = NewShard(TestConfig(16));
   std::vector<Conn> old_flows;
@@ -488,8 +522,8 @@ TEST_F(ConntrackFullTest, EvictsEmbryonicFlowsButNeverEstablishedOnes) {
 
 TEST_F(ConntrackFullTest, ReusesExpiredFlowsBeforeEvicting) {
   for (uint16_t p = 0; p < 6; ++p) Established(p, 0);  // expire at 100 s
-  Create(6, IpProto::kTcp, kSyn, 8 * kSec);                           // embryonic, expires at 13 s
-  Create(7, IpProto::kUdp, 0, 0);                                     // expires at 7 s
+  Create(6, IpProto::kTcp, kSyn, 8 * kSec);            // embryonic, expires at 13 s
+  Create(7, IpProto::kUdp, 0, 0);                      // expires at 7 s
   ASSERT_EQ(ct_->size(), kCapacity);
 
   const uint64_t now = 10 * kSec;
@@ -604,8 +638,7 @@ TEST(ConntrackChurnTest, MatchesAModel) {
       const bool syn = !udp && rng() % 2 == 0;
       const Conn c = conn(client);
       const bool full = live.size() == kCapacity;
-      const uint32_t id =
-          ct->Insert(c.original, c.reply, udp ? 0 : (syn ? kSyn : kAck), now);
+      const uint32_t id = ct->Insert(c.original, c.reply, udp ? 0 : (syn ? kSyn : kAck), now);
       if (id == ConntrackShard::kNoFlow) {
         ++want.full;
         // Refused only when full of live, established flows.
@@ -621,8 +654,8 @@ TEST(ConntrackChurnTest, MatchesAModel) {
         // else the embryonic one closest to expiry.
         const auto victim = live.find(id);
         ASSERT_NE(victim, live.end());
-        const bool any_expired = std::any_of(live.begin(), live.end(),
-                                             [&](const auto& e) { return e.second.expires_ns <= now; });
+        const bool any_expired = std::any_of(
+            live.begin(), live.end(), [&](const auto& e) { return e.second.expires_ns <= now; });
         if (any_expired) {
           EXPECT_LE(victim->second.expires_ns, now);
           ++want.expired;
@@ -684,11 +717,10 @@ TEST(ConntrackChurnTest, MatchesAModel) {
   // ConntrackFullTest covers them.
   EXPECT_GT(want.expired, 100u);
   EXPECT_GT(want.evicted, 100u);
-  std::printf("churn: %llu created, %llu expired, %llu evicted, %llu refused\n",
-              static_cast<unsigned long long>(want.created),
-              static_cast<unsigned long long>(want.expired),
-              static_cast<unsigned long long>(want.evicted),
-              static_cast<unsigned long long>(want.full));
+  std::printf(
+      "churn: %llu created, %llu expired, %llu evicted, %llu refused\n",
+      static_cast<unsigned long long>(want.created), static_cast<unsigned long long>(want.expired),
+      static_cast<unsigned long long>(want.evicted), static_cast<unsigned long long>(want.full));
 }
 
 }  // namespace

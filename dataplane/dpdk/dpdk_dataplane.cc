@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
+#include <rte_spinlock.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ constexpr uint16_t kTxDescriptors = 1024;
 constexpr unsigned kPoolMbufs = 16383;  // 2^n - 1: the mempool's ring is sized 2^n
 constexpr unsigned kPoolCache = 256;
 constexpr uint32_t kIdleRoundsBeforeSleep = 1000;
+constexpr unsigned kInboxFrames = 4096;
 
 uint64_t NowNs() {
   timespec ts;
@@ -193,46 +195,76 @@ void DetachPort(uint16_t port) {
   }
 }
 
-// A worker: its pipeline, and a TX buffer per port so that frames to one
-// port leave in bursts.
+// A worker: its pipeline, frames waiting to leave on each port, and frames
+// waiting to go to the workers that own their flows.
 struct alignas(64) DpdkDataplane::Worker {
   DpdkDataplane* dataplane = nullptr;
-  unsigned id = 0;
+  uint16_t id = 0;
   unsigned lcore = 0;
   std::unique_ptr<Pipeline> pipeline;
-  rte_eth_dev_tx_buffer* tx[RTE_MAX_ETHPORTS] = {};
+  rte_ring* inbox = nullptr;  // frames other workers hand to this one
+  struct Pending {
+    uint16_t n = 0;
+    rte_mbuf* pkts[kBurst];
+  };
+  Pending tx[RTE_MAX_ETHPORTS];
+  Pending handoff[kMaxWorkers];
   // Load, read by the control thread.
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
 
   void Send(uint16_t port, rte_mbuf* m) {
-    if (port >= RTE_MAX_ETHPORTS || tx[port] == nullptr) {  // no such port configured
+    if (port >= RTE_MAX_ETHPORTS) {  // no such port configured
       rte_pktmbuf_free(m);
       pipeline->CountDrop(port == dataplane->options_.host_port ? DropReason::kNoHostPath
                                                                 : DropReason::kTxFull);
       return;
     }
-    rte_eth_tx_buffer(port, 0, tx[port], m);
+    Pending& q = tx[port];
+    q.pkts[q.n++] = m;
+    if (q.n == kBurst) FlushPort(port);
+  }
+  // A port has one TX queue; workers that share it take turns (as OVS's
+  // PMD threads do where a port has fewer queues than threads).
+  void FlushPort(uint16_t port) {
+    Pending& q = tx[port];
+    const bool shared = dataplane->workers_.size() > 1;
+    if (shared) rte_spinlock_lock(&dataplane->tx_locks_[port]);
+    const uint16_t sent = rte_eth_tx_burst(port, 0, q.pkts, q.n);
+    if (shared) rte_spinlock_unlock(&dataplane->tx_locks_[port]);
+    for (uint16_t i = sent; i < q.n; ++i) {
+      rte_pktmbuf_free(q.pkts[i]);
+      pipeline->CountDrop(DropReason::kTxFull);
+    }
+    q.n = 0;
+  }
+  void HandOff(uint16_t worker, rte_mbuf* m) {
+    Pending& q = handoff[worker];
+    q.pkts[q.n++] = m;
+    if (q.n == kBurst) FlushHandoff(worker);
+  }
+  void FlushHandoff(uint16_t worker) {
+    Pending& q = handoff[worker];
+    const unsigned queued = rte_ring_enqueue_burst(dataplane->workers_[worker]->inbox,
+                                                   reinterpret_cast<void**>(q.pkts), q.n, nullptr);
+    for (unsigned i = queued; i < q.n; ++i) {
+      rte_pktmbuf_free(q.pkts[i]);
+      pipeline->CountDrop(DropReason::kHandoffFull);
+    }
+    q.n = 0;
   }
   void Flush() {
+    for (uint16_t w = 0; w < dataplane->workers_.size(); ++w) {
+      if (handoff[w].n > 0) FlushHandoff(w);
+    }
     for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; ++p) {
-      if (tx[p] != nullptr && tx[p]->length > 0) rte_eth_tx_buffer_flush(p, 0, tx[p]);
+      if (tx[p].n > 0) FlushPort(p);
     }
   }
-  // RX one burst from `port` and take each frame through the pipeline;
-  // returns how many frames came.
-  uint16_t Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
+  // Sends each frame where its verdict says; `in_port` is where they came in.
+  void Deliver(rte_mbuf** pkts, const Verdict* verdicts, uint16_t n, uint16_t in_port) {
     const Options& o = dataplane->options_;
     const uint16_t uplink = dataplane->uplink_port_.load(std::memory_order_relaxed);
-    rte_mbuf* pkts[kBurst];
-    const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
-    if (n == 0) return 0;
-    if (kind == Next::kHost) {  // the host's own frames go out unchanged
-      for (uint16_t i = 0; i < n; ++i) Send(uplink, pkts[i]);
-      return n;
-    }
-    Verdict verdicts[kBurst];
-    pipeline->Run(kind, port, pkts, n, t, now, verdicts);
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = pkts[i];
       const Verdict& v = verdicts[i];
@@ -250,11 +282,44 @@ struct alignas(64) DpdkDataplane::Worker {
           Send(uplink, m);
           break;
         case Next::kBack:
-          Send(port, m);
+          Send(in_port, m);
+          break;
+        case Next::kHandoff:
+          HandOff(v.port, m);
           break;
       }
     }
+  }
+  // RX one burst from `port` and take each frame through the pipeline;
+  // returns how many frames came.
+  uint16_t Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
+    rte_mbuf* pkts[kBurst];
+    const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
+    if (n == 0) return 0;
+    if (kind == Next::kHost) {  // the host's own frames go out unchanged
+      const uint16_t uplink = dataplane->uplink_port_.load(std::memory_order_relaxed);
+      for (uint16_t i = 0; i < n; ++i) Send(uplink, pkts[i]);
+      return n;
+    }
+    Verdict verdicts[kBurst];
+    pipeline->Run(kind, port, pkts, n, t, now, verdicts);
+    Deliver(pkts, verdicts, n, port);
     return n;
+  }
+  // The frames other workers handed over; returns how many came.
+  uint16_t PollInbox(const HostTables& t, uint64_t now) {
+    rte_mbuf* pkts[kBurst];
+    const unsigned n =
+        rte_ring_dequeue_burst(inbox, reinterpret_cast<void**>(pkts), kBurst, nullptr);
+    if (n == 0) return 0;
+    Verdict verdicts[kBurst];
+    pipeline->RunHandedOff(pkts, static_cast<uint16_t>(n), t, now, verdicts);
+    Deliver(pkts, verdicts, static_cast<uint16_t>(n), kNoPort);
+    return static_cast<uint16_t>(n);
+  }
+  // Every port has one RX queue, polled by one worker.
+  bool Polls(uint16_t port) const {
+    return port != kNoPort && port % dataplane->workers_.size() == id;
   }
 };
 
@@ -281,46 +346,55 @@ absl::Status DpdkDataplane::Start() {
   }
   published_.store(tables_[0].get(), std::memory_order_release);
 
-  // One worker for now: a flow's replies must meet its conntrack shard, and
-  // until a handoff stage steers them, only one worker guarantees it.
-  const unsigned lcore = rte_get_next_lcore(-1, 1, 0);
-  if (lcore >= RTE_MAX_LCORE) {
-    return absl::FailedPreconditionError(
-        "DPDK dataplane: the EAL has no worker lcore (give it two cores, e.g. -l 0-1)");
+  std::vector<unsigned> lcores;
+  for (unsigned l = rte_get_next_lcore(-1, 1, 0); l < RTE_MAX_LCORE;
+       l = rte_get_next_lcore(l, 1, 0)) {
+    lcores.push_back(l);
   }
-  constexpr unsigned kWorkers = 1;
-  const size_t qsbr_size = rte_rcu_qsbr_get_memsize(kWorkers);
+  const size_t workers = options_.workers == 0 ? lcores.size() : options_.workers;
+  if (workers == 0 || workers > lcores.size() || workers > kMaxWorkers) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("DPDK dataplane: ", workers, " workers asked for, on ", lcores.size(),
+                     " EAL worker lcores (at most ", kMaxWorkers,
+                     "): give the EAL a main lcore and one per worker, e.g. --lcores 0-2 for two"));
+  }
+  const size_t qsbr_size = rte_rcu_qsbr_get_memsize(static_cast<uint32_t>(workers));
   qsbr_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("atoll_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
-  if (qsbr_ == nullptr || rte_rcu_qsbr_init(qsbr_, kWorkers) != 0) {
+  if (qsbr_ == nullptr || rte_rcu_qsbr_init(qsbr_, static_cast<uint32_t>(workers)) != 0) {
     return absl::ResourceExhaustedError("DPDK dataplane: RCU QSBR variable");
   }
-  auto w = std::make_unique<Worker>();
-  w->dataplane = this;
-  w->id = 0;
-  w->lcore = lcore;
   resolve_ = rte_ring_create("atoll_resolve", 1024, SOCKET_ID_ANY, RING_F_SC_DEQ);
   if (resolve_ == nullptr) return absl::ResourceExhaustedError("DPDK dataplane: resolve ring");
   PipelineConfig pipeline = options_.pipeline;
   pipeline.resolve = options_.host_ifname.empty() ? nullptr : resolve_;
-  ATL_ASSIGN_OR_RETURN(w->pipeline, Pipeline::Create(pipeline));
-  for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; ++p) {
-    w->tx[p] = static_cast<rte_eth_dev_tx_buffer*>(
-        rte_zmalloc("atoll_tx", RTE_ETH_TX_BUFFER_SIZE(kBurst), RTE_CACHE_LINE_SIZE));
-    if (w->tx[p] == nullptr) return absl::ResourceExhaustedError("DPDK dataplane: TX buffers");
-    rte_eth_tx_buffer_init(w->tx[p], kBurst);
-    rte_eth_tx_buffer_set_err_callback(
-        w->tx[p],
-        [](rte_mbuf** unsent, uint16_t count, void* worker) {
-          auto* self = static_cast<Worker*>(worker);
-          for (uint16_t i = 0; i < count; ++i) {
-            rte_pktmbuf_free(unsent[i]);
-            self->pipeline->CountDrop(DropReason::kTxFull);
-          }
-        },
-        w.get());
+  pipeline.workers = static_cast<uint16_t>(workers);
+  if (workers > 1) {
+    // Replies steered away from their flow's worker: at most every NAT'd
+    // flow of every worker but one's worth.
+    ATL_ASSIGN_OR_RETURN(
+        owners_, FlowOwners::Create(
+                     static_cast<uint32_t>(std::min<uint64_t>(
+                         uint64_t{pipeline.conntrack_flows} * (workers - 1), uint64_t{1} << 30)),
+                     qsbr_));
+    affinity_ = std::make_unique<SharedAffinity>(pipeline.affinity_entries);
+    pipeline.owners = owners_.get();
+    pipeline.affinity = affinity_.get();
   }
-  rte_rcu_qsbr_thread_register(qsbr_, w->id);
-  workers_.push_back(std::move(w));
+  for (rte_spinlock_t& lock : tx_locks_) rte_spinlock_init(&lock);
+  for (size_t i = 0; i < workers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->dataplane = this;
+    w->id = static_cast<uint16_t>(i);
+    w->lcore = lcores[i];
+    pipeline.worker = w->id;
+    ATL_ASSIGN_OR_RETURN(w->pipeline, Pipeline::Create(pipeline));
+    w->inbox = rte_ring_create(
+        absl::StrCat("atoll_inbox_", reinterpret_cast<uintptr_t>(this), "_", i).c_str(),
+        kInboxFrames, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (w->inbox == nullptr) return absl::ResourceExhaustedError("DPDK dataplane: handoff ring");
+    rte_rcu_qsbr_thread_register(qsbr_, w->id);
+    workers_.push_back(std::move(w));
+  }
   for (auto& worker : workers_) {
     const int rc = rte_eal_remote_launch(WorkerMain, worker.get(), worker->lcore);
     if (rc != 0) {
@@ -335,10 +409,15 @@ absl::Status DpdkDataplane::Start() {
 DpdkDataplane::~DpdkDataplane() {
   stop_.store(true);
   if (neighbours_.joinable()) neighbours_.join();
+  for (auto& w : workers_) rte_eal_wait_lcore(w->lcore);
   for (auto& w : workers_) {
-    rte_eal_wait_lcore(w->lcore);
-    for (rte_eth_dev_tx_buffer*& b : w->tx) rte_free(b);
+    rte_mbuf* m;
+    while (w->inbox != nullptr && rte_ring_dequeue(w->inbox, reinterpret_cast<void**>(&m)) == 0) {
+      rte_pktmbuf_free(m);
+    }
+    rte_ring_free(w->inbox);
   }
+  workers_.clear();  // the pipelines go before the flow owners table they use
   rte_free(qsbr_);
   rte_ring_free(resolve_);
   for (const auto& [ifname, port] : port_of_) options_.detach_pod(port);
@@ -356,9 +435,12 @@ int DpdkDataplane::WorkerMain(void* arg) {
     const uint64_t started = rte_rdtsc();
     unsigned received = 0;
     const uint16_t uplink = dp->uplink_port_.load(std::memory_order_relaxed);
-    if (uplink != kNoPort) received += w->Poll(uplink, Next::kUplink, *t, now);
-    if (o.host_port != kNoPort) received += w->Poll(o.host_port, Next::kHost, *t, now);
-    for (uint16_t port : t->pod_ports()) received += w->Poll(port, Next::kPod, *t, now);
+    if (w->Polls(uplink)) received += w->Poll(uplink, Next::kUplink, *t, now);
+    if (w->Polls(o.host_port)) received += w->Poll(o.host_port, Next::kHost, *t, now);
+    for (uint16_t port : t->pod_ports()) {
+      if (w->Polls(port)) received += w->Poll(port, Next::kPod, *t, now);
+    }
+    if (dp->workers_.size() > 1) received += w->PollInbox(*t, now);
     w->Flush();
     // Nothing of `t` is held past here: the control thread may reuse it.
     rte_rcu_qsbr_quiescent(dp->qsbr_, w->id);
@@ -481,6 +563,7 @@ PipelineStats DpdkDataplane::Stats() const {
     sum.packets += s.packets;
     sum.new_flows += s.new_flows;
     sum.stateless += s.stateless;
+    sum.handed_off += s.handed_off;
     for (size_t i = 0; i < sum.drops.size(); ++i) sum.drops[i] += s.drops[i];
   }
   return sum;

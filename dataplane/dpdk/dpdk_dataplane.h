@@ -8,9 +8,15 @@
 // never stop or take a lock, and a failed Update leaves both tables as they
 // were.
 //
-// Ports: one RX and one TX queue each; every port is polled by one worker.
+// Workers: one per EAL worker lcore (or Options::workers). A port has one RX
+// queue, polled by one worker (port % workers), and one TX queue, which the
+// workers take turns on. Each flow belongs to one worker, which alone keeps
+// its conntrack state: the worker that receives a frame hands it to the
+// flow's worker (Pipeline, "Several workers").
 // Debian's DPDK is built for at most RTE_MAX_ETHPORTS (32) ports.
 #pragma once
+
+#include <rte_spinlock.h>
 
 #include <atomic>
 #include <cstdint>
@@ -66,7 +72,9 @@ class DpdkDataplane final : public Dataplane {
     // Gives a pod's host-side interface its port; AttachInterface by default.
     std::function<absl::StatusOr<uint16_t>(const PodPort&)> attach_pod;
     std::function<void(uint16_t)> detach_pod;  // DetachPort by default
-    PipelineConfig pipeline;
+    PipelineConfig pipeline;                   // the workers' own fields are filled in here
+    // How many workers; 0: one on every EAL worker lcore.
+    unsigned workers = 0;
     // A worker that found nothing to do for a while sleeps this long between
     // polls; 0: it never sleeps (a core of its own, a benchmark).
     uint32_t idle_sleep_us = 0;
@@ -88,7 +96,9 @@ class DpdkDataplane final : public Dataplane {
   };
   static absl::StatusOr<std::unique_ptr<DpdkDataplane>> ForHost(const HostOptions& host);
 
-  // Starts one worker on every EAL worker lcore (InitEal first).
+  static constexpr unsigned kMaxWorkers = 16;
+
+  // Starts the workers (InitEal first).
   static absl::StatusOr<std::unique_ptr<DpdkDataplane>> Create(Options options);
   ~DpdkDataplane() override;
   DpdkDataplane(const DpdkDataplane&) = delete;
@@ -138,7 +148,10 @@ class DpdkDataplane final : public Dataplane {
   int standby_ = 1;                                     // the index of the copy no worker reads
   absl::flat_hash_map<std::string, uint16_t> port_of_;  // pod host ifname -> port
   rte_rcu_qsbr* qsbr_ = nullptr;
-  rte_ring* resolve_ = nullptr;  // PipelineConfig::resolve
+  rte_ring* resolve_ = nullptr;               // PipelineConfig::resolve
+  std::unique_ptr<FlowOwners> owners_;        // with several workers
+  std::unique_ptr<SharedAffinity> affinity_;  // with several workers
+  rte_spinlock_t tx_locks_[RTE_MAX_ETHPORTS];
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint16_t> uplink_port_;
   std::atomic<bool> stop_{false};

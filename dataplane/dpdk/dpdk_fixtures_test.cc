@@ -1,8 +1,9 @@
 // The packet fixtures (dataplane/packet_fixtures.h) through DpdkDataplane's
-// running worker, over ring ports: every pod, the uplink and the host's
+// running workers, over ring ports: every pod, the uplink and the host's
 // exception path is a port whose RX ring the test fills and whose TX ring it
 // reads. A fixture's verdict is the port its frame came out of (or the drop
-// counter that moved), and the frame must be the bytes the eBPF programs give.
+// counter that moved), and the frame must be the bytes the eBPF programs give,
+// with one worker and with two (where a flow's frames cross between workers).
 #include <gtest/gtest.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "dataplane/dpdk/dpdk_dataplane.h"
 #include "dataplane/fixture_checks.h"
 #include "dataplane/packet_fixtures.h"
@@ -83,7 +85,7 @@ std::vector<uint8_t> FromUnderlay(const Step& step) {
 // One host: a DpdkDataplane over ring ports, one per pod of the state.
 class Host {
  public:
-  static std::unique_ptr<Host> Make(Update state) {
+  static std::unique_ptr<Host> Make(Update state, unsigned workers = 1) {
     auto host = std::unique_ptr<Host>(new Host);
     host->uplink_ = MakeRingPort("up");
     host->host_ = MakeRingPort("host");
@@ -98,6 +100,9 @@ class Host {
     options.uplink_port = host->uplink_.id;
     options.host_port = host->host_.id;
     options.pipeline.uplink_mac = kUplinkMac;
+    options.pipeline.conntrack_flows = 4096;
+    options.workers = workers;
+    options.idle_sleep_us = 20;  // three threads on two CPUs: the test's, and two polling
     Host* self = host.get();
     options.attach_pod = [self](const PodPort& p) -> absl::StatusOr<uint16_t> {
       auto it = self->pods_.find(p.host_ifname);
@@ -178,6 +183,26 @@ class Host {
     return {};
   }
 
+  // The workers stop first; then the ports and their rings go (DPDK has
+  // room for 32 ports in all).
+  ~Host() {
+    dataplane_.reset();
+    std::vector<RingPort> ports = {uplink_, host_};
+    for (const auto& [name, p] : pods_) ports.push_back(p);
+    for (const RingPort& p : ports) {
+      if (p.id != kNoPort) {
+        rte_eth_dev_stop(p.id);
+        rte_eth_dev_close(p.id);
+      }
+      for (rte_ring* r : {p.rx, p.tx}) {
+        void* m;
+        while (r != nullptr && rte_ring_dequeue(r, &m) == 0)
+          rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        rte_ring_free(r);
+      }
+    }
+  }
+
  private:
   Host() = default;
   RingPort uplink_;
@@ -186,9 +211,11 @@ class Host {
   std::unique_ptr<DpdkDataplane> dataplane_;
 };
 
-TEST(DpdkFixturesTest, EveryTableGivesItsVerdictsAndBytes) {
+class DpdkFixturesTest : public ::testing::TestWithParam<unsigned> {};
+
+TEST_P(DpdkFixturesTest, EveryTableGivesItsVerdictsAndBytes) {
   for (const fixtures::Table& table : fixtures::AllTables()) {
-    std::unique_ptr<Host> host = Host::Make(table.state);
+    std::unique_ptr<Host> host = Host::Make(table.state, GetParam());
     ASSERT_NE(host, nullptr);
     for (const Step& step : table.steps) {
       SCOPED_TRACE(table.name + ": " + step.name);
@@ -276,8 +303,8 @@ std::vector<uint8_t> ClientSyn(uint16_t sport) {
 // The control thread changes the tables under running workers: a new flow
 // takes the new backend, an established one keeps its own (conntrack, not
 // the table), and a removed pod's port is no longer polled.
-TEST(DpdkFixturesTest, TablesChangeUnderRunningWorkers) {
-  std::unique_ptr<Host> host = Host::Make(WebState({"198.19.0.3"}));
+TEST_P(DpdkFixturesTest, TablesChangeUnderRunningWorkers) {
+  std::unique_ptr<Host> host = Host::Make(WebState({"198.19.0.3"}), GetParam());
   ASSERT_NE(host, nullptr);
   const RingPort& client = host->pod("p2");
   EXPECT_EQ(host->Send(client, ClientSyn(41000)).port, "p3");
@@ -312,14 +339,129 @@ TEST(DpdkFixturesTest, TablesChangeUnderRunningWorkers) {
   EXPECT_EQ(host->Drops("no-route"), 1u) << "198.19.0.4 is in segment a but on no host";
 }
 
+std::vector<uint8_t> TcpFrame(const lb::MacAddr& src_mac, const char* src, uint16_t sport,
+                              const char* dst, uint16_t dport, uint8_t flags) {
+  return lb::PacketBuilder()
+      .Ethernet(src_mac, kRouterMac)
+      .Ip(src, dst)
+      .Tcp(sport, dport, flags)
+      .Build();
+}
+
+lb::FlowKey KeyOf(const std::vector<uint8_t>& frame) {
+  lb::ParsedPacket p;
+  EXPECT_EQ(lb::ParseEthernet(frame.data(), frame.size(), &p), lb::DropReason::kNone);
+  return p.ip.key;
+}
+
+// Many flows through a service whose replies come back on other ports, so
+// that with two workers most of them are received by the worker that does
+// not own them: every reply still finds its flow and is translated back.
+TEST_P(DpdkFixturesTest, RepliesFindTheirFlowsOnWhicheverWorkerReceivesThem) {
+  std::unique_ptr<Host> host = Host::Make(WebState({"198.19.0.3", "198.19.0.4"}), GetParam());
+  ASSERT_NE(host, nullptr);
+  const lb::MacAddr client_mac = {0x0a, 0x58, 198, 19, 0, 2};
+  const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.10");
+  for (uint16_t sport = 43000; sport < 43064; ++sport) {
+    SCOPED_TRACE(sport);
+    const Host::Out syn = host->Send(host->pod("p2"), TcpFrame(client_mac, "198.19.0.2", sport,
+                                                               "198.18.64.10", 80, lb::kTcpSyn));
+    ASSERT_TRUE(syn.port == "p3" || syn.port == "p4") << syn.port;
+    const lb::FlowKey to = KeyOf(syn.frame);
+    EXPECT_EQ(to.dst_port, 8080);
+    // The backend answers from its own address; the client sees the VIP.
+    const std::string backend = to.dst.ToString();
+    const lb::MacAddr backend_mac = {0x0a, 0x58, 198,
+                                     19,   0,    syn.port == "p3" ? uint8_t{3} : uint8_t{4}};
+    const Host::Out reply =
+        host->Send(host->pod(syn.port), TcpFrame(backend_mac, backend.c_str(), 8080, "198.19.0.2",
+                                                 sport, lb::kTcpSyn | lb::kTcpAck));
+    ASSERT_EQ(reply.port, "p2");
+    const lb::FlowKey back = KeyOf(reply.frame);
+    EXPECT_EQ(back.src, vip);
+    EXPECT_EQ(back.src_port, 80);
+    EXPECT_EQ(back.dst_port, sport);
+  }
+  // Hairpin, a SNAT: the backend is the client itself, which sees the
+  // gateway as the source; the reply tuple is the gateway's.
+  Update self_only = WebState({"198.19.0.2"});
+  self_only.upsert_segments.clear();
+  self_only.upsert_pod_ports.clear();
+  ASSERT_TRUE(host->dataplane().Apply(self_only).ok());
+  for (uint16_t sport = 44000; sport < 44032; ++sport) {
+    SCOPED_TRACE(sport);
+    const Host::Out in = host->Send(host->pod("p2"), TcpFrame(client_mac, "198.19.0.2", sport,
+                                                              "198.18.64.10", 80, lb::kTcpSyn));
+    ASSERT_EQ(in.port, "p2");
+    const lb::FlowKey to = KeyOf(in.frame);
+    ASSERT_EQ(to.src.ToString(), "198.19.0.1");
+    const Host::Out reply =
+        host->Send(host->pod("p2"), TcpFrame(client_mac, "198.19.0.2", 8080, "198.19.0.1",
+                                             to.src_port, lb::kTcpSyn | lb::kTcpAck));
+    ASSERT_EQ(reply.port, "p2");
+    const lb::FlowKey back = KeyOf(reply.frame);
+    EXPECT_EQ(back.src, vip);
+    EXPECT_EQ(back.dst.ToString(), "198.19.0.2");
+    EXPECT_EQ(back.dst_port, sport);
+  }
+  EXPECT_EQ(host->AllDrops(), 0u);
+  if (GetParam() > 1) {
+    EXPECT_GT(host->dataplane().Stats().handed_off, 0u) << "no frame crossed between workers";
+  }
+}
+
+// Session affinity holds across workers: a client's flows to a sticky
+// service are spread over them and all reach the one backend. The test picks
+// a second flow that another worker owns (with two) and that Maglev alone
+// would send to the other backend.
+TEST_P(DpdkFixturesTest, SessionAffinityHoldsAcrossWorkers) {
+  const lb::MacAddr client_mac = {0x0a, 0x58, 198, 19, 0, 2};
+  const auto syn = [&](uint16_t sport) {
+    return TcpFrame(client_mac, "198.19.0.2", sport, "198.18.64.10", 80, lb::kTcpSyn);
+  };
+  // Where each flow goes without affinity.
+  std::map<uint16_t, std::string> maglev;
+  {
+    std::unique_ptr<Host> plain = Host::Make(WebState({"198.19.0.3", "198.19.0.4"}), GetParam());
+    ASSERT_NE(plain, nullptr);
+    for (uint16_t sport = 45000; sport < 45064; ++sport) {
+      maglev[sport] = plain->Send(plain->pod("p2"), syn(sport)).port;
+    }
+  }
+  const uint16_t first = 45000;
+  uint16_t second = 0;
+  for (const auto& [sport, backend] : maglev) {
+    if (backend != maglev[first] &&
+        Pipeline::OwnerOf(KeyOf(syn(sport)), 2) != Pipeline::OwnerOf(KeyOf(syn(first)), 2)) {
+      second = sport;
+      break;
+    }
+  }
+  ASSERT_NE(second, 0) << "no flow of another worker that Maglev sends elsewhere";
+
+  Update state = WebState({"198.19.0.3", "198.19.0.4"});
+  state.upsert_frontends[0].config.affinity_timeout_s = 600;
+  std::unique_ptr<Host> host = Host::Make(state, GetParam());
+  ASSERT_NE(host, nullptr);
+  EXPECT_EQ(host->Send(host->pod("p2"), syn(first)).port, maglev[first]);
+  EXPECT_EQ(host->Send(host->pod("p2"), syn(second)).port, maglev[first])
+      << "the client's second flow keeps its first backend";
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, DpdkFixturesTest, ::testing::Values(1u, 2u),
+                         [](const ::testing::TestParamInfo<unsigned>& info) {
+                           return absl::StrCat(info.param, info.param == 1 ? "Worker" : "Workers");
+                         });
+
 }  // namespace
 }  // namespace atl::dataplane::dpdk
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  // Two lcores (the test's thread and one worker), no hugepages, no PCI.
-  const absl::Status eal =
-      atl::dataplane::dpdk::InitEal(atl::dataplane::dpdk::DefaultEalArgs("0-1", 256));
+  // Three lcores floating over two CPUs (the test's thread and up to two
+  // workers), no hugepages, no PCI.
+  const absl::Status eal = atl::dataplane::dpdk::InitEal(
+      atl::dataplane::dpdk::DefaultEalArgs("0@(0-1),1@(0-1),2@(0-1)", 256));
   if (!eal.ok()) {
     std::fprintf(stderr, "dpdk_fixtures_test: %s\n", eal.ToString().c_str());
     return 1;

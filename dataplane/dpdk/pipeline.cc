@@ -1,14 +1,18 @@
 #include "dataplane/dpdk/pipeline.h"
 
 #include <arpa/inet.h>
+#include <rte_errno.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
 
 #include <cstring>
 #include <optional>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "lb/flow_hash.h"
 #include "lb/nat.h"
 #include "lb/status_macros.h"
@@ -36,6 +40,9 @@ uint32_t LoadNative32(const uint8_t* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
+
+// The offset of Pipeline::Handoff in the mbuf (rte_mbuf_dynfield_register).
+int handoff_offset = -1;
 
 // Where a frame goes on (Verdict::drop is only read for Next::kDrop).
 Verdict Go(Next next, uint16_t port = kNoPort) { return {next, DropReason::kMalformed, port}; }
@@ -77,6 +84,8 @@ const char* DropReasonName(DropReason reason) {
       return "tx-full";
     case DropReason::kNoHostPath:
       return "no-host-path";
+    case DropReason::kHandoffFull:
+      return "handoff-full";
     case DropReason::kCount:
       break;
   }
@@ -88,11 +97,81 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineConfig&
   ct.max_flows = config.conntrack_flows;
   ct.hash_seed = kFlowHashSeed;  // one hash for conntrack and Maglev
   ATL_ASSIGN_OR_RETURN(std::unique_ptr<lb::ConntrackShard> shard, lb::ConntrackShard::Create(ct));
+  if (config.workers == 0 || config.worker >= config.workers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pipeline: worker ", config.worker, " of ", config.workers));
+  }
+  if (config.workers > 1) {
+    if (config.owners == nullptr || config.affinity == nullptr) {
+      return absl::InvalidArgumentError(
+          "pipeline: several workers share a flow owners table and an affinity table");
+    }
+    static const rte_mbuf_dynfield kHandoffField = {
+        .name = "atoll_handoff", .size = sizeof(Handoff), .align = alignof(Handoff), .flags = 0};
+    handoff_offset = rte_mbuf_dynfield_register(&kHandoffField);
+    if (handoff_offset < 0) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("pipeline: mbuf field for handoffs: ", rte_strerror(rte_errno)));
+    }
+  }
   return std::unique_ptr<Pipeline>(new Pipeline(config, std::move(shard)));
 }
 
 Pipeline::Pipeline(const PipelineConfig& config, std::unique_ptr<lb::ConntrackShard> conntrack)
-    : config_(config), conntrack_(std::move(conntrack)), affinity_(config.affinity_entries) {}
+    : config_(config), conntrack_(std::move(conntrack)), affinity_(config.affinity) {
+  if (affinity_ == nullptr) {
+    own_affinity_ = std::make_unique<SharedAffinity>(config.affinity_entries);
+    affinity_ = own_affinity_.get();
+  }
+  if (config_.owners != nullptr) conntrack_->OnRemove(&Pipeline::Forget, this);
+}
+
+uint16_t Pipeline::OwnerOf(const lb::FlowKey& key, uint16_t workers) {
+  // The two endpoints in a fixed order, so that a tuple and its reverse agree.
+  const auto fold = [](const lb::IpAddr& a) {
+    uint32_t w[4];
+    std::memcpy(w, &a, sizeof(w));
+    return w[0] ^ w[1] ^ w[2] ^ w[3];
+  };
+  uint32_t a = fold(key.src);
+  uint32_t b = fold(key.dst);
+  uint16_t pa = key.src_port;
+  uint16_t pb = key.dst_port;
+  if (a > b || (a == b && pa > pb)) {
+    std::swap(a, b);
+    std::swap(pa, pb);
+  }
+  const uint32_t words[3] = {a, b, uint32_t{pa} << 16 | pb};
+  return static_cast<uint16_t>((uint64_t{lb::Jhash2(words, 3, 0)} * workers) >> 32);
+}
+
+Verdict Pipeline::HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected) {
+  *RTE_MBUF_DYNFIELD(m, handoff_offset, Handoff*) = Handoff{.tunnel = in.tunnel,
+                                                            .src_segment = in.src_segment,
+                                                            .origin = in.origin,
+                                                            .redirected = redirected};
+  ++stats_.handed_off;
+  return Go(Next::kHandoff, worker);
+}
+
+std::optional<uint16_t> Pipeline::OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const {
+  if (config_.owners == nullptr || in.redirected) return std::nullopt;
+  const std::optional<uint16_t> owner = config_.owners->Find(key);
+  if (!owner || *owner == config_.worker) return std::nullopt;
+  return owner;
+}
+
+bool Pipeline::ReplyTaken(const lb::FlowKey& reply) const {
+  return conntrack_->Contains(reply) ||
+         (config_.owners != nullptr && config_.owners->Find(reply).has_value());
+}
+
+void Pipeline::Forget(void* self, const lb::Flow& flow) {
+  auto* p = static_cast<Pipeline*>(self);
+  if (OwnerOf(flow.tuple[1], p->config_.workers) != p->config_.worker) {
+    p->config_.owners->Erase(flow.tuple[1]);
+  }
+}
 
 std::optional<Verdict> Pipeline::FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t,
                                          Pending* out) {
@@ -208,13 +287,42 @@ void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, con
     if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
     std::optional<Verdict> v = kind == Next::kPod ? FromPod(pkts[i], in_port, t, &pending_[i])
                                                   : FromUplink(pkts[i], t, &pending_[i]);
-    ready_[i] = !v.has_value();
-    if (v) {
-      out[i] = *v;
-    } else {
-      conntrack_->Prefetch(pending_[i].hash);
+    if (!v && config_.workers > 1) {
+      pending_[i].redirected = false;
+      if (const uint16_t owner = Owner(pending_[i].p); owner != config_.worker) {
+        v = HandOff(pkts[i], pending_[i], owner, false);
+      }
     }
+    FirstPassDone(i, v, out);
   }
+  ProcessReady(pkts, n, t, now_ns, out);
+}
+
+void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
+                            Verdict* out) {
+  constexpr uint16_t kAhead = 3;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
+    const Handoff& h = *RTE_MBUF_DYNFIELD(pkts[i], handoff_offset, const Handoff*);
+    std::optional<Verdict> v = Parse(pkts[i], h.origin, h.src_segment, h.tunnel, &pending_[i]);
+    pending_[i].redirected = h.redirected;
+    FirstPassDone(i, v, out);
+  }
+  ProcessReady(pkts, n, t, now_ns, out);
+}
+
+void Pipeline::FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdict* out) {
+  ready_[i] = !v.has_value();
+  if (v) {
+    out[i] = *v;
+  } else {
+    conntrack_->Prefetch(pending_[i].hash);
+  }
+}
+
+void Pipeline::ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
+                            Verdict* out) {
+  constexpr uint16_t kAhead = 3;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kAhead < n && ready_[i + kAhead]) conntrack_->PrefetchFlow(pending_[i + kAhead].hash);
     if (ready_[i]) out[i] = Process(pkts[i], pending_[i], t, now_ns);
@@ -230,7 +338,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   const Origin origin = in.origin;
   const uint32_t src_segment = in.src_segment;
   const Tunnel tunnel = in.tunnel;
-  if (p.icmp_error) return IcmpError(m, p, origin, src_segment, t, now_ns);
+  if (p.icmp_error) return IcmpError(m, in, t, now_ns);
 
   // conntrack: an established flow is translated as it was and not judged again.
   const lb::FlowKey& key = p.ip.key;
@@ -244,6 +352,10 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     const Tunnel back =
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
     return Route(m, Be32(to.dst), back, t);
+  }
+  // A reply whose flow another worker recorded.
+  if (const std::optional<uint16_t> owner = OwnerElsewhere(key, in)) {
+    return HandOff(m, in, *owner, true);
   }
 
   // service_lb
@@ -299,12 +411,23 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   // could not be told apart: a service flow whose tuple is taken tries the
   // service's next backend, as lb::Worker does.
   for (size_t tried = 1;; ++tried) {
-    if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni) !=
-        lb::ConntrackShard::kNoFlow) {
-      ++stats_.new_flows;
-      break;
+    const lb::FlowKey reply = to.Reversed();
+    const bool elsewhere =
+        config_.owners != nullptr && OwnerOf(reply, config_.workers) != config_.worker;
+    if (!(elsewhere && config_.owners->Find(reply))) {
+      const uint32_t flow =
+          conntrack_->Insert(key, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
+      if (flow != lb::ConntrackShard::kNoFlow) {
+        // Its replies will be steered to another worker: tell it whose they are.
+        if (elsewhere && !config_.owners->Set(reply, config_.worker)) {
+          conntrack_->Remove(flow);
+          return Drop(DropReason::kHandoffFull);
+        }
+        ++stats_.new_flows;
+        break;
+      }
     }
-    if (!conntrack_->Contains(to.Reversed())) {  // no room: forward statelessly
+    if (!ReplyTaken(reply)) {  // no room: forward statelessly
       ++stats_.stateless;
       break;
     }
@@ -320,11 +443,14 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
 std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowKey& key,
                                          uint32_t hash, uint64_t now_ns) {
   if (!svc.has_backend()) return std::nullopt;
-  if (svc.affinity_timeout_s > 0) {
-    if (std::optional<uint16_t> bound = affinity_.Lookup(svc, key.src, now_ns)) return bound;
+  if (svc.affinity_timeout_s == 0) return svc.MaglevPick(hash);
+  rte_spinlock_lock(&affinity_->lock);
+  std::optional<uint16_t> index = affinity_->table.Lookup(svc, key.src, now_ns);
+  if (!index) {
+    index = svc.MaglevPick(hash);
+    affinity_->table.Record(svc, key.src, *index, now_ns);
   }
-  const uint16_t index = svc.MaglevPick(hash);
-  if (svc.affinity_timeout_s > 0) affinity_.Record(svc, key.src, index, now_ns);
+  rte_spinlock_unlock(&affinity_->lock);
   return index;
 }
 
@@ -334,23 +460,23 @@ std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowK
 uint16_t Pipeline::SnatPort(const lb::FlowKey& to, const lb::IpAddr& client,
                             uint64_t now_ns) const {
   lb::FlowKey reply = to.Reversed();
-  if (!conntrack_->Contains(reply)) return to.src_port;
+  if (!ReplyTaken(reply)) return to.src_port;
   // From the original source, so that clients sharing a source port (one
   // burst, one clock reading) do not try the same ports in the same order.
   uint32_t h = Be32(client) ^ (uint32_t{to.src_port} << 16) ^ static_cast<uint32_t>(now_ns);
   for (int i = 0; i < 8; ++i) {
     h = h * 2654435761u + 0x9e3779b9u;
     reply.dst_port = static_cast<uint16_t>(49152 + (h >> 16) % 16384);
-    if (!conntrack_->Contains(reply)) return reply.dst_port;
+    if (!ReplyTaken(reply)) return reply.dst_port;
   }
   return 0;
 }
 
 // An ICMP error about a flow conntrack knows is translated as the flow was
 // (RFC 5508 section 6) and follows the flow's reply; any other is routed as it is.
-Verdict Pipeline::IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origin,
-                            uint32_t src_segment, const HostTables& t, uint64_t now_ns) {
+Verdict Pipeline::IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns) {
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  const lb::ParsedPacket& p = in.p;
   const lb::FlowKey back = p.inner.key.Reversed();
   const lb::ConntrackShard::Hit hit = conntrack_->Lookup(back, conntrack_->Hash(back), now_ns);
   if (hit.found() && p.inner.has_l4) {
@@ -368,10 +494,13 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origi
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
     return Route(m, Be32(quoted_to.src), tunnel, t);
   }
-  if (origin == Origin::kUplink) return Go(Next::kHost);
+  if (const std::optional<uint16_t> owner = OwnerElsewhere(back, in)) {
+    return HandOff(m, in, *owner, true);
+  }
+  if (in.origin == Origin::kUplink) return Go(Next::kHost);
   const uint32_t daddr = Be32(p.ip.key.dst);
-  if (!t.IsolationAllows(src_segment, t.SegmentOf(daddr))) return Drop(DropReason::kIsolated);
-  if (origin == Origin::kOverlay && t.PodByAddr(daddr) == nullptr) {
+  if (!t.IsolationAllows(in.src_segment, t.SegmentOf(daddr))) return Drop(DropReason::kIsolated);
+  if (in.origin == Origin::kOverlay && t.PodByAddr(daddr) == nullptr) {
     return Drop(DropReason::kNoRoute);
   }
   return Route(m, daddr, Tunnel{}, t);

@@ -5,9 +5,18 @@
 //   from the uplink: decap (VXLAN to this node) -> conntrack -> isolation -> deliver,
 //                    or parse -> service_lb -> conntrack -> route (NodePort)
 // It reads a HostTables the control thread publishes and owns its conntrack
-// shard and affinity table: no locks, nothing allocated per packet. Frames
-// are rewritten in place in their mbufs (VXLAN in the headroom).
+// shard: nothing allocated per packet. Frames are rewritten in place in their
+// mbufs (VXLAN in the headroom).
+//
+// Several workers: the stages before conntrack need only the tables and run
+// on the worker that received the frame; conntrack onwards runs on the
+// worker that owns the flow, OwnerOf(tuple), to which the frame is handed
+// over (Next::kHandoff). OwnerOf is symmetric, so a flow's replies come to
+// its owner by themselves unless NAT changed the tuple; those reply tuples
+// are noted in FlowOwners.
 #pragma once
+
+#include <rte_spinlock.h>
 
 #include <array>
 #include <cstddef>
@@ -16,6 +25,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "dataplane/dpdk/flow_owners.h"
 #include "dataplane/dpdk/host_tables.h"
 #include "lb/affinity.h"
 #include "lb/conntrack.h"
@@ -42,6 +52,7 @@ enum class DropReason : uint8_t {
   kNoNeighbour,   // leaving the cluster to a next hop whose MAC is being resolved
   kTxFull,        // the output port's queue was full
   kNoHostPath,    // for the host, but the dataplane has no exception path
+  kHandoffFull,   // the flow's worker had no room: its queue, or the flow owners table
   kCount,
 };
 const char* DropReasonName(DropReason reason);
@@ -49,16 +60,26 @@ const char* DropReasonName(DropReason reason);
 // Where a frame goes once the pipeline is done with it.
 enum class Next : uint8_t {
   kDrop,
-  kHost,    // the exception path: the host's own stack, untouched
-  kPod,     // Verdict::port, a local pod
-  kUplink,  // the underlay: VXLAN to another host, or out of the cluster
-  kBack,    // out of the port it came in on (an ARP answer)
+  kHost,     // the exception path: the host's own stack, untouched
+  kPod,      // Verdict::port, a local pod
+  kUplink,   // the underlay: VXLAN to another host, or out of the cluster
+  kBack,     // out of the port it came in on (an ARP answer)
+  kHandoff,  // to worker Verdict::port, which owns the flow (RunHandedOff)
 };
 
 struct Verdict {
   Next next = Next::kDrop;
   DropReason drop = DropReason::kMalformed;  // for kDrop
-  uint16_t port = kNoPort;                   // for kPod
+  uint16_t port = kNoPort;                   // for kPod; the worker for kHandoff
+};
+
+// Session affinity shared by the workers: a client's flows to a sticky
+// service are spread over workers like any others, and must all find the
+// client's backend. Touched only by new flows of sticky services.
+struct SharedAffinity {
+  explicit SharedAffinity(uint32_t entries) : table(entries) {}
+  rte_spinlock_t lock = RTE_SPINLOCK_INITIALIZER;
+  lb::AffinityTable table;
 };
 
 struct PipelineConfig {
@@ -71,6 +92,13 @@ struct PipelineConfig {
   // thread to have the kernel resolve. Full: the request is dropped; the next
   // packet asks again.
   rte_ring* resolve = nullptr;
+  // This pipeline is worker `worker` of `workers`. With more than one, flows
+  // are steered to OwnerOf and `owners` and `affinity` are shared (neither
+  // is needed with one worker).
+  uint16_t worker = 0;
+  uint16_t workers = 1;
+  FlowOwners* owners = nullptr;
+  SharedAffinity* affinity = nullptr;
 };
 
 struct PipelineStats {
@@ -79,6 +107,8 @@ struct PipelineStats {
   // New flows forwarded without a conntrack entry because the shard was full
   // (lb::ConntrackShard's fallback): Maglev's choice still holds.
   uint64_t stateless = 0;
+  // Frames handed to the worker that owns their flow.
+  uint64_t handed_off = 0;
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops{};
 };
 
@@ -97,6 +127,14 @@ class Pipeline {
   // kUplink). out[i] says where pkts[i] goes, rewritten in place.
   void Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, const HostTables& t,
            uint64_t now_ns, Verdict* out);
+  // The same for frames another worker handed over (Next::kHandoff): they
+  // pick up where they left, at conntrack.
+  void RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
+                    Verdict* out);
+
+  // The worker, of `workers`, that owns the flow of a packet with tuple
+  // `key`; the same for the tuple and its reverse.
+  static uint16_t OwnerOf(const lb::FlowKey& key, uint16_t workers);
 
   // Counts a drop decided outside the pipeline (a full TX queue).
   void CountDrop(DropReason reason) { ++stats_.drops[static_cast<size_t>(reason)]; }
@@ -115,6 +153,16 @@ class Pipeline {
     uint32_t underlay = 0;  // network order; 0: none
     uint32_t vni = 0;
   };
+  // What a frame handed to another worker carries with it (an mbuf dynamic
+  // field): what the stages before conntrack found, which the frame's bytes
+  // no longer show (the outer headers are gone) or cannot (the port).
+  struct Handoff {
+    Tunnel tunnel;
+    uint32_t src_segment = 0;
+    Origin origin = Origin::kPod;
+    // Sent on by the flow owners table: the next worker does not look again.
+    bool redirected = false;
+  };
 
   Pipeline(const PipelineConfig& config, std::unique_ptr<lb::ConntrackShard> conntrack);
 
@@ -129,8 +177,28 @@ class Pipeline {
     Origin origin = Origin::kPod;
     uint32_t src_segment = 0;
     Tunnel tunnel;
+    bool redirected = false;
   };
 
+  // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
+  uint16_t Owner(const lb::ParsedPacket& p) const {
+    return OwnerOf(p.icmp_error ? p.inner.key : p.ip.key, config_.workers);
+  }
+  // Hands `m` to `worker` with what `in` knew of it.
+  Verdict HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected);
+  // The first pass's end for frame i: its verdict `v`, or (none yet) its
+  // conntrack slot loading for the second pass.
+  void FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdict* out);
+  // The second pass: the stages from conntrack on, for the frames whose ready_[i] is set.
+  void ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
+                    Verdict* out);
+  // The worker that recorded a flow whose reply tuple is `key`, when another
+  // than this one, and `in` has not been sent on by it already.
+  std::optional<uint16_t> OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const;
+  // Whether a flow holds `reply` as its reply tuple, here or on another worker.
+  bool ReplyTaken(const lb::FlowKey& reply) const;
+  // lb::ConntrackShard::OnRemove: a flow that goes takes its owners entry with it.
+  static void Forget(void* self, const lb::Flow& flow);
   // The stages up to parse: a verdict, or nullopt with `out` filled for Process.
   std::optional<Verdict> FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t, Pending* out);
   std::optional<Verdict> FromUplink(rte_mbuf* m, const HostTables& t, Pending* out);
@@ -140,8 +208,7 @@ class Pipeline {
   Verdict AnswerArp(rte_mbuf* m, const PodEntry& port);
   // conntrack onwards.
   Verdict Process(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
-  Verdict IcmpError(rte_mbuf* m, const lb::ParsedPacket& p, Origin origin, uint32_t src_segment,
-                    const HostTables& t, uint64_t now_ns);
+  Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
   std::optional<uint16_t> Select(const lb::Service& svc, const lb::FlowKey& key, uint32_t hash,
                                  uint64_t now_ns);
@@ -156,7 +223,8 @@ class Pipeline {
 
   PipelineConfig config_;
   std::unique_ptr<lb::ConntrackShard> conntrack_;
-  lb::AffinityTable affinity_;
+  std::unique_ptr<SharedAffinity> own_affinity_;  // unless config_.affinity
+  SharedAffinity* affinity_;
   PipelineStats stats_;
   // Run's scratch, kept here so that a burst constructs nothing.
   Pending pending_[kMaxBurst];
