@@ -51,8 +51,9 @@ ABSL_FLAG(std::string, uplink, "",
 ABSL_FLAG(std::string, bpf_pin_dir, "/sys/fs/bpf/atoll",
           "ebpf: where the maps are pinned, so that they outlive the agent");
 ABSL_FLAG(std::string, dpdk_lcores, "0@(0-1),1@(0-1)",
-          "dpdk: the EAL's --lcores: the main lcore and one worker (here both floating "
-          "over CPUs 0 and 1; give the worker a core of its own in production: \"0@0,1@1\")");
+          "dpdk: the EAL's --lcores: the main lcore, then one per worker (here one worker, "
+          "both floating over CPUs 0 and 1; two workers: \"0@(0-1),1@(0-1),2@(0-1)\"; give "
+          "each worker a core of its own in production: \"0@0,1@1,2@2\")");
 ABSL_FLAG(std::string, dpdk_tap, "atl-host",
           "dpdk: the exception path's TAP interface, through which the host's routes go");
 ABSL_FLAG(std::string, dpdk_eal_args, "", "dpdk: more EAL arguments, separated by spaces");

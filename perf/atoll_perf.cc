@@ -60,6 +60,9 @@ ABSL_FLAG(double, seconds, 5, "measured window");
 ABSL_FLAG(double, warmup, 2, "warm-up before the window");
 ABSL_FLAG(int, reps, 3, "runs per point (medians reported)");
 ABSL_FLAG(int, hugepages, 0, "2 MiB hugepages per run (0: --no-huge)");
+ABSL_FLAG(int, workers, 1,
+          "Atoll's workers, each on a CPU of its own (CPUs 1, 0, 2, ...); with more than one, "
+          "worker 0 receives the traffic and hands each flow to its worker");
 ABSL_FLAG(std::string, out, "atoll-perf.json", "the JSON results");
 ABSL_FLAG(std::string, pcap_dir, "",
           "where the workloads' pcaps go, and stay (default: a temporary directory)");
@@ -153,9 +156,18 @@ dataplane::Update HostState(const LbWorkload& w) {
 absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, bool single_pass) {
   const std::vector<std::string> vdevs = PcapTrafficVdevs(pcap, !single_pass);
   const std::string prefix = absl::StrCat("atoll-perf-", getpid());
+  // One worker: the main lcore on CPU 0, the worker on CPU 1. More: the
+  // main lcore (which only sleeps and samples) floats, worker i is on CPU i % CPUs.
+  const int workers = absl::GetFlag(FLAGS_workers);
+  std::string lcores = "0@0,1@1";
+  if (workers > 1) {
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    lcores = absl::StrCat("0@(0-", cpus - 1, ")");
+    for (int i = 1; i <= workers; ++i) absl::StrAppend(&lcores, ",", i, "@", i % cpus);
+  }
   std::vector<std::string> args = {"atoll-perf",
-                                   "-l",
-                                   "0,1",
+                                   "--lcores",
+                                   lcores,
                                    "--main-lcore",
                                    "0",
                                    "--no-shconf",
@@ -179,6 +191,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
   DpdkDataplane::Options options;
   options.uplink_port = dataplane::dpdk::kNoPort;  // port 0 once the tables are programmed
   options.pipeline.uplink_mac = {0x02, 0, 0, 0, 0, 0x11};
+  options.workers = static_cast<unsigned>(workers);
   options.pipeline.conntrack_flows = static_cast<uint32_t>(
       std::max<int64_t>(1 << 16, 2 * std::max<int64_t>(w.live_flows, w.packets)));
   ATL_ASSIGN_OR_RETURN(std::unique_ptr<DpdkDataplane> dp, DpdkDataplane::Create(options));
@@ -244,6 +257,8 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
   const dataplane::dpdk::PipelineStats stats = dp->Stats();
   r["new_flows"] = stats.new_flows;
   r["stateless"] = stats.stateless;
+  r["workers"] = workers;
+  r["handed_off"] = stats.handed_off;
   json drops = json::object();
   for (const auto& [name, n] : dp->Drops()) {
     if (n > 0) drops[name] = n;
@@ -276,7 +291,7 @@ absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& pcap
       " --child_services=", w.services, " --backends=", w.backends_per_service,
       " --flows=", w.live_flows, " --new_packets=", w.packets,
       " --seconds=", absl::GetFlag(FLAGS_seconds), " --warmup=", absl::GetFlag(FLAGS_warmup),
-      " --hugepages=", absl::GetFlag(FLAGS_hugepages),
+      " --hugepages=", absl::GetFlag(FLAGS_hugepages), " --workers=", absl::GetFlag(FLAGS_workers),
       " --progress=", absl::GetFlag(FLAGS_progress) ? "true" : "false");
   FILE* child = popen(cmd.c_str(), "r");
   if (child == nullptr) return absl::InternalError("cannot run " + cmd);

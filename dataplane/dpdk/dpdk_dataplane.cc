@@ -9,9 +9,9 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
-#include <rte_spinlock.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,6 +195,20 @@ void DetachPort(uint16_t port) {
   }
 }
 
+// The uplink and the exception path belong to worker 0, pods' ports to all
+// by port number. The host's own traffic crosses from one of the first two
+// to the other; split between two workers, the e2e bed's agents lost their
+// connections to the controller (not yet understood: the TAP driver wakes
+// its reader with SIGIO, which may be a part of it), on one it does not.
+uint16_t DpdkDataplane::WorkerOf(uint16_t port) const {
+  if (port == options_.host_port || port == uplink_port_.load(std::memory_order_relaxed)) return 0;
+  return static_cast<uint16_t>(port % workers_.size());
+}
+
+uint16_t* DpdkDataplane::TxPortOf(rte_mbuf* m) const {
+  return RTE_MBUF_DYNFIELD(m, tx_port_offset_, uint16_t*);
+}
+
 // A worker: its pipeline, frames waiting to leave on each port, and frames
 // waiting to go to the workers that own their flows.
 struct alignas(64) DpdkDataplane::Worker {
@@ -220,18 +234,18 @@ struct alignas(64) DpdkDataplane::Worker {
                                                                 : DropReason::kTxFull);
       return;
     }
+    if (!Polls(port)) {  // another worker's port: that worker alone sends on it
+      *dataplane->TxPortOf(m) = port;
+      HandOff(dataplane->WorkerOf(port), m);
+      return;
+    }
     Pending& q = tx[port];
     q.pkts[q.n++] = m;
     if (q.n == kBurst) FlushPort(port);
   }
-  // A port has one TX queue; workers that share it take turns (as OVS's
-  // PMD threads do where a port has fewer queues than threads).
   void FlushPort(uint16_t port) {
     Pending& q = tx[port];
-    const bool shared = dataplane->workers_.size() > 1;
-    if (shared) rte_spinlock_lock(&dataplane->tx_locks_[port]);
     const uint16_t sent = rte_eth_tx_burst(port, 0, q.pkts, q.n);
-    if (shared) rte_spinlock_unlock(&dataplane->tx_locks_[port]);
     for (uint16_t i = sent; i < q.n; ++i) {
       rte_pktmbuf_free(q.pkts[i]);
       pipeline->CountDrop(DropReason::kTxFull);
@@ -285,6 +299,7 @@ struct alignas(64) DpdkDataplane::Worker {
           Send(in_port, m);
           break;
         case Next::kHandoff:
+          *dataplane->TxPortOf(m) = kNoPort;  // to be processed, not just sent
           HandOff(v.port, m);
           break;
       }
@@ -306,21 +321,30 @@ struct alignas(64) DpdkDataplane::Worker {
     Deliver(pkts, verdicts, n, port);
     return n;
   }
-  // The frames other workers handed over; returns how many came.
+  // The frames other workers handed over, to send on this worker's ports or
+  // to process as their flow's owner; returns how many came.
   uint16_t PollInbox(const HostTables& t, uint64_t now) {
     rte_mbuf* pkts[kBurst];
     const unsigned n =
         rte_ring_dequeue_burst(inbox, reinterpret_cast<void**>(pkts), kBurst, nullptr);
-    if (n == 0) return 0;
-    Verdict verdicts[kBurst];
-    pipeline->RunHandedOff(pkts, static_cast<uint16_t>(n), t, now, verdicts);
-    Deliver(pkts, verdicts, static_cast<uint16_t>(n), kNoPort);
+    uint16_t owned = 0;
+    for (unsigned i = 0; i < n; ++i) {
+      const uint16_t port = *dataplane->TxPortOf(pkts[i]);
+      if (port != kNoPort) {
+        Send(port, pkts[i]);
+      } else {
+        pkts[owned++] = pkts[i];
+      }
+    }
+    if (owned > 0) {
+      Verdict verdicts[kBurst];
+      pipeline->RunHandedOff(pkts, owned, t, now, verdicts);
+      Deliver(pkts, verdicts, owned, kNoPort);
+    }
     return static_cast<uint16_t>(n);
   }
   // Every port has one RX queue, polled by one worker.
-  bool Polls(uint16_t port) const {
-    return port != kNoPort && port % dataplane->workers_.size() == id;
-  }
+  bool Polls(uint16_t port) const { return port != kNoPort && dataplane->WorkerOf(port) == id; }
 };
 
 DpdkDataplane::DpdkDataplane(Options options)
@@ -380,7 +404,15 @@ absl::Status DpdkDataplane::Start() {
     pipeline.owners = owners_.get();
     pipeline.affinity = affinity_.get();
   }
-  for (rte_spinlock_t& lock : tx_locks_) rte_spinlock_init(&lock);
+  if (workers > 1) {
+    static const rte_mbuf_dynfield kTxPortField = {
+        .name = "atoll_tx_port", .size = sizeof(uint16_t), .align = alignof(uint16_t), .flags = 0};
+    tx_port_offset_ = rte_mbuf_dynfield_register(&kTxPortField);
+    if (tx_port_offset_ < 0) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("DPDK dataplane: mbuf field for handoffs: ", ErrnoText(rte_errno)));
+    }
+  }
   for (size_t i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
     w->dataplane = this;
@@ -440,11 +472,12 @@ int DpdkDataplane::WorkerMain(void* arg) {
     for (uint16_t port : t->pod_ports()) {
       if (w->Polls(port)) received += w->Poll(port, Next::kPod, *t, now);
     }
-    if (dp->workers_.size() > 1) received += w->PollInbox(*t, now);
+    // Frames from other workers are work, but were counted where they came in.
+    const unsigned handed = dp->workers_.size() > 1 ? w->PollInbox(*t, now) : 0;
     w->Flush();
     // Nothing of `t` is held past here: the control thread may reuse it.
     rte_rcu_qsbr_quiescent(dp->qsbr_, w->id);
-    if (received > 0) {
+    if (received + handed > 0) {
       // Single writer: a relaxed load and store, no locked instruction.
       w->received.store(w->received.load(std::memory_order_relaxed) + received,
                         std::memory_order_relaxed);
@@ -455,7 +488,7 @@ int DpdkDataplane::WorkerMain(void* arg) {
     // An idle worker backs off (as l3fwd-power does) so that hosts sharing
     // cores, as the test bed's do, are not starved by polling; a busy one
     // never sleeps. The first packet after a pause waits at most o.idle_sleep_us.
-    idle_rounds = received > 0 ? 0 : idle_rounds + 1;
+    idle_rounds = received + handed > 0 ? 0 : idle_rounds + 1;
     if (o.idle_sleep_us > 0 && idle_rounds > kIdleRoundsBeforeSleep) {
       rte_rcu_qsbr_thread_offline(dp->qsbr_, w->id);
       usleep(o.idle_sleep_us);

@@ -8,11 +8,14 @@
 // never stop or take a lock, and a failed Update leaves both tables as they
 // were.
 //
-// Workers: one per EAL worker lcore (or Options::workers). A port has one RX
-// queue, polled by one worker (port % workers), and one TX queue, which the
-// workers take turns on. Each flow belongs to one worker, which alone keeps
-// its conntrack state: the worker that receives a frame hands it to the
-// flow's worker (Pipeline, "Several workers").
+// Workers: one per EAL worker lcore (or Options::workers). A port belongs to
+// one worker (WorkerOf), which alone receives and sends on it: a port's
+// queues are not shared between threads, and what a PMD keeps per port (an
+// AF_XDP socket's rings, a TAP's queue) is touched by one thread only. Each
+// flow belongs to one worker too, which alone keeps its conntrack state. A
+// frame is handed through rings from the worker that received it to its
+// flow's worker (Pipeline, "Several workers"), and from there to the worker
+// of the port it leaves by.
 // Debian's DPDK is built for at most RTE_MAX_ETHPORTS (32) ports.
 #pragma once
 
@@ -151,7 +154,12 @@ class DpdkDataplane final : public Dataplane {
   rte_ring* resolve_ = nullptr;               // PipelineConfig::resolve
   std::unique_ptr<FlowOwners> owners_;        // with several workers
   std::unique_ptr<SharedAffinity> affinity_;  // with several workers
-  rte_spinlock_t tx_locks_[RTE_MAX_ETHPORTS];
+  // An mbuf field: the port a frame handed to another worker is to be sent
+  // on; kNoPort: the frame is handed over to be processed.
+  int tx_port_offset_ = -1;
+  uint16_t* TxPortOf(rte_mbuf* m) const;
+  // The worker that receives and sends on `port`.
+  uint16_t WorkerOf(uint16_t port) const;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint16_t> uplink_port_;
   std::atomic<bool> stop_{false};
