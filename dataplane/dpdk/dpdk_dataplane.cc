@@ -449,7 +449,10 @@ DpdkDataplane::~DpdkDataplane() {
     }
     rte_ring_free(w->inbox);
   }
-  workers_.clear();  // the pipelines go before the flow owners table they use
+  // The pipelines go before the flow owners table they use, and the table
+  // (whose freed entries wait on the RCU variable) before the variable.
+  workers_.clear();
+  owners_.reset();
   rte_free(qsbr_);
   rte_ring_free(resolve_);
   for (const auto& [ifname, port] : port_of_) options_.detach_pod(port);
