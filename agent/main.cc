@@ -20,6 +20,7 @@
 #include "agent/lease_store.h"
 #include "agent/pod_network.h"
 #include "dataplane/in_process_dataplane.h"
+#include "lb/status_macros.h"
 #ifdef ATOLL_HAVE_EBPF
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -113,6 +114,19 @@ std::string NodeName() {
   return host;
 }
 
+#if defined(ATOLL_HAVE_EBPF) || defined(ATOLL_HAVE_DPDK)
+// The underlay interface: --uplink, else the one the default route leaves by.
+absl::StatusOr<std::string> Uplink() {
+  if (std::string uplink = absl::GetFlag(FLAGS_uplink); !uplink.empty()) return uplink;
+  absl::StatusOr<std::string> uplink = DefaultRouteInterface();
+  if (!uplink.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--uplink not given and ", uplink.status().message()));
+  }
+  return uplink;
+}
+#endif
+
 absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
   const std::string kind = absl::GetFlag(FLAGS_dataplane);
   if (kind == "in-process") {
@@ -124,15 +138,7 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
   if (kind == "ebpf") {
     dataplane::EbpfDataplane::Options options;
     options.pin_dir = absl::GetFlag(FLAGS_bpf_pin_dir);
-    options.uplink = absl::GetFlag(FLAGS_uplink);
-    if (options.uplink.empty()) {
-      absl::StatusOr<std::string> uplink = DefaultRouteInterface();
-      if (!uplink.ok()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("--uplink not given and ", uplink.status().message()));
-      }
-      options.uplink = *uplink;
-    }
+    ATL_ASSIGN_OR_RETURN(options.uplink, Uplink());
     // A host agent mounts the BPF file system where it is missing, as
     // systemd does at boot on most distributions.
     if (absl::Status s = EnsureBpfFs(options.pin_dir); !s.ok()) return s;
@@ -144,15 +150,7 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
 #ifdef ATOLL_HAVE_DPDK
   if (kind == "dpdk") {
     dataplane::dpdk::DpdkDataplane::HostOptions host;
-    host.uplink = absl::GetFlag(FLAGS_uplink);
-    if (host.uplink.empty()) {
-      absl::StatusOr<std::string> uplink = DefaultRouteInterface();
-      if (!uplink.ok()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("--uplink not given and ", uplink.status().message()));
-      }
-      host.uplink = *uplink;
-    }
+    ATL_ASSIGN_OR_RETURN(host.uplink, Uplink());
     host.tap = absl::GetFlag(FLAGS_dpdk_tap);
     host.lcores = absl::GetFlag(FLAGS_dpdk_lcores);
     host.file_prefix = "atoll-" + NodeName();

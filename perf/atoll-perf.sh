@@ -33,12 +33,7 @@ if [ ${#need[@]} -gt 0 ]; then
     { [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
   [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
-if [ -d build-release/meson-private ]; then
-  meson setup --reconfigure build-release --buildtype=release >/dev/null
-else
-  meson setup build-release --buildtype=release >/dev/null
-fi
-meson compile -C build-release perf/atoll-perf >/dev/null
+perf/build-release.sh perf/atoll-perf
 mkdir -p "$out"
 {
   echo "# $(date -u +%F) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"

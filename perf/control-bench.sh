@@ -8,13 +8,7 @@ cd "$(dirname "$0")/.."
 reps=${1:-3}
 shift || true
 scripts/install-deps.sh
-if [ -d build-release/meson-private ]; then
-  meson setup --reconfigure build-release --buildtype=release >/dev/null
-else
-  meson setup build-release --buildtype=release >/dev/null
-fi
-meson compile -C build-release perf/control_bench controller/atoll-controller \
-  agent/atoll-agent >/dev/null
+perf/build-release.sh perf/control_bench controller/atoll-controller agent/atoll-agent
 export ATOLL_CONTROLLER=build-release/controller/atoll-controller
 export ATOLL_AGENT=build-release/agent/atoll-agent
 out=$(mktemp)

@@ -20,13 +20,8 @@ scripts/install-deps.sh
 if ! dpkg-query -W -f='${Status}' python3-matplotlib 2>/dev/null | grep -q 'install ok installed'; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-matplotlib
 fi
-if [ -d build-release/meson-private ]; then
-  meson setup --reconfigure build-release --buildtype=release >/dev/null
-else
-  meson setup build-release --buildtype=release >/dev/null
-fi
-meson compile -C build-release perf/dataplane-bench perf/netbench controller/atoll-controller \
-  agent/atoll-agent cni-plugin/atoll-cni atollctl/atollctl >/dev/null
+perf/build-release.sh perf/dataplane-bench perf/netbench controller/atoll-controller \
+  agent/atoll-agent cni-plugin/atoll-cni atollctl/atollctl
 b=build-release
 export ATOLL_CONTROLLER=$b/controller/atoll-controller ATOLL_AGENT=$b/agent/atoll-agent \
   ATOLL_CNI=$b/cni-plugin/atoll-cni ATOLLCTL=$b/atollctl/atollctl ATOLL_NETBENCH=$b/perf/netbench \

@@ -19,8 +19,6 @@
 // Debian's DPDK is built for at most RTE_MAX_ETHPORTS (32) ports.
 #pragma once
 
-#include <rte_spinlock.h>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
