@@ -141,6 +141,16 @@ api::AgentStateResponse Agent::DebugState() const {
     out->set_address(p.address.ToString());
     out->set_mac(FormatMac(p.mac));
   }
+  for (const auto& [name, value] : dataplane_->Drops()) {
+    api::Counter* out = resp.add_drops();
+    out->set_name(name);
+    out->set_value(value);
+  }
+  for (const auto& [name, value] : dataplane_->Packets()) {
+    api::Counter* out = resp.add_packets();
+    out->set_name(name);
+    out->set_value(value);
+  }
   return resp;
 }
 

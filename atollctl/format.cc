@@ -652,6 +652,20 @@ std::string RenderAgentState(const api::AgentStateResponse& state, OutputFormat 
     }
     out += table.Render();
   }
+
+  // Counts, "name value" pairs; drops only where there were some, so that a
+  // reason stands out.
+  const auto counts = [](const auto& counters, bool nonzero_only) {
+    std::vector<std::string> parts;
+    for (const api::Counter& c : counters) {
+      if (!nonzero_only || c.value() != 0) parts.push_back(absl::StrCat(c.name(), " ", c.value()));
+    }
+    return parts.empty() ? std::string("none") : absl::StrJoin(parts, ", ");
+  };
+  if (!state.packets().empty() || !state.drops().empty()) {
+    absl::StrAppend(&out, "\nPackets:     ", counts(state.packets(), false), "\n");
+    absl::StrAppend(&out, "Drops:       ", counts(state.drops(), true), "\n");
+  }
   return out;
 }
 

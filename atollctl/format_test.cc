@@ -14,6 +14,7 @@ namespace atl::ctl {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 template <typename M>
 M FromText(const std::string& text) {
@@ -329,7 +330,12 @@ TEST(RenderAgentState, HeaderFrontendsSegmentsRoutesPods) {
       host_ifindex: 12
       address: "198.19.4.10"
       mac: "0a:58:c6:13:04:0a"
-    })pb");
+    }
+    packets { name: "packets" value: 1200 }
+    packets { name: "new_flows" value: 30 }
+    drops { name: "malformed" value: 0 }
+    drops { name: "spoofed" value: 3 }
+    drops { name: "isolated" value: 1 })pb");
   EXPECT_EQ(RenderAgentState(state, OutputFormat::kTable), R"(Node:        h1
 Dataplane:   ebpf
 Controller:  198.18.0.100:7470 (connected)
@@ -350,9 +356,23 @@ ROUTE            NODE      UNDERLAY     VNI
 
 POD          ADDRESS       MAC                 HOST INTERFACE
 shop/web-1   198.19.4.10   0a:58:c6:13:04:0a   atl0123456789a (12)
+
+Packets:     packets 1200, new_flows 30
+Drops:       spoofed 3, isolated 1
 )");
   EXPECT_THAT(RenderAgentState(state, OutputFormat::kYaml), HasSubstr("maglevSize: 65537"));
   EXPECT_THAT(RenderAgentState(state, OutputFormat::kJson), HasSubstr("\"hostIfname\""));
+}
+
+TEST(RenderAgentState, CountersOnlyWhenTheDataplaneHasThem) {
+  auto quiet = FromText<api::AgentStateResponse>(R"pb(
+    dataplane: "dpdk"
+    packets { name: "packets" value: 0 }
+    drops { name: "malformed" value: 0 })pb");
+  EXPECT_THAT(RenderAgentState(quiet, OutputFormat::kTable),
+              HasSubstr("\nPackets:     packets 0\nDrops:       none\n"));
+  auto in_process = FromText<api::AgentStateResponse>(R"pb(dataplane: "in-process")pb");
+  EXPECT_THAT(RenderAgentState(in_process, OutputFormat::kTable), Not(HasSubstr("Drops:")));
 }
 
 TEST(ParseOutputFormat, Names) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -126,6 +127,15 @@ class Dataplane {
   virtual Programmed Dump() const = 0;
   // "in-process", "ebpf", "dpdk".
   virtual std::string_view name() const = 0;
+
+  // Counts since the dataplane started, summed over its CPUs or workers, for
+  // whoever asks why a packet did not arrive. Drops are by reason, with
+  // DESIGN.md's names, zeros included; a dataplane that moves no packets has
+  // none.
+  using Counters = std::vector<std::pair<std::string, uint64_t>>;
+  virtual Counters Drops() const { return {}; }
+  // The backend's other counts: packets, new flows, frames between workers.
+  virtual Counters Packets() const { return {}; }
 };
 
 }  // namespace atl::dataplane

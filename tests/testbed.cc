@@ -1002,6 +1002,17 @@ std::string TestBed::Logs(size_t lines) {
     absl::StrAppend(&out, "--- agent of ", h->name, " (pid ", h->agent->pid(), ", ",
                     h->agent->Running() ? "running" : "exited", ") log tail:\n",
                     h->agent->LogTail(lines), "\n");
+    // Where its dataplane lost packets, if anywhere.
+    if (absl::StatusOr<api::AgentStateResponse> state = h->agent->State(); state.ok()) {
+      std::vector<std::string> counts;
+      for (const api::Counter& c : state->packets()) {
+        counts.push_back(absl::StrCat(c.name(), " ", c.value()));
+      }
+      for (const api::Counter& c : state->drops()) {
+        if (c.value() != 0) counts.push_back(absl::StrCat("dropped ", c.name(), " ", c.value()));
+      }
+      absl::StrAppend(&out, "--- dataplane of ", h->name, ": ", absl::StrJoin(counts, ", "), "\n");
+    }
   }
   return out;
 }

@@ -605,13 +605,23 @@ PipelineStats DpdkDataplane::Stats() const {
   return sum;
 }
 
-std::vector<std::pair<std::string, uint64_t>> DpdkDataplane::Drops() const {
+Dataplane::Counters DpdkDataplane::Drops() const {
   const PipelineStats s = Stats();
-  std::vector<std::pair<std::string, uint64_t>> drops;
+  Counters drops;
   for (size_t i = 0; i < s.drops.size(); ++i) {
     drops.emplace_back(DropReasonName(static_cast<DropReason>(i)), s.drops[i]);
   }
   return drops;
+}
+
+Dataplane::Counters DpdkDataplane::Packets() const {
+  const PipelineStats s = Stats();
+  return {
+      {"packets", s.packets},  // received from the ports
+      {"new_flows", s.new_flows},
+      {"stateless", s.stateless},
+      {"handed_off", s.handed_off},
+  };
 }
 
 absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::ForHost(const HostOptions& host) {

@@ -126,9 +126,9 @@ class DpdkDataplane final : public Dataplane {
   };
   Load WorkerLoad() const;
 
-  // Counters summed over the workers: drops by reason, and the rest.
-  std::vector<std::pair<std::string, uint64_t>> Drops() const;
-  PipelineStats Stats() const;
+  Counters Drops() const override;
+  Counters Packets() const override;
+  PipelineStats Stats() const;  // summed over the workers
 
  private:
   struct Worker;

@@ -635,8 +635,8 @@ Programmed EbpfDataplane::Dump() const {
   return out;
 }
 
-std::vector<std::pair<std::string, uint64_t>> EbpfDataplane::Drops() const {
-  std::vector<std::pair<std::string, uint64_t>> drops;
+Dataplane::Counters EbpfDataplane::Drops() const {
+  Counters drops;
   const int cpus = libbpf_num_possible_cpus();
   std::vector<uint64_t> per_cpu(cpus > 0 ? cpus : 1);
   for (uint32_t reason = 0; reason < ATL_DROP_REASONS; ++reason) {

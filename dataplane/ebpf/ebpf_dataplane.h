@@ -49,8 +49,7 @@ class EbpfDataplane : public Dataplane {
   Programmed Dump() const override;
   std::string_view name() const override { return "ebpf"; }
 
-  // Dropped packets by reason, summed over CPUs ("isolated" -> 3).
-  std::vector<std::pair<std::string, uint64_t>> Drops() const;
+  Counters Drops() const override;
   const ebpf::AtollBpf& bpf() const { return *bpf_; }
 
  private:
