@@ -393,8 +393,8 @@ absl::Status DpdkDataplane::Start() {
   pipeline.resolve = options_.host_ifname.empty() ? nullptr : resolve_;
   pipeline.workers = static_cast<uint16_t>(workers);
   if (workers > 1) {
-    // Replies steered away from their flow's worker: at most every NAT'd
-    // flow of every worker but one's worth.
+    // Flows whose original tuple is steered to another worker: at most every
+    // NAT'd flow of every worker but one's worth.
     ATL_ASSIGN_OR_RETURN(
         owners_, FlowOwners::Create(
                      static_cast<uint32_t>(std::min<uint64_t>(

@@ -362,11 +362,13 @@ TEST_P(DpdkFixturesTest, RepliesFindTheirFlowsOnWhicheverWorkerReceivesThem) {
   ASSERT_NE(host, nullptr);
   const lb::MacAddr client_mac = {0x0a, 0x58, 198, 19, 0, 2};
   const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.10");
+  std::map<uint16_t, std::string> backend_of;  // client port -> backend pod
   for (uint16_t sport = 43000; sport < 43064; ++sport) {
     SCOPED_TRACE(sport);
     const Host::Out syn = host->Send(host->pod("p2"), TcpFrame(client_mac, "198.19.0.2", sport,
                                                                "198.18.64.10", 80, lb::kTcpSyn));
     ASSERT_TRUE(syn.port == "p3" || syn.port == "p4") << syn.port;
+    backend_of[sport] = syn.port;
     const lb::FlowKey to = KeyOf(syn.frame);
     EXPECT_EQ(to.dst_port, 8080);
     // The backend answers from its own address; the client sees the VIP.
@@ -381,6 +383,19 @@ TEST_P(DpdkFixturesTest, RepliesFindTheirFlowsOnWhicheverWorkerReceivesThem) {
     EXPECT_EQ(back.src, vip);
     EXPECT_EQ(back.src_port, 80);
     EXPECT_EQ(back.dst_port, sport);
+  }
+  // The service loses a backend: the client's next packets still reach the
+  // backend of their flow, wherever it was recorded, not the table's choice.
+  Update one_left = WebState({"198.19.0.3"});
+  one_left.upsert_segments.clear();
+  one_left.upsert_pod_ports.clear();
+  ASSERT_TRUE(host->dataplane().Apply(one_left).ok());
+  for (const auto& [sport, backend] : backend_of) {
+    SCOPED_TRACE(sport);
+    EXPECT_EQ(host->Send(host->pod("p2"),
+                         TcpFrame(client_mac, "198.19.0.2", sport, "198.18.64.10", 80, lb::kTcpAck))
+                  .port,
+              backend);
   }
   // Hairpin, a SNAT: the backend is the client itself, which sees the
   // gateway as the source; the reply tuple is the gateway's.
@@ -408,6 +423,45 @@ TEST_P(DpdkFixturesTest, RepliesFindTheirFlowsOnWhicheverWorkerReceivesThem) {
   if (GetParam() > 1) {
     EXPECT_GT(host->dataplane().Stats().handed_off, 0u) << "no frame crossed between workers";
   }
+}
+
+// Two flows never share a reply tuple, whichever workers they start on. A
+// client port holding a flow to a backend, through a service whose only
+// backend it is or directly, reaches a second service, which has that
+// backend too, through the second service's other backend; and the first
+// flow's replies still come to it as they did.
+TEST_P(DpdkFixturesTest, TwoFlowsNeverShareAReplyTuple) {
+  Update state = WebState({"198.19.0.3"});
+  Frontend other = state.upsert_frontends[0];
+  other.key.addr = *lb::IpAddr::Parse("198.18.64.11");
+  other.name = "a/other";
+  other.config.backends = {{.endpoint = {*lb::IpAddr::Parse("198.19.0.3"), 8080}},
+                           {.endpoint = {*lb::IpAddr::Parse("198.19.0.4"), 8080}}};
+  state.upsert_frontends.push_back(other);
+  std::unique_ptr<Host> host = Host::Make(state, GetParam());
+  ASSERT_NE(host, nullptr);
+  const lb::MacAddr client_mac = {0x0a, 0x58, 198, 19, 0, 2};
+  const lb::MacAddr backend_mac = {0x0a, 0x58, 198, 19, 0, 3};
+  for (uint16_t sport = 46000; sport < 46128; ++sport) {
+    SCOPED_TRACE(sport);
+    const bool direct = sport >= 46064;
+    const char* first = direct ? "198.19.0.3" : "198.18.64.10";
+    ASSERT_EQ(host->Send(host->pod("p2"), TcpFrame(client_mac, "198.19.0.2", sport, first,
+                                                   direct ? 8080 : 80, lb::kTcpSyn))
+                  .port,
+              "p3");
+    EXPECT_EQ(host->Send(host->pod("p2"),
+                         TcpFrame(client_mac, "198.19.0.2", sport, "198.18.64.11", 80, lb::kTcpSyn))
+                  .port,
+              "p4")
+        << "the second flow took the first one's reply tuple";
+    const Host::Out reply = host->Send(
+        host->pod("p3"),
+        TcpFrame(backend_mac, "198.19.0.3", 8080, "198.19.0.2", sport, lb::kTcpSyn | lb::kTcpAck));
+    ASSERT_EQ(reply.port, "p2");
+    EXPECT_EQ(KeyOf(reply.frame).src.ToString(), first);
+  }
+  EXPECT_EQ(host->AllDrops(), 0u);
 }
 
 // Session affinity holds across workers: a client's flows to a sticky

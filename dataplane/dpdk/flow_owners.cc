@@ -43,15 +43,15 @@ absl::StatusOr<std::unique_ptr<FlowOwners>> FlowOwners::Create(uint32_t capacity
 
 FlowOwners::~FlowOwners() { rte_hash_free(hash_); }
 
-bool FlowOwners::Set(const lb::FlowKey& reply, uint16_t worker) {
-  return rte_hash_add_key_data(hash_, &reply, reinterpret_cast<void*>(uintptr_t{worker})) == 0;
+bool FlowOwners::Set(const lb::FlowKey& key, uint16_t worker) {
+  return rte_hash_add_key_data(hash_, &key, reinterpret_cast<void*>(uintptr_t{worker})) == 0;
 }
 
-void FlowOwners::Erase(const lb::FlowKey& reply) { rte_hash_del_key(hash_, &reply); }
+void FlowOwners::Erase(const lb::FlowKey& key) { rte_hash_del_key(hash_, &key); }
 
-std::optional<uint16_t> FlowOwners::Find(const lb::FlowKey& reply) const {
+std::optional<uint16_t> FlowOwners::Find(const lb::FlowKey& key) const {
   void* data;
-  if (rte_hash_lookup_data(hash_, &reply, &data) < 0) return std::nullopt;
+  if (rte_hash_lookup_data(hash_, &key, &data) < 0) return std::nullopt;
   return static_cast<uint16_t>(reinterpret_cast<uintptr_t>(data));
 }
 

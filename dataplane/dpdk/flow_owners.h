@@ -1,12 +1,13 @@
 // Which worker owns a flow that a packet's own tuple does not steer to it.
 //
 // Workers steer a packet by a symmetric hash of its tuple (Pipeline's
-// OwnerOf), so a flow's replies reach its owner unless NAT changed the tuple:
-// a client's flow to a service is owned by hash(client, VIP), its replies
-// come as (backend, client). The worker that records such a flow notes here
-// that its reply tuple is its own; a worker that finds no flow for a packet
-// looks here before treating it as new, and hands it over. Only NAT'd flows
-// whose reply tuple hashes to another worker have an entry, and the owner
+// OwnerOf), so a flow's two directions reach one worker unless NAT changed
+// the tuple: a client's packets to a service are steered by (client, VIP),
+// the replies by (backend, client). The flow is recorded by the owner of its
+// reply tuple (Pipeline, "Several workers"), which notes here that the
+// original tuple is its own; a worker that finds no flow for a packet looks
+// here before treating it as new, and hands it over. Only NAT'd flows whose
+// original tuple hashes to another worker have an entry, and the owner
 // removes it when the flow goes (lb::ConntrackShard::OnRemove).
 //
 // DPDK's rte_hash, lock-free for readers, with one writer lock; removed
@@ -35,9 +36,9 @@ class FlowOwners {
 
   // Only from EAL lcores (the workers): the writers' free-slot caches are per lcore.
   // False when the table is full.
-  bool Set(const lb::FlowKey& reply, uint16_t worker);
-  void Erase(const lb::FlowKey& reply);
-  std::optional<uint16_t> Find(const lb::FlowKey& reply) const;
+  bool Set(const lb::FlowKey& key, uint16_t worker);
+  void Erase(const lb::FlowKey& key);
+  std::optional<uint16_t> Find(const lb::FlowKey& key) const;
 
  private:
   explicit FlowOwners(rte_hash* hash) : hash_(hash) {}

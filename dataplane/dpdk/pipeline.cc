@@ -145,11 +145,13 @@ uint16_t Pipeline::OwnerOf(const lb::FlowKey& key, uint16_t workers) {
   return static_cast<uint16_t>((uint64_t{lb::Jhash2(words, 3, 0)} * workers) >> 32);
 }
 
-Verdict Pipeline::HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected) {
+Verdict Pipeline::HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected,
+                          uint16_t tried) {
   *RTE_MBUF_DYNFIELD(m, handoff_offset, Handoff*) = Handoff{.tunnel = in.tunnel,
                                                             .src_segment = in.src_segment,
                                                             .origin = in.origin,
-                                                            .redirected = redirected};
+                                                            .redirected = redirected,
+                                                            .tried = tried};
   ++stats_.handed_off;
   return Go(Next::kHandoff, worker);
 }
@@ -168,9 +170,7 @@ bool Pipeline::ReplyTaken(const lb::FlowKey& reply) const {
 
 void Pipeline::Forget(void* self, const lb::Flow& flow) {
   auto* p = static_cast<Pipeline*>(self);
-  if (OwnerOf(flow.tuple[1], p->config_.workers) != p->config_.worker) {
-    p->config_.owners->Erase(flow.tuple[1]);
-  }
+  if (!p->Owns(flow.tuple[0])) p->config_.owners->Erase(flow.tuple[0]);
 }
 
 std::optional<Verdict> Pipeline::FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t,
@@ -289,6 +289,7 @@ void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, con
                                                   : FromUplink(pkts[i], t, &pending_[i]);
     if (!v && config_.workers > 1) {
       pending_[i].redirected = false;
+      pending_[i].tried = 0;
       if (const uint16_t owner = Owner(pending_[i].p); owner != config_.worker) {
         v = HandOff(pkts[i], pending_[i], owner, false);
       }
@@ -306,6 +307,7 @@ void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, ui
     const Handoff& h = *RTE_MBUF_DYNFIELD(pkts[i], handoff_offset, const Handoff*);
     std::optional<Verdict> v = Parse(pkts[i], h.origin, h.src_segment, h.tunnel, &pending_[i]);
     pending_[i].redirected = h.redirected;
+    pending_[i].tried = h.tried;
     FirstPassDone(i, v, out);
   }
   ProcessReady(pkts, n, t, now_ns, out);
@@ -353,7 +355,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
     return Route(m, Be32(to.dst), back, t);
   }
-  // A reply whose flow another worker recorded.
+  // A packet of a flow another worker recorded.
   if (const std::optional<uint16_t> owner = OwnerElsewhere(key, in)) {
     return HandOff(m, in, *owner, true);
   }
@@ -369,7 +371,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     if (svc != nullptr) {
       const std::optional<uint16_t> chosen = Select(*svc, key, hash, now_ns);
       if (!chosen) return Drop(DropReason::kNoBackend);
-      index = *chosen;
+      index = static_cast<uint16_t>((*chosen + in.tried) % svc->eligible.size());
       to.dst = svc->eligible[index].endpoint.addr;
       to.dst_port = svc->eligible[index].endpoint.port;
       if (origin == Origin::kUplink) {
@@ -402,24 +404,24 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     const SegmentEntry* seg = t.SegmentOf(Be32(key.src));
     to.src = FromBe32(seg && seg->egress ? seg->egress : t.node_addr());
   }
-  if (!(to.src == key.src) && key.proto != lb::IpProto::kIcmp) {
-    to.src_port = SnatPort(to, key.src, now_ns);
-    if (to.src_port == 0) return Drop(DropReason::kNatExhausted);
-  }
+  const bool snat = !(to.src == key.src) && key.proto != lb::IpProto::kIcmp;
 
-  // Record the flow. Two flows never share a reply tuple, or their replies
-  // could not be told apart: a service flow whose tuple is taken tries the
-  // service's next backend, as lb::Worker does.
-  for (size_t tried = 1;; ++tried) {
+  // Record the flow, on the worker that owns its reply tuple. Two flows never
+  // share a reply tuple, or their replies could not be told apart: a service
+  // flow whose tuple is taken tries the service's next backend, as lb::Worker does.
+  for (uint16_t tried = in.tried;; ++tried) {
+    if (snat) {
+      to.src_port = SnatPort(to, key.src, now_ns);
+      if (to.src_port == 0) return Drop(DropReason::kNatExhausted);
+    }
     const lb::FlowKey reply = to.Reversed();
-    const bool elsewhere =
-        config_.owners != nullptr && OwnerOf(reply, config_.workers) != config_.worker;
-    if (!(elsewhere && config_.owners->Find(reply))) {
+    if (!Owns(reply)) return HandOff(m, in, OwnerOf(reply, config_.workers), true, tried);
+    if (!(config_.owners != nullptr && config_.owners->Find(reply))) {
       const uint32_t flow =
           conntrack_->Insert(key, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
       if (flow != lb::ConntrackShard::kNoFlow) {
-        // Its replies will be steered to another worker: tell it whose they are.
-        if (elsewhere && !config_.owners->Set(reply, config_.worker)) {
+        // Its original direction is steered to another worker: tell it where the flow is.
+        if (!Owns(key) && !config_.owners->Set(key, config_.worker)) {
           conntrack_->Remove(flow);
           return Drop(DropReason::kHandoffFull);
         }
@@ -431,7 +433,9 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
       ++stats_.stateless;
       break;
     }
-    if (svc == nullptr || tried == svc->eligible.size()) return Drop(DropReason::kNatExhausted);
+    if (svc == nullptr || tried + 1u >= svc->eligible.size()) {
+      return Drop(DropReason::kNatExhausted);
+    }
     index = static_cast<uint16_t>((index + 1) % svc->eligible.size());
     to.dst = svc->eligible[index].endpoint.addr;
     to.dst_port = svc->eligible[index].endpoint.port;
@@ -454,20 +458,24 @@ std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowK
   return index;
 }
 
-// The flow's own port when its reply tuple is free, else a few hashed tries
-// in the ephemeral range (IANA 49152-65535, RFC 6335 section 6), as the eBPF
-// programs choose.
+// The flow's own port when its reply tuple is free (and this worker's), else
+// a few hashed tries in the ephemeral range (IANA 49152-65535, RFC 6335
+// section 6), as the eBPF programs choose. The replies then come to this
+// worker by themselves, as in DPVS and VPP's NAT, which pick the port for
+// the queue RSS will steer the replies to.
 uint16_t Pipeline::SnatPort(const lb::FlowKey& to, const lb::IpAddr& client,
                             uint64_t now_ns) const {
   lb::FlowKey reply = to.Reversed();
-  if (!ReplyTaken(reply)) return to.src_port;
+  if (Owns(reply) && !ReplyTaken(reply)) return to.src_port;
   // From the original source, so that clients sharing a source port (one
   // burst, one clock reading) do not try the same ports in the same order.
+  // With several workers, about one port in `workers` has a reply tuple this
+  // one owns: as many more tries.
   uint32_t h = Be32(client) ^ (uint32_t{to.src_port} << 16) ^ static_cast<uint32_t>(now_ns);
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < 8 * config_.workers; ++i) {
     h = h * 2654435761u + 0x9e3779b9u;
     reply.dst_port = static_cast<uint16_t>(49152 + (h >> 16) % 16384);
-    if (!ReplyTaken(reply)) return reply.dst_port;
+    if (Owns(reply) && !ReplyTaken(reply)) return reply.dst_port;
   }
   return 0;
 }

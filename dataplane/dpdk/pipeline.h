@@ -10,10 +10,14 @@
 //
 // Several workers: the stages before conntrack need only the tables and run
 // on the worker that received the frame; conntrack onwards runs on the
-// worker that owns the flow, OwnerOf(tuple), to which the frame is handed
-// over (Next::kHandoff). OwnerOf is symmetric, so a flow's replies come to
-// its owner by themselves unless NAT changed the tuple; those reply tuples
-// are noted in FlowOwners.
+// worker that owns the tuple, OwnerOf(tuple), to which the frame is handed
+// over (Next::kHandoff). OwnerOf is symmetric, so a flow's two directions
+// come to one worker unless NAT changed the tuple. A flow is recorded by the
+// worker that owns its reply tuple, the only one that can tell whether
+// another flow holds that tuple already (two flows must never share one):
+// SNAT picks a port whose reply tuple this worker owns, and a DNAT'd flow's
+// first packet is handed to its reply tuple's owner. When the original
+// tuple hashes elsewhere, FlowOwners says where the flow is.
 #pragma once
 
 #include <rte_spinlock.h>
@@ -160,8 +164,12 @@ class Pipeline {
     Tunnel tunnel;
     uint32_t src_segment = 0;
     Origin origin = Origin::kPod;
-    // Sent on by the flow owners table: the next worker does not look again.
+    // Sent on by the flow owners table, or by a worker that looked there:
+    // the next worker does not look again.
     bool redirected = false;
+    // A new service flow handed to its reply tuple's owner: how many of the
+    // service's backends, from the chosen one on, were tried already.
+    uint16_t tried = 0;
   };
 
   Pipeline(const PipelineConfig& config, std::unique_ptr<lb::ConntrackShard> conntrack);
@@ -178,6 +186,7 @@ class Pipeline {
     uint32_t src_segment = 0;
     Tunnel tunnel;
     bool redirected = false;
+    uint16_t tried = 0;
   };
 
   // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
@@ -185,18 +194,23 @@ class Pipeline {
     return OwnerOf(p.icmp_error ? p.inner.key : p.ip.key, config_.workers);
   }
   // Hands `m` to `worker` with what `in` knew of it.
-  Verdict HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected);
+  Verdict HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected,
+                  uint16_t tried = 0);
   // The first pass's end for frame i: its verdict `v`, or (none yet) its
   // conntrack slot loading for the second pass.
   void FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdict* out);
   // The second pass: the stages from conntrack on, for the frames whose ready_[i] is set.
   void ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                     Verdict* out);
-  // The worker that recorded a flow whose reply tuple is `key`, when another
-  // than this one, and `in` has not been sent on by it already.
+  // The worker that recorded a flow whose original tuple is `key`, when
+  // another than this one, and `in` has not been sent on by it already.
   std::optional<uint16_t> OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const;
-  // Whether a flow holds `reply` as its reply tuple, here or on another worker.
+  // Whether a flow holds `reply` as either of its tuples. Only the worker
+  // that owns `reply` can tell (see "Several workers" above).
   bool ReplyTaken(const lb::FlowKey& reply) const;
+  bool Owns(const lb::FlowKey& key) const {
+    return config_.workers == 1 || OwnerOf(key, config_.workers) == config_.worker;
+  }
   // lb::ConntrackShard::OnRemove: a flow that goes takes its owners entry with it.
   static void Forget(void* self, const lb::Flow& flow);
   // The stages up to parse: a verdict, or nullopt with `out` filled for Process.
@@ -212,8 +226,8 @@ class Pipeline {
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
   std::optional<uint16_t> Select(const lb::Service& svc, const lb::FlowKey& key, uint32_t hash,
                                  uint64_t now_ns);
-  // A source port for SNAT to `to.src` whose reply tuple no flow holds; 0:
-  // none. `client` is the flow's original source.
+  // A source port for SNAT to `to.src` whose reply tuple this worker owns and
+  // no flow holds; 0: none. `client` is the flow's original source.
   uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;
   Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t);
   Verdict Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t);
