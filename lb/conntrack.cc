@@ -133,9 +133,26 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
 uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
                                 uint8_t first_tcp_flags, uint64_t now_ns, uint32_t service,
                                 uint32_t backend) {
-  if (Contains(reply)) {
-    ++stats_.reply_taken;
-    return kNoFlow;
+  const uint32_t holder_ref =
+      index_.Find(Hash(reply), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == reply; });
+  if (holder_ref != HashIndex::kNone) {
+    // A flow that is over gives its tuple up: an expired one, or a finished
+    // TCP connection (both FINs, or a RST) to a new connection's SYN, as
+    // Linux lets a SYN reuse a tuple in TIME_WAIT. A client that recycles its
+    // port reaches the same backend through another service so.
+    const uint32_t holder = holder_ref >> 1;
+    const Flow& h = flows_[holder];
+    const bool syn =
+        original.proto == IpProto::kTcp && (first_tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+    const bool finished = h.tuple[0].proto == IpProto::kTcp &&
+                          (h.state == CtState::kTimeWait || h.state == CtState::kClosed);
+    if (h.expires_ns <= now_ns) {
+      ++stats_.expired;
+    } else if (!(syn && finished)) {
+      ++stats_.reply_taken;
+      return kNoFlow;
+    }
+    Remove(holder);
   }
   const uint32_t id = Allocate(now_ns);
   if (id == kNoFlow) {

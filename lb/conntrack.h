@@ -135,8 +135,10 @@ class ConntrackShard {
 
   // Records a new flow and returns its id, or kNoFlow when the table is full
   // and nothing could be evicted (stats().full counts these) or when the
-  // reply tuple already belongs to another flow (stats().reply_taken). `first_tcp_flags`
-  // is the first packet's TCP flags (0 for other protocols).
+  // reply tuple already belongs to another flow (stats().reply_taken), unless
+  // that flow is over: expired, or a finished TCP connection and this one
+  // starts with a SYN (the old flow is removed). `first_tcp_flags` is the
+  // first packet's TCP flags (0 for other protocols).
   uint32_t Insert(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
                   uint64_t now_ns, uint32_t service = 0, uint32_t backend = 0);
 

@@ -246,6 +246,43 @@ TEST_F(ConntrackTest, NewSynOnClosedFlowReopensIt) {
   }
 }
 
+// A reply tuple is one flow's while that flow lives. A finished TCP
+// connection gives it up to a new connection's SYN (a client recycling its
+// port to reach the same backend through another service), and an expired
+// flow to anyone.
+TEST_F(ConntrackTest, ANewFlowTakesTheReplyTupleOnlyOfAFlowThatIsOver) {
+  const Conn old_conn = ClientConn(42200);
+  Conn other = old_conn;  // the same client port, to another VIP, NAT'd to the same backend
+  other.original.dst = IpAddr::V4(0xc0000202);
+  const uint32_t old_id = Create(old_conn, kSyn, 0);
+  ct_->Update(old_id, CtDir::kReply, kSynAck, 0);
+  ct_->Update(old_id, CtDir::kOriginal, kAck, 0);
+  EXPECT_EQ(Create(other, kSyn, kSec), ConntrackShard::kNoFlow) << "the flow is established";
+  ct_->Update(old_id, CtDir::kOriginal, kFinAck, kSec);
+  EXPECT_EQ(Create(other, kSyn, kSec), ConntrackShard::kNoFlow) << "half-closed is not over";
+  ct_->Update(old_id, CtDir::kReply, kFinAck, kSec);
+  ASSERT_EQ(State(old_id), CtState::kTimeWait);
+  EXPECT_EQ(Create(other, kAck, kSec), ConntrackShard::kNoFlow) << "only a SYN starts anew";
+  EXPECT_EQ(ct_->stats().reply_taken, 3u);
+
+  const uint32_t taken = Create(other, kSyn, 2 * kSec);
+  ASSERT_NE(taken, ConntrackShard::kNoFlow);
+  EXPECT_EQ(ct_->size(), 1u);
+  EXPECT_FALSE(Lookup(old_conn.original, 2 * kSec).found()) << "the old flow went entirely";
+  const ConntrackShard::Hit reply = Lookup(other.reply, 2 * kSec);
+  EXPECT_EQ(reply.flow, taken);
+  EXPECT_EQ(reply.dir, CtDir::kReply);
+
+  // UDP has no end but its timeout: the tuple is free once the flow expired.
+  const Conn udp = ClientConn(42201, IpProto::kUdp);
+  Conn udp_other = udp;
+  udp_other.original.dst = other.original.dst;
+  Create(udp, 0, 0);
+  EXPECT_EQ(Create(udp_other, 0, 7 * kSec - 1), ConntrackShard::kNoFlow);
+  EXPECT_NE(Create(udp_other, 0, 7 * kSec), ConntrackShard::kNoFlow);
+  EXPECT_EQ(ct_->stats().expired, 1u);
+}
+
 TEST_F(ConntrackTest, SynDoesNotResetALiveFlow) {
   const Conn c = ClientConn(42100);
   const uint32_t id = Create(c, kAck, 0);
