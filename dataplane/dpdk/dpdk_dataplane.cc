@@ -616,11 +616,31 @@ Dataplane::Counters DpdkDataplane::Drops() const {
 
 Dataplane::Counters DpdkDataplane::Packets() const {
   const PipelineStats s = Stats();
+  // What the ports attached now lost before a worker saw it (no room in the
+  // RX ring, no mbuf to receive into) or after one sent it.
+  rte_eth_stats ports{};
+  {
+    std::lock_guard<std::mutex> lock(control_);
+    std::vector<uint16_t> attached = {uplink_port_.load(), options_.host_port};
+    for (const auto& [ifname, port] : port_of_) attached.push_back(port);
+    for (uint16_t port : attached) {
+      rte_eth_stats one;
+      if (port == kNoPort || rte_eth_stats_get(port, &one) != 0) continue;
+      ports.imissed += one.imissed;
+      ports.rx_nombuf += one.rx_nombuf;
+      ports.ierrors += one.ierrors;
+      ports.oerrors += one.oerrors;
+    }
+  }
   return {
       {"packets", s.packets},  // received from the ports
       {"new_flows", s.new_flows},
       {"stateless", s.stateless},
       {"handed_off", s.handed_off},
+      {"port_rx_missed", ports.imissed},
+      {"port_rx_no_mbuf", ports.rx_nombuf},
+      {"port_rx_errors", ports.ierrors},
+      {"port_tx_errors", ports.oerrors},
   };
 }
 
