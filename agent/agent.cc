@@ -141,16 +141,15 @@ api::AgentStateResponse Agent::DebugState() const {
     out->set_address(p.address.ToString());
     out->set_mac(FormatMac(p.mac));
   }
-  for (const auto& [name, value] : dataplane_->Drops()) {
-    api::Counter* out = resp.add_drops();
-    out->set_name(name);
-    out->set_value(value);
-  }
-  for (const auto& [name, value] : dataplane_->Packets()) {
-    api::Counter* out = resp.add_packets();
-    out->set_name(name);
-    out->set_value(value);
-  }
+  const auto add_counters = [](const dataplane::Dataplane::Counters& counters, auto* out) {
+    for (const auto& [name, value] : counters) {
+      api::Counter* c = out->Add();
+      c->set_name(name);
+      c->set_value(value);
+    }
+  };
+  add_counters(dataplane_->Drops(), resp.mutable_drops());
+  add_counters(dataplane_->Packets(), resp.mutable_packets());
   return resp;
 }
 

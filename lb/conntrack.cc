@@ -133,8 +133,7 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
 uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
                                 uint8_t first_tcp_flags, uint64_t now_ns, uint32_t service,
                                 uint32_t backend) {
-  const uint32_t holder_ref =
-      index_.Find(Hash(reply), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == reply; });
+  const uint32_t holder_ref = RefOf(reply);
   if (holder_ref != HashIndex::kNone) {
     // A flow that is over gives its tuple up: an expired one, or a finished
     // TCP connection (both FINs, or a RST) to a new connection's SYN, as

@@ -144,10 +144,7 @@ class ConntrackShard {
 
   // Whether a live or expired-but-not-yet-removed flow owns `key` in either
   // direction. Keys are unique: Insert refuses a reply tuple already taken.
-  bool Contains(const FlowKey& key) const {
-    return index_.Find(Hash(key), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; }) !=
-           HashIndex::kNone;
-  }
+  bool Contains(const FlowKey& key) const { return RefOf(key) != HashIndex::kNone; }
 
   // Advances the state for a packet of the flow and extends its lifetime.
   void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);
@@ -178,6 +175,10 @@ class ConntrackShard {
   uint64_t TimeoutNs(const Flow& f) const;
   uint32_t Allocate(uint64_t now_ns);
   static uint32_t Ref(uint32_t flow, CtDir dir) { return flow << 1 | static_cast<uint32_t>(dir); }
+  // The Ref of the flow that owns `key` in either direction, or HashIndex::kNone.
+  uint32_t RefOf(const FlowKey& key) const {
+    return index_.Find(Hash(key), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; });
+  }
 
   ConntrackConfig config_;
   HashIndex index_;  // two entries per flow, one per direction

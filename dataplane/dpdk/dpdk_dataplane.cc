@@ -403,8 +403,6 @@ absl::Status DpdkDataplane::Start() {
     affinity_ = std::make_unique<SharedAffinity>(pipeline.affinity_entries);
     pipeline.owners = owners_.get();
     pipeline.affinity = affinity_.get();
-  }
-  if (workers > 1) {
     static const rte_mbuf_dynfield kTxPortField = {
         .name = "atoll_tx_port", .size = sizeof(uint16_t), .align = alignof(uint16_t), .flags = 0};
     tx_port_offset_ = rte_mbuf_dynfield_register(&kTxPortField);

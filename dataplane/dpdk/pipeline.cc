@@ -147,11 +147,10 @@ uint16_t Pipeline::OwnerOf(const lb::FlowKey& key, uint16_t workers) {
 
 Verdict Pipeline::HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected,
                           uint16_t tried) {
-  *RTE_MBUF_DYNFIELD(m, handoff_offset, Handoff*) = Handoff{.tunnel = in.tunnel,
-                                                            .src_segment = in.src_segment,
-                                                            .origin = in.origin,
-                                                            .redirected = redirected,
-                                                            .tried = tried};
+  Handoff& carried = *RTE_MBUF_DYNFIELD(m, handoff_offset, Handoff*);
+  carried = in;
+  carried.redirected = redirected;
+  carried.tried = tried;
   ++stats_.handed_off;
   return Go(Next::kHandoff, worker);
 }
@@ -269,9 +268,7 @@ std::optional<Verdict> Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_
     if (origin == Origin::kUplink) return Go(Next::kHost);
     return Drop(DropReason::kFragment);
   }
-  out->origin = origin;
-  out->src_segment = src_segment;
-  out->tunnel = tunnel;
+  static_cast<Handoff&>(*out) = {.tunnel = tunnel, .src_segment = src_segment, .origin = origin};
   out->hash = conntrack_->Hash(p.ip.key);
   return std::nullopt;
 }
@@ -288,8 +285,6 @@ void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, con
     std::optional<Verdict> v = kind == Next::kPod ? FromPod(pkts[i], in_port, t, &pending_[i])
                                                   : FromUplink(pkts[i], t, &pending_[i]);
     if (!v && config_.workers > 1) {
-      pending_[i].redirected = false;
-      pending_[i].tried = 0;
       if (const uint16_t owner = Owner(pending_[i].p); owner != config_.worker) {
         v = HandOff(pkts[i], pending_[i], owner, false);
       }
@@ -306,8 +301,7 @@ void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, ui
     if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
     const Handoff& h = *RTE_MBUF_DYNFIELD(pkts[i], handoff_offset, const Handoff*);
     std::optional<Verdict> v = Parse(pkts[i], h.origin, h.src_segment, h.tunnel, &pending_[i]);
-    pending_[i].redirected = h.redirected;
-    pending_[i].tried = h.tried;
+    static_cast<Handoff&>(pending_[i]) = h;
     FirstPassDone(i, v, out);
   }
   ProcessReady(pkts, n, t, now_ns, out);

@@ -178,15 +178,11 @@ class Pipeline {
     ++stats_.drops[static_cast<size_t>(reason)];
     return {Next::kDrop, reason, kNoPort};
   }
-  // A frame between parse and conntrack.
-  struct Pending {
+  // A frame between parse and conntrack: what it would carry to another
+  // worker, and what that worker finds again by parsing it.
+  struct Pending : Handoff {
     lb::ParsedPacket p;
     uint32_t hash = 0;  // of p.ip.key, conntrack's and Maglev's
-    Origin origin = Origin::kPod;
-    uint32_t src_segment = 0;
-    Tunnel tunnel;
-    bool redirected = false;
-    uint16_t tried = 0;
   };
 
   // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
