@@ -10,6 +10,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <time.h>
@@ -147,16 +148,47 @@ constexpr unsigned kPortPoolMbufs = 4095;
 
 }  // namespace
 
-absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
-  const std::string pool_name = "atl_" + ifname;
+absl::StatusOr<rte_mempool*> InterfacePool(const std::string& name, unsigned mbufs) {
+  const auto fail = [&](const char* what, int err) {
+    return absl::ResourceExhaustedError(absl::StrCat("mbuf pool \"", name, "\" of ", mbufs,
+                                                     " mbufs: ", what, ": ", ErrnoText(err)));
+  };
+  constexpr uint16_t kDataRoom = RTE_MBUF_DEFAULT_BUF_SIZE;
   rte_mempool* pool =
-      rte_pktmbuf_pool_create(pool_name.c_str(), kPortPoolMbufs, kPoolCache, 0,
-                              RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
-  if (pool == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrCat("attach interface \"", ifname, "\": pool of ",
-                                                     kPortPoolMbufs,
-                                                     " mbufs: ", ErrnoText(rte_errno)));
+      rte_mempool_create_empty(name.c_str(), mbufs, sizeof(rte_mbuf) + kDataRoom, kPoolCache,
+                               sizeof(rte_pktmbuf_pool_private), static_cast<int>(rte_socket_id()),
+                               RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+  if (pool == nullptr) return fail("create", rte_errno);
+  rte_pktmbuf_pool_private priv{};
+  priv.mbuf_data_room_size = kDataRoom;
+  int rc = rte_mempool_set_ops_byname(pool, rte_mbuf_best_mempool_ops(), nullptr);
+  if (rc == 0) {
+    rte_pktmbuf_pool_init(pool, &priv);
+    rc = rte_mempool_populate_default(pool);
   }
+  if (rc < 0) {
+    rte_mempool_free(pool);
+    return fail("populate", rc);
+  }
+  // The driver's UMEM starts at the first chunk and ends where `populated`
+  // objects back to back do.
+  if (const unsigned pieces = pool->nb_mem_chunks; pieces != 1) {
+    rte_mempool_free(pool);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "mbuf pool \"", name, "\": in ", pieces,
+        " pieces of memory, where an AF_XDP socket needs one; give the EAL more memory (-m)"));
+  }
+  rte_mempool_obj_iter(pool, rte_pktmbuf_init, nullptr);
+  return pool;
+}
+
+absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
+  absl::StatusOr<rte_mempool*> made = InterfacePool("atl_" + ifname, kPortPoolMbufs);
+  if (!made.ok()) {
+    return absl::Status(made.status().code(), absl::StrCat("attach interface \"", ifname,
+                                                           "\": ", made.status().message()));
+  }
+  rte_mempool* pool = *made;
   // AF_XDP takes the interface's frames away from the kernel; AF_PACKET, the
   // fallback where no XDP program attaches, only copies them.
   const std::string tries[] = {

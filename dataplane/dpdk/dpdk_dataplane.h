@@ -59,6 +59,17 @@ absl::StatusOr<rte_mempool*> PacketPool(unsigned mbufs = 0);
 // Configures and starts `port` with one RX and one TX queue, receiving into
 // `pool` (PacketPool() when null).
 absl::Status StartPort(uint16_t port, rte_mempool* pool = nullptr);
+// An mbuf pool for a port over a kernel interface, named `name`. DPDK
+// 22.11's AF_XDP driver registers a pool's memory as the socket's UMEM and
+// sizes it as if the mbufs lay back to back in one piece of memory, each
+// rte_mempool_calc_obj_size() long. A pool made the usual way keeps each mbuf
+// within one page for IOVA contiguity: on 4 KiB pages (no hugepages) one
+// 2,368-byte mbuf per page, so that the last 42% of the pool lies past the
+// UMEM's end, and the kernel drops every frame sent from one of those mbufs
+// as an invalid descriptor, counted nowhere DPDK reports. These ports need
+// no IOVA contiguity (the kernel copies, or maps the UMEM's pages itself), so
+// this pool packs its mbufs, and is one piece or an error.
+absl::StatusOr<rte_mempool*> InterfacePool(const std::string& name, unsigned mbufs);
 // Hot-plugs a kernel interface as a port: AF_XDP, or AF_PACKET where AF_XDP
 // cannot attach; configured and started, with an mbuf pool of its own.
 absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname);
