@@ -1,5 +1,8 @@
 #include "dataplane/dpdk/dpdk_dataplane.h"
 
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -13,6 +16,8 @@
 #include <rte_mbuf_pool_ops.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,12 +120,12 @@ absl::StatusOr<rte_mempool*> PacketPool(unsigned mbufs) {
   return pool;
 }
 
-absl::Status StartPort(uint16_t port, rte_mempool* pool) {
+absl::Status StartPort(uint16_t port, rte_mempool* pool, uint16_t queues) {
   if (pool == nullptr) {
     ATL_ASSIGN_OR_RETURN(pool, PacketPool());
   }
   rte_eth_conf conf{};
-  int rc = rte_eth_dev_configure(port, 1, 1, &conf);
+  int rc = rte_eth_dev_configure(port, queues, queues, &conf);
   if (rc < 0)
     return absl::InternalError(absl::StrCat("configure port ", port, ": ", ErrnoText(rc)));
   uint16_t rx = kRxDescriptors;
@@ -128,9 +133,12 @@ absl::Status StartPort(uint16_t port, rte_mempool* pool) {
   rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx, &tx);
   const int socket = rte_eth_dev_socket_id(port);
   const unsigned socket_id = socket < 0 ? 0 : static_cast<unsigned>(socket);
-  if ((rc = rte_eth_rx_queue_setup(port, 0, rx, socket_id, nullptr, pool)) < 0 ||
-      (rc = rte_eth_tx_queue_setup(port, 0, tx, socket_id, nullptr)) < 0 ||
-      (rc = rte_eth_dev_start(port)) < 0) {
+  for (uint16_t q = 0; q < queues && rc >= 0; ++q) {
+    if ((rc = rte_eth_rx_queue_setup(port, q, rx, socket_id, nullptr, pool)) >= 0) {
+      rc = rte_eth_tx_queue_setup(port, q, tx, socket_id, nullptr);
+    }
+  }
+  if (rc < 0 || (rc = rte_eth_dev_start(port)) < 0) {
     return absl::InternalError(absl::StrCat("start port ", port, ": ", ErrnoText(rc)));
   }
   rte_eth_promiscuous_enable(port);  // frames to the router MAC and other hosts' pods
@@ -182,8 +190,38 @@ absl::StatusOr<rte_mempool*> InterfacePool(const std::string& name, unsigned mbu
   return pool;
 }
 
+// The RX queues an AF_XDP port must bind to get all of `ifname`'s frames
+// (ETHTOOL_GCHANNELS): a NIC spreads them over its channels, and a queue no
+// socket is bound to passes its frames to the kernel, lost to the dataplane
+// and counted nowhere. DPDK 22.11's driver binds combined channels only.
+absl::StatusOr<uint16_t> RxQueuesOf(const std::string& ifname) {
+  ethtool_channels channels{};
+  channels.cmd = ETHTOOL_GCHANNELS;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_data = reinterpret_cast<char*>(&channels);
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const bool known = fd >= 0 && ioctl(fd, SIOCETHTOOL, &ifr) == 0;
+  if (fd >= 0) close(fd);
+  if (!known) return 1;  // no channels to tell of: one queue
+  if (channels.combined_count > 0) return static_cast<uint16_t>(channels.combined_count);
+  if (channels.rx_count > 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "interface \"", ifname, "\" has ", channels.rx_count,
+        " RX queues and no combined channels, which AF_XDP cannot all bind; give it one queue"));
+  }
+  return 1;
+}
+
 absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
-  absl::StatusOr<rte_mempool*> made = InterfacePool("atl_" + ifname, kPortPoolMbufs);
+  absl::StatusOr<uint16_t> queues = RxQueuesOf(ifname);
+  if (!queues.ok()) {
+    return absl::Status(queues.status().code(), absl::StrCat("attach interface \"", ifname,
+                                                             "\": ", queues.status().message()));
+  }
+  // Each queue's fill ring holds about 1,024 of them.
+  absl::StatusOr<rte_mempool*> made =
+      InterfacePool("atl_" + ifname, (kPortPoolMbufs + 1) * *queues - 1);
   if (!made.ok()) {
     return absl::Status(made.status().code(), absl::StrCat("attach interface \"", ifname,
                                                            "\": ", made.status().message()));
@@ -192,7 +230,8 @@ absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
   // AF_XDP takes the interface's frames away from the kernel; AF_PACKET, the
   // fallback where no XDP program attaches, only copies them.
   const std::string tries[] = {
-      absl::StrCat("net_af_xdp_", ifname, ",iface=", ifname, ",start_queue=0,queue_count=1"),
+      absl::StrCat("net_af_xdp_", ifname, ",iface=", ifname,
+                   ",start_queue=0,queue_count=", *queues),
       absl::StrCat("net_af_packet_", ifname, ",iface=", ifname, ",qpairs=1")};
   std::string errors;
   for (const std::string& devargs : tries) {
@@ -200,7 +239,9 @@ absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
     int rc = rte_dev_probe(devargs.c_str());
     uint16_t port;
     if (rc == 0 && rte_eth_dev_get_port_by_name(name.c_str(), &port) == 0) {
-      absl::Status started = StartPort(port, pool);
+      // AF_PACKET sees every queue's frames through one socket.
+      const bool af_xdp = name.starts_with("net_af_xdp");
+      absl::Status started = StartPort(port, pool, af_xdp ? *queues : 1);
       if (started.ok()) {
         port_pools[port] = pool;
         return port;
@@ -233,8 +274,16 @@ void DetachPort(uint16_t port) {
 // connections to the controller (not yet understood: the TAP driver wakes
 // its reader with SIGIO, which may be a part of it), on one it does not.
 uint16_t DpdkDataplane::WorkerOf(uint16_t port) const {
-  if (port == options_.host_port || port == uplink_port_.load(std::memory_order_relaxed)) return 0;
+  if (port == options_.host_port || port == uplink_.load(std::memory_order_relaxed).port) return 0;
   return static_cast<uint16_t>(port % workers_.size());
+}
+
+DpdkDataplane::Uplink DpdkDataplane::UplinkOf(uint16_t port) {
+  rte_eth_dev_info info{};
+  if (port == kNoPort || rte_eth_dev_info_get(port, &info) != 0 || info.nb_rx_queues == 0) {
+    return {port, 1};
+  }
+  return {port, info.nb_rx_queues};
 }
 
 uint16_t* DpdkDataplane::TxPortOf(rte_mbuf* m) const {
@@ -310,7 +359,7 @@ struct alignas(64) DpdkDataplane::Worker {
   // Sends each frame where its verdict says; `in_port` is where they came in.
   void Deliver(rte_mbuf** pkts, const Verdict* verdicts, uint16_t n, uint16_t in_port) {
     const Options& o = dataplane->options_;
-    const uint16_t uplink = dataplane->uplink_port_.load(std::memory_order_relaxed);
+    const uint16_t uplink = dataplane->uplink_.load(std::memory_order_relaxed).port;
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = pkts[i];
       const Verdict& v = verdicts[i];
@@ -339,12 +388,12 @@ struct alignas(64) DpdkDataplane::Worker {
   }
   // RX one burst from `port` and take each frame through the pipeline;
   // returns how many frames came.
-  uint16_t Poll(uint16_t port, Next kind, const HostTables& t, uint64_t now) {
+  uint16_t Poll(uint16_t port, uint16_t queue, Next kind, const HostTables& t, uint64_t now) {
     rte_mbuf* pkts[kBurst];
-    const uint16_t n = rte_eth_rx_burst(port, 0, pkts, kBurst);
+    const uint16_t n = rte_eth_rx_burst(port, queue, pkts, kBurst);
     if (n == 0) return 0;
     if (kind == Next::kHost) {  // the host's own frames go out unchanged
-      const uint16_t uplink = dataplane->uplink_port_.load(std::memory_order_relaxed);
+      const uint16_t uplink = dataplane->uplink_.load(std::memory_order_relaxed).port;
       for (uint16_t i = 0; i < n; ++i) Send(uplink, pkts[i]);
       return n;
     }
@@ -380,7 +429,7 @@ struct alignas(64) DpdkDataplane::Worker {
 };
 
 DpdkDataplane::DpdkDataplane(Options options)
-    : options_(std::move(options)), uplink_port_(options_.uplink_port) {
+    : options_(std::move(options)), uplink_(UplinkOf(options_.uplink_port)) {
   if (!options_.attach_pod) {
     options_.attach_pod = [](const PodPort& p) { return AttachInterface(p.host_ifname); };
   }
@@ -499,11 +548,15 @@ int DpdkDataplane::WorkerMain(void* arg) {
     const uint64_t now = NowNs();
     const uint64_t started = rte_rdtsc();
     unsigned received = 0;
-    const uint16_t uplink = dp->uplink_port_.load(std::memory_order_relaxed);
-    if (w->Polls(uplink)) received += w->Poll(uplink, Next::kUplink, *t, now);
-    if (w->Polls(o.host_port)) received += w->Poll(o.host_port, Next::kHost, *t, now);
+    const Uplink uplink = dp->uplink_.load(std::memory_order_relaxed);
+    if (w->Polls(uplink.port)) {
+      for (uint16_t q = 0; q < uplink.queues; ++q) {
+        received += w->Poll(uplink.port, q, Next::kUplink, *t, now);
+      }
+    }
+    if (w->Polls(o.host_port)) received += w->Poll(o.host_port, 0, Next::kHost, *t, now);
     for (uint16_t port : t->pod_ports()) {
-      if (w->Polls(port)) received += w->Poll(port, Next::kPod, *t, now);
+      if (w->Polls(port)) received += w->Poll(port, 0, Next::kPod, *t, now);
     }
     // Frames from other workers are work, but were counted where they came in.
     const unsigned handed = dp->workers_.size() > 1 ? w->PollInbox(*t, now) : 0;
@@ -602,7 +655,7 @@ void DpdkDataplane::SetNeighbours(const std::vector<Neighbour>& neighbours) {
 }
 
 void DpdkDataplane::SetUplinkPort(uint16_t port) {
-  uplink_port_.store(port, std::memory_order_relaxed);
+  uplink_.store(UplinkOf(port), std::memory_order_relaxed);
 }
 
 void DpdkDataplane::SetHostRoutes(const std::vector<HostRoute>& routes) {
@@ -651,7 +704,7 @@ Dataplane::Counters DpdkDataplane::Packets() const {
   rte_eth_stats ports{};
   {
     std::lock_guard<std::mutex> lock(control_);
-    std::vector<uint16_t> attached = {uplink_port_.load(), options_.host_port};
+    std::vector<uint16_t> attached = {uplink_.load().port, options_.host_port};
     for (const auto& [ifname, port] : port_of_) attached.push_back(port);
     for (uint16_t port : attached) {
       rte_eth_stats one;

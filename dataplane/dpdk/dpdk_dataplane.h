@@ -56,9 +56,9 @@ absl::Status InitEal(const std::vector<std::string>& args);
 // first use with at least `mbufs` (a pcap port replaying a file from memory
 // holds all of it in mbufs of this pool).
 absl::StatusOr<rte_mempool*> PacketPool(unsigned mbufs = 0);
-// Configures and starts `port` with one RX and one TX queue, receiving into
-// `pool` (PacketPool() when null).
-absl::Status StartPort(uint16_t port, rte_mempool* pool = nullptr);
+// Configures and starts `port` with `queues` RX and TX queues, receiving
+// into `pool` (PacketPool() when null).
+absl::Status StartPort(uint16_t port, rte_mempool* pool = nullptr, uint16_t queues = 1);
 // An mbuf pool for a port over a kernel interface, named `name`. DPDK
 // 22.11's AF_XDP driver registers a pool's memory as the socket's UMEM and
 // sizes it as if the mbufs lay back to back in one piece of memory, each
@@ -70,8 +70,9 @@ absl::Status StartPort(uint16_t port, rte_mempool* pool = nullptr);
 // no IOVA contiguity (the kernel copies, or maps the UMEM's pages itself), so
 // this pool packs its mbufs, and is one piece or an error.
 absl::StatusOr<rte_mempool*> InterfacePool(const std::string& name, unsigned mbufs);
-// Hot-plugs a kernel interface as a port: AF_XDP, or AF_PACKET where AF_XDP
-// cannot attach; configured and started, with an mbuf pool of its own.
+// Hot-plugs a kernel interface as a port: AF_XDP, bound to every one of its
+// RX queues, or AF_PACKET where AF_XDP cannot attach; configured and started,
+// with an mbuf pool of its own.
 absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname);
 // Stops, closes and unplugs a port, and frees its pool if it has one.
 void DetachPort(uint16_t port);
@@ -170,7 +171,13 @@ class DpdkDataplane final : public Dataplane {
   // The worker that receives and sends on `port`.
   uint16_t WorkerOf(uint16_t port) const;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::atomic<uint16_t> uplink_port_;
+  // The underlay port and how many RX queues it has, changed together.
+  struct Uplink {
+    uint16_t port;
+    uint16_t queues;
+  };
+  static Uplink UplinkOf(uint16_t port);
+  std::atomic<Uplink> uplink_;
   std::atomic<bool> stop_{false};
   std::thread neighbours_;
 };

@@ -502,40 +502,6 @@ TEST_P(DpdkFixturesTest, SessionAffinityHoldsAcrossWorkers) {
       << "the client's second flow keeps its first backend";
 }
 
-// Every mbuf of a port's pool lies inside the UMEM the AF_XDP driver makes
-// of it (InterfacePool): from the page of the pool's first byte, `populated`
-// objects of rte_mempool_calc_obj_size() each. One outside is sent by the
-// kernel as an invalid descriptor: dropped, counted nowhere DPDK reports.
-TEST(InterfacePoolTest, EveryMbufLiesInsideTheUmemTheAfXdpDriverRegisters) {
-  constexpr unsigned kMbufs = 4095;
-  absl::StatusOr<rte_mempool*> made = InterfacePool("atl_umem_test", kMbufs);
-  ASSERT_TRUE(made.ok()) << made.status();
-  rte_mempool* pool = *made;
-  ASSERT_EQ(pool->populated_size, kMbufs);
-  ASSERT_EQ(pool->nb_mem_chunks, 1u);
-  // As drivers/net/af_xdp's xdp_umem_configure() computes it.
-  const auto first = reinterpret_cast<uintptr_t>(STAILQ_FIRST(&pool->mem_list)->addr);
-  const uintptr_t base = first & ~(uintptr_t{4096} - 1);
-  const uint64_t frame = rte_mempool_calc_obj_size(pool->elt_size, pool->flags, nullptr);
-  struct Umem {
-    uintptr_t base, end;
-    uint64_t frame;
-    uint32_t header;
-    unsigned inside = 0, outside = 0;
-  } umem{base, first + pool->populated_size * frame, frame, pool->header_size};
-  rte_mempool_obj_iter(
-      pool,
-      [](rte_mempool*, void* arg, void* obj, unsigned) {
-        auto* u = static_cast<Umem*>(arg);
-        const uintptr_t start = reinterpret_cast<uintptr_t>(obj) - u->header;
-        ++(start >= u->base && start + u->frame <= u->end ? u->inside : u->outside);
-      },
-      &umem);
-  EXPECT_EQ(umem.inside, kMbufs);
-  EXPECT_EQ(umem.outside, 0u);
-  rte_mempool_free(pool);
-}
-
 INSTANTIATE_TEST_SUITE_P(Workers, DpdkFixturesTest, ::testing::Values(1u, 2u),
                          [](const ::testing::TestParamInfo<unsigned>& info) {
                            return absl::StrCat(info.param, info.param == 1 ? "Worker" : "Workers");
