@@ -1,8 +1,5 @@
 #include "dataplane/dpdk/dpdk_dataplane.h"
 
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
-#include <net/if.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -16,8 +13,6 @@
 #include <rte_mbuf_pool_ops.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,43 +190,27 @@ absl::StatusOr<rte_mempool*> InterfacePool(const std::string& name, unsigned mbu
 // socket is bound to passes its frames to the kernel, lost to the dataplane
 // and counted nowhere. DPDK 22.11's driver binds combined channels only.
 absl::StatusOr<uint16_t> RxQueuesOf(const std::string& ifname) {
-  ethtool_channels channels{};
-  channels.cmd = ETHTOOL_GCHANNELS;
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&channels);
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  const bool known = fd >= 0 && ioctl(fd, SIOCETHTOOL, &ifr) == 0;
-  if (fd >= 0) close(fd);
-  if (!known) return 1;  // no channels to tell of: one queue
-  if (channels.combined_count > 0) return static_cast<uint16_t>(channels.combined_count);
-  if (channels.rx_count > 1) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "interface \"", ifname, "\" has ", channels.rx_count,
-        " RX queues and no combined channels, which AF_XDP cannot all bind; give it one queue"));
+  const absl::StatusOr<ethtool_channels> channels = InterfaceChannels(ifname);
+  if (!channels.ok()) return 1;  // no channels to tell of: one queue
+  if (channels->combined_count > 0) return static_cast<uint16_t>(channels->combined_count);
+  if (channels->rx_count > 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("attach interface \"", ifname, "\": it has ", channels->rx_count,
+                     " RX queues and no combined channels, which AF_XDP cannot all bind; give "
+                     "it one queue"));
   }
   return 1;
 }
 
 absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
-  absl::StatusOr<uint16_t> queues = RxQueuesOf(ifname);
-  if (!queues.ok()) {
-    return absl::Status(queues.status().code(), absl::StrCat("attach interface \"", ifname,
-                                                             "\": ", queues.status().message()));
-  }
+  ATL_ASSIGN_OR_RETURN(const uint16_t queues, RxQueuesOf(ifname));
   // Each queue's fill ring holds about 1,024 of them.
-  absl::StatusOr<rte_mempool*> made =
-      InterfacePool("atl_" + ifname, (kPortPoolMbufs + 1) * *queues - 1);
-  if (!made.ok()) {
-    return absl::Status(made.status().code(), absl::StrCat("attach interface \"", ifname,
-                                                           "\": ", made.status().message()));
-  }
-  rte_mempool* pool = *made;
+  ATL_ASSIGN_OR_RETURN(rte_mempool * pool,
+                       InterfacePool("atl_" + ifname, (kPortPoolMbufs + 1) * queues - 1));
   // AF_XDP takes the interface's frames away from the kernel; AF_PACKET, the
   // fallback where no XDP program attaches, only copies them.
   const std::string tries[] = {
-      absl::StrCat("net_af_xdp_", ifname, ",iface=", ifname,
-                   ",start_queue=0,queue_count=", *queues),
+      absl::StrCat("net_af_xdp_", ifname, ",iface=", ifname, ",start_queue=0,queue_count=", queues),
       absl::StrCat("net_af_packet_", ifname, ",iface=", ifname, ",qpairs=1")};
   std::string errors;
   for (const std::string& devargs : tries) {
@@ -241,7 +220,7 @@ absl::StatusOr<uint16_t> AttachInterface(const std::string& ifname) {
     if (rc == 0 && rte_eth_dev_get_port_by_name(name.c_str(), &port) == 0) {
       // AF_PACKET sees every queue's frames through one socket.
       const bool af_xdp = name.starts_with("net_af_xdp");
-      absl::Status started = StartPort(port, pool, af_xdp ? *queues : 1);
+      absl::Status started = StartPort(port, pool, af_xdp ? queues : 1);
       if (started.ok()) {
         port_pools[port] = pool;
         return port;

@@ -4,6 +4,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -21,6 +22,16 @@ namespace atl::dataplane::dpdk {
 namespace {
 
 using Reply = std::function<void(const nlmsghdr*)>;
+
+// One SIOC* request about `ifname`, answered in `req`; 0, or the errno.
+int InterfaceIoctl(const std::string& ifname, unsigned long request, ifreq& req) {
+  std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int rc = fd < 0 ? -1 : ioctl(fd, request, &req);
+  const int err = errno;
+  if (fd >= 0) close(fd);
+  return rc < 0 ? err : 0;
+}
 
 // Sends one rtnetlink request and runs `reply` on every message of the answer
 // (a dump's entries; without `reply`, the request is acknowledged); an error
@@ -131,18 +142,26 @@ absl::StatusOr<std::vector<V4Route>> RoutesThrough(int ifindex, const std::strin
 }  // namespace
 
 absl::StatusOr<lb::MacAddr> InterfaceMac(const std::string& ifname) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   ifreq req{};
-  std::strncpy(req.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  const int rc = fd < 0 ? -1 : ioctl(fd, SIOCGIFHWADDR, &req);
-  const int err = errno;
-  if (fd >= 0) close(fd);
-  if (rc < 0) {
+  if (const int err = InterfaceIoctl(ifname, SIOCGIFHWADDR, req)) {
     return absl::NotFoundError(absl::StrCat("MAC of \"", ifname, "\": ", std::strerror(err)));
   }
   lb::MacAddr mac;
   std::memcpy(mac.data(), req.ifr_hwaddr.sa_data, 6);
   return mac;
+}
+
+absl::StatusOr<ethtool_channels> InterfaceChannels(const std::string& ifname) {
+  ethtool_channels channels{};
+  channels.cmd = ETHTOOL_GCHANNELS;
+  ifreq req{};
+  req.ifr_data = reinterpret_cast<char*>(&channels);
+  if (const int err = InterfaceIoctl(ifname, SIOCETHTOOL, req)) {
+    return absl::Status(
+        err == EOPNOTSUPP ? absl::StatusCode::kUnimplemented : absl::StatusCode::kNotFound,
+        absl::StrCat("channels of \"", ifname, "\": ", std::strerror(err)));
+  }
+  return channels;
 }
 
 absl::Status SetUp(const std::string& ifname) {

@@ -9,6 +9,8 @@
 // is gone (the agent stopped or killed).
 #pragma once
 
+#include <linux/ethtool.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +27,9 @@ struct Neighbour {
 };
 
 absl::StatusOr<lb::MacAddr> InterfaceMac(const std::string& ifname);
+// The interface's channels (ETHTOOL_GCHANNELS): kUnimplemented for one
+// without any to tell of.
+absl::StatusOr<ethtool_channels> InterfaceChannels(const std::string& ifname);
 // Sets the interface administratively up.
 absl::Status SetUp(const std::string& ifname);
 // Adds, ahead of them, a copy of every IPv4 route of the main table through

@@ -76,7 +76,7 @@ TEST(AttachInterfaceTest, RefusesAnInterfaceWhoseQueuesItCannotAllBind) {
   Ip("link set atl-two up");
   absl::StatusOr<uint16_t> port = AttachInterface("atl-two");
   EXPECT_EQ(port.status().code(), absl::StatusCode::kFailedPrecondition) << port.status();
-  EXPECT_NE(port.status().message().find("\"atl-two\" has 2 RX queues"), std::string::npos)
+  EXPECT_NE(port.status().message().find("\"atl-two\": it has 2 RX queues"), std::string::npos)
       << port.status();
   if (port.ok()) DetachPort(*port);
   Ip("link del atl-two");
