@@ -165,6 +165,8 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
   f.hash[1] = Hash(reply);
   f.service = service;
   f.backend = backend;
+  f.route[0] = f.route[1] = 0;
+  f.route_version[0] = f.route_version[1] = 0;
   f.fin_seen = 0;
   f.seen = 0;
   f.in_use = true;

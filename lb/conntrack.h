@@ -76,6 +76,11 @@ struct alignas(64) Flow {
   uint32_t service = 0;
   uint32_t backend = 0;
   uint32_t hash[2] = {0, 0};
+  // Opaque to conntrack: where the caller sent each direction's packets, as
+  // it caches it (the DPDK pipeline's resolved destination, and the version
+  // of the tables it was resolved in); zero when the flow is recorded.
+  uint32_t route[2] = {0, 0};
+  uint32_t route_version[2] = {0, 0};
   CtState state = CtState::kUnreplied;
   uint8_t fin_seen = 0;  // bit per direction
   uint8_t seen = 0;      // bit per direction that has carried a packet
@@ -94,6 +99,8 @@ struct alignas(64) Flow {
   // like the other side expects: the reverse of the other direction's tuple.
   FlowKey Translated(CtDir dir) const { return tuple[dir == CtDir::kOriginal ? 1 : 0].Reversed(); }
 };
+// Two cache lines, which the L2's adjacent-line prefetch brings in together.
+static_assert(sizeof(Flow) == 128, "a flow record is two cache lines");
 
 class ConntrackShard {
  public:
@@ -150,6 +157,13 @@ class ConntrackShard {
   void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);
 
   void Remove(uint32_t flow);
+
+  // Caches where packets of the flow going in `dir` are sent (Flow::route).
+  void SetRoute(uint32_t flow, CtDir dir, uint32_t version, uint32_t route) {
+    const auto d = static_cast<size_t>(dir);
+    flows_[flow].route[d] = route;
+    flows_[flow].route_version[d] = version;
+  }
 
   // Called with every flow as it goes (removed, expired or evicted), before
   // its record is reused: for a caller that keeps something per flow

@@ -628,7 +628,7 @@ Programmed DpdkDataplane::Dump() const {
 void DpdkDataplane::SetNeighbours(const std::vector<Neighbour>& neighbours) {
   std::lock_guard<std::mutex> lock(control_);
   Mutate([&](HostTables& t) {
-    for (const Neighbour& n : neighbours) t.SetNeighbour(Be32(n.addr), n.mac);
+    t.SetNeighbours(neighbours);
     return absl::OkStatus();
   }).IgnoreError();
 }

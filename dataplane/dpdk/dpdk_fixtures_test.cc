@@ -348,6 +348,60 @@ std::vector<uint8_t> TcpFrame(const lb::MacAddr& src_mac, const char* src, uint1
       .Build();
 }
 
+// A flow keeps where its packets went (lb::Flow::route) only while the
+// tables stay as they were: a new MAC for the next hop, or a pod gone, is
+// seen by the flow's next packet.
+TEST_P(DpdkFixturesTest, AFlowsKeptRouteFollowsTheTables) {
+  const lb::IpAddr h2 = *lb::IpAddr::Parse("198.18.0.12");
+  Update state = WebState({"198.19.8.5"});  // a backend on another host
+  state.upsert_segments[0].cidrs = {*lb::IpPrefix::Parse("198.19.0.0/16")};
+  state.upsert_routes = {{*lb::IpPrefix::Parse("198.19.8.0/24"), 1, "h2", h2}};
+  std::unique_ptr<Host> host = Host::Make(state, GetParam());
+  ASSERT_NE(host, nullptr);
+  const RingPort& client = host->pod("p2");
+  const lb::MacAddr client_mac = {0x0a, 0x58, 198, 19, 0, 2};
+  auto next_hop_of = [](const Host::Out& out) {
+    lb::MacAddr mac{};
+    if (out.frame.size() >= 6) std::memcpy(mac.data(), out.frame.data(), 6);
+    return mac;
+  };
+  const lb::MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  const lb::MacAddr first = {0x02, 0, 0, 0, 0, 0x21};
+  const lb::MacAddr second = {0x02, 0, 0, 0, 0, 0x22};
+
+  Host::Out out = host->Send(client, ClientSyn(42000));
+  ASSERT_EQ(out.port, "uplink");
+  EXPECT_EQ(next_hop_of(out), kBroadcast) << "h2's MAC is not known yet";
+  const std::vector<uint8_t> ack =
+      TcpFrame(client_mac, "198.19.0.2", 42000, "198.18.64.10", 80, lb::kTcpAck);
+  host->dataplane().SetNeighbours({{h2, first}});
+  out = host->Send(client, ack);
+  ASSERT_EQ(out.port, "uplink");
+  EXPECT_EQ(next_hop_of(out), first);
+  out = host->Send(client, ack);
+  EXPECT_EQ(next_hop_of(out), first) << "the route the flow kept";
+  host->dataplane().SetNeighbours({{h2, second}});
+  out = host->Send(client, ack);
+  EXPECT_EQ(next_hop_of(out), second) << "h2 has a new MAC";
+  ExpectVxlan(out.frame, 1, h2);
+
+  // A flow to a pod of this host, whose pod then goes: its next packet is
+  // not sent to the port the pod had.
+  Update local = WebState({"198.19.0.3"});
+  local.upsert_segments.clear();
+  local.upsert_pod_ports.clear();
+  ASSERT_TRUE(host->dataplane().Apply(local).ok());
+  EXPECT_EQ(host->Send(client, ClientSyn(42001)).port, "p3");
+  const std::vector<uint8_t> ack3 =
+      TcpFrame(client_mac, "198.19.0.2", 42001, "198.18.64.10", 80, lb::kTcpAck);
+  EXPECT_EQ(host->Send(client, ack3).port, "p3");
+  Update gone;
+  gone.remove_pod_ports = {"p3"};
+  ASSERT_TRUE(host->dataplane().Apply(gone).ok());
+  EXPECT_EQ(host->Send(client, ack3).port, "") << "p3's pod is gone";
+  EXPECT_EQ(host->Drops("no-route"), 1u);
+}
+
 lb::FlowKey KeyOf(const std::vector<uint8_t>& frame) {
   lb::ParsedPacket p;
   EXPECT_EQ(lb::ParseEthernet(frame.data(), frame.size(), &p), lb::DropReason::kNone);

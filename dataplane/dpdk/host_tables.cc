@@ -3,10 +3,23 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <atomic>
 
+#include "lb/checksum.h"
+#include "lb/packet.h"
 #include "lb/status_macros.h"
 
 namespace atl::dataplane::dpdk {
+namespace {
+
+// HostTables::version's source: unique in the process, so that no two
+// tables, nor two states of one, share a version.
+uint32_t NextVersion() {
+  static std::atomic<uint32_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+}  // namespace
 
 template <typename T>
 void PrefixMap<T>::Insert(uint32_t addr_host_order, int length, const T& value) {
@@ -31,16 +44,81 @@ template class PrefixMap<SegmentEntry>;
 template class PrefixMap<RemoteBlock>;
 template class PrefixMap<uint32_t>;
 
+OuterHeaders MakeOuterHeaders(const lb::MacAddr& next_hop, uint32_t node, uint32_t underlay,
+                              uint32_t vni) {
+  constexpr size_t kEthLen = 14;
+  constexpr size_t kIpv4Len = 20;
+  constexpr uint8_t kIpProtoUdp = 17;
+  constexpr uint16_t kVxlanPort = 4789;           // IANA, RFC 7348 section 5
+  constexpr uint32_t kVxlanFlagVni = 0x08000000;  // RFC 7348 section 5: the VNI is valid
+  OuterHeaders h{};
+  std::memcpy(h.data(), next_hop.data(), 6);
+  h[12] = lb::kEtherTypeIpv4 >> 8;
+  h[13] = lb::kEtherTypeIpv4 & 0xff;
+  uint8_t* ip = h.data() + kEthLen;
+  ip[0] = 0x45;
+  ip[8] = 64;  // TTL
+  ip[9] = kIpProtoUdp;
+  std::memcpy(ip + 12, &node, 4);
+  std::memcpy(ip + 16, &underlay, 4);
+  // RFC 791 section 3.1; the sender adds its total length (RFC 1624).
+  const uint16_t sum = lb::Ipv4HeaderChecksum(ip, kIpv4Len);
+  std::memcpy(ip + 10, &sum, 2);
+  uint8_t* udp = ip + kIpv4Len;
+  udp[2] = kVxlanPort >> 8;
+  udp[3] = kVxlanPort & 0xff;
+  // The UDP checksum stays 0: none (IPv4).
+  const uint32_t flags = htonl(kVxlanFlagVni);
+  const uint32_t vni_field = htonl(vni << 8);
+  std::memcpy(udp + 8, &flags, 4);
+  std::memcpy(udp + 12, &vni_field, 4);
+  return h;
+}
+
 void HostTables::SetHostRoutes(const std::vector<HostRoute>& routes) {
   host_routes_.Clear();
   for (const HostRoute& r : routes) host_routes_.Insert(ntohl(r.addr), r.len, r.gateway);
+  ResolveDestinations();
+}
+
+void HostTables::SetNeighbours(const std::vector<Neighbour>& neighbours) {
+  for (const Neighbour& n : neighbours) neighbours_[Be32(n.addr)] = n.mac;
+  ResolveDestinations();
+}
+
+void HostTables::ResolveDestinations() {
+  version_ = NextVersion();
+  destinations_.clear();
+  for (auto& [addr, pod] : pods_by_addr_) {
+    pod.destination = static_cast<uint32_t>(destinations_.size());
+    pods_by_port_[pod.port].destination = pod.destination;
+    destinations_.push_back({.kind = Destination::Kind::kPod, .port = pod.port, .mac = pod.mac});
+  }
+  // One destination per underlay host and VNI, shared by its blocks.
+  absl::flat_hash_map<uint64_t, uint32_t> encap_of;
+  remote_blocks_.ForEach([&](RemoteBlock& block) {
+    block.destination = kNoDestination;
+    const uint32_t next_hop = NextHop(block.underlay);
+    const lb::MacAddr* mac = NeighbourOf(next_hop != 0 ? next_hop : block.underlay);
+    if (mac == nullptr || node_addr_ == 0) return;
+    const uint64_t key = uint64_t{block.underlay} << 32 | block.vni;
+    auto [it, added] = encap_of.try_emplace(key, static_cast<uint32_t>(destinations_.size()));
+    if (added) {
+      destinations_.push_back(
+          {.kind = Destination::Kind::kEncap,
+           .outer = MakeOuterHeaders(*mac, node_addr_, block.underlay, block.vni)});
+    }
+    block.destination = it->second;
+  });
 }
 
 absl::StatusOr<std::unique_ptr<HostTables>> HostTables::Create(uint32_t maglev_seed) {
   ATL_ASSIGN_OR_RETURN(
       std::unique_ptr<InProcessDataplane> model,
       InProcessDataplane::Create(InProcessDataplane::kDefaultMaxFrontends, maglev_seed));
-  return std::unique_ptr<HostTables>(new HostTables(std::move(model)));
+  auto tables = std::unique_ptr<HostTables>(new HostTables(std::move(model)));
+  tables->ResolveDestinations();  // a version, even for tables never changed
+  return tables;
 }
 
 absl::Status HostTables::Apply(const Update& update,
@@ -126,6 +204,7 @@ void HostTables::Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_
       break;
     }
   }
+  ResolveDestinations();
 }
 
 }  // namespace atl::dataplane::dpdk

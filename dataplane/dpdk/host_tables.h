@@ -8,6 +8,8 @@
 // IPv4 only, as in the eBPF backend.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -27,6 +29,9 @@
 namespace atl::dataplane::dpdk {
 
 inline constexpr uint16_t kNoPort = 0xffff;
+inline constexpr uint32_t kNoDestination = 0xffffffff;
+// The outer Ethernet, IPv4, UDP and VXLAN headers in front of an overlay frame.
+inline constexpr size_t kVxlanOverhead = 50;
 
 // The tables' IPv4 addresses: the four bytes as they stand in a header,
 // read as a native word (network order), and back.
@@ -40,10 +45,11 @@ inline lb::IpAddr FromBe32(uint32_t v) {
 }
 
 struct PodEntry {
-  uint32_t addr = 0;        // network order; its only source address
-  uint16_t port = kNoPort;  // the DPDK port of its host-side interface
-  uint32_t segment = 0;     // the segment id (VNI)
-  lb::MacAddr mac{};        // its only source MAC
+  uint32_t addr = 0;                      // network order; its only source address
+  uint16_t port = kNoPort;                // the DPDK port of its host-side interface
+  uint32_t segment = 0;                   // the segment id (VNI)
+  lb::MacAddr mac{};                      // its only source MAC
+  uint32_t destination = kNoDestination;  // HostTables::destination(), delivery to it
 };
 
 struct SegmentEntry {
@@ -56,6 +62,29 @@ struct SegmentEntry {
 struct RemoteBlock {
   uint32_t underlay = 0;  // network order; the host that has the block
   uint32_t vni = 0;
+  // HostTables::destination(), its encapsulation; kNoDestination until the
+  // next hop's MAC is known (and this host has an address).
+  uint32_t destination = kNoDestination;
+};
+
+// The outer headers of an overlay frame from this host (RFC 7348): Ethernet
+// to `next_hop` with the source MAC left zero (the sender's uplink MAC), IPv4
+// `node` -> `underlay` (network order) with TTL 64, UDP to port 4789, VXLAN
+// with `vni`. What depends on the frame is zero: the IPv4 total length, with
+// the header checksum computed over it so, the UDP source port and length.
+using OuterHeaders = std::array<uint8_t, kVxlanOverhead>;
+OuterHeaders MakeOuterHeaders(const lb::MacAddr& next_hop, uint32_t node, uint32_t underlay,
+                              uint32_t vni);
+
+// Where a packet goes once translated, resolved by the tables in advance so
+// that a flow can keep it (lb::Flow::route) and skip the route, neighbour and
+// header work on every later packet.
+struct Destination {
+  enum class Kind : uint8_t { kPod, kEncap };
+  Kind kind = Kind::kPod;
+  uint16_t port = kNoPort;  // kPod: the pod's port
+  lb::MacAddr mac{};        // kPod: the pod's MAC
+  OuterHeaders outer{};     // kEncap
 };
 
 // Longest-prefix match over the few prefix lengths a host holds (segment
@@ -69,6 +98,10 @@ class PrefixMap {
   }
   void Insert(uint32_t addr_host_order, int length, const T& value);
   const T* Find(uint32_t addr_be) const;
+  template <typename F>
+  void ForEach(F&& f) {
+    for (auto& [key, value] : by_length_) f(value);
+  }
 
  private:
   static uint32_t Mask(int length) { return length == 0 ? 0 : ~0u << (32 - length); }
@@ -117,6 +150,12 @@ class HostTables {
   // The DPDK ports of the pods, for the workers to poll.
   const std::vector<uint16_t>& pod_ports() const { return pod_port_ids_; }
 
+  // Resolved destinations, numbered in PodEntry and RemoteBlock. An index
+  // holds for one version of the tables only: each change gives them a new
+  // one, never 0 and unique in the process.
+  const Destination& destination(uint32_t i) const { return destinations_[i]; }
+  uint32_t version() const { return version_; }
+
   // The underlay as the host sees it, learnt by the control side from the
   // host's tables: its routes through the uplink, and its neighbours' MACs.
   void SetHostRoutes(const std::vector<HostRoute>& routes);
@@ -126,7 +165,7 @@ class HostTables {
     const uint32_t* gateway = host_routes_.Find(daddr);
     return gateway == nullptr ? 0 : *gateway != 0 ? *gateway : daddr;
   }
-  void SetNeighbour(uint32_t addr, const lb::MacAddr& mac) { neighbours_[addr] = mac; }
+  void SetNeighbours(const std::vector<Neighbour>& neighbours);
   const lb::MacAddr* NeighbourOf(uint32_t addr) const {
     auto it = neighbours_.find(addr);
     return it == neighbours_.end() ? nullptr : &it->second;
@@ -135,6 +174,9 @@ class HostTables {
  private:
   explicit HostTables(std::unique_ptr<InProcessDataplane> model) : model_(std::move(model)) {}
   void Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_of);
+  // Renumbers the destinations of the pods and remote blocks, after any of
+  // the tables they come from changed.
+  void ResolveDestinations();
 
   std::unique_ptr<InProcessDataplane> model_;
   absl::flat_hash_map<uint32_t, PodEntry> pods_by_addr_;
@@ -148,6 +190,8 @@ class HostTables {
   uint32_t node_addr_ = 0;
   PrefixMap<uint32_t> host_routes_;  // to the gateway (0: on the link)
   absl::flat_hash_map<uint32_t, lb::MacAddr> neighbours_;
+  std::vector<Destination> destinations_;
+  uint32_t version_ = 0;
 };
 
 }  // namespace atl::dataplane::dpdk

@@ -149,8 +149,63 @@ TEST(HostTablesTest, NextHopsFollowTheHostsRoutes) {
   t->SetHostRoutes({});
   EXPECT_EQ(t->NextHop(Be("198.18.16.2")), 0u) << "no route";
   EXPECT_EQ(t->NeighbourOf(Be("198.18.0.1")), nullptr);
-  t->SetNeighbour(Be("198.18.0.1"), {2, 0, 0, 0, 0, 1});
+  t->SetNeighbours({{Ip("198.18.0.1"), {2, 0, 0, 0, 0, 1}}});
   ASSERT_NE(t->NeighbourOf(Be("198.18.0.1")), nullptr);
+}
+
+// A remote block's destination appears once its next hop's MAC is known, with
+// the outer headers the pipeline copies; every change gives a new version,
+// so that no flow keeps a destination of other tables.
+TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
+  auto t = *HostTables::Create();
+  const uint32_t created = t->version();
+  EXPECT_NE(created, 0u);
+  Update u;
+  u.upsert_segments = {MakeSegment("a", 7, "198.19.0.0/16", false)};
+  u.upsert_pod_ports = {MakePod("pa", "198.19.0.2", "a")};
+  u.upsert_routes = {{*lb::IpPrefix::Parse("198.19.4.0/24"), 7, "h2", Ip("198.18.0.12")}};
+  u.set_node_addresses = true;
+  u.node_addresses = {Ip("198.18.0.11")};
+  ASSERT_TRUE(t->Apply(u, {{"pa", 5}}).ok());
+  const uint32_t applied = t->version();
+  EXPECT_NE(applied, created);
+
+  const PodEntry* pod = t->PodByAddr(Be("198.19.0.2"));
+  ASSERT_NE(pod, nullptr);
+  ASSERT_NE(pod->destination, kNoDestination);
+  const Destination& to_pod = t->destination(pod->destination);
+  EXPECT_EQ(to_pod.kind, Destination::Kind::kPod);
+  EXPECT_EQ(to_pod.port, 5);
+  EXPECT_EQ(to_pod.mac, pod->mac);
+
+  ASSERT_NE(t->RemoteBlockOf(Be("198.19.4.9")), nullptr);
+  EXPECT_EQ(t->RemoteBlockOf(Be("198.19.4.9"))->destination, kNoDestination)
+      << "no route, no neighbour: nothing to resolve yet";
+  t->SetHostRoutes({HostRoute{.addr = Be("198.18.0.0"), .len = 24, .gateway = 0}});
+  t->SetNeighbours({{Ip("198.18.0.12"), {2, 0, 0, 0, 0, 0x12}}});
+  EXPECT_NE(t->version(), applied);
+  const RemoteBlock* block = t->RemoteBlockOf(Be("198.19.4.9"));
+  ASSERT_NE(block->destination, kNoDestination);
+  const Destination& remote = t->destination(block->destination);
+  ASSERT_EQ(remote.kind, Destination::Kind::kEncap);
+  EXPECT_EQ(remote.outer,
+            MakeOuterHeaders({2, 0, 0, 0, 0, 0x12}, Be("198.18.0.11"), Be("198.18.0.12"), 7));
+}
+
+TEST(HostTablesTest, OuterHeadersAreVxlanWithAChecksumOverAZeroLength) {
+  const OuterHeaders h =
+      MakeOuterHeaders({2, 0, 0, 0, 0, 0x12}, Be("198.18.0.11"), Be("198.18.0.12"), 0x123456);
+  const uint8_t want[kVxlanOverhead] = {
+      2,    0,    0, 0,  0,    0x12,  // next hop
+      0,    0,    0, 0,  0,    0,     // the sender's MAC, written per frame
+      0x08, 0x00,                     // IPv4
+      0x45, 0,    0, 0,               // total length per frame
+      0,    0,    0, 0,  64,   17,    // no id or fragment; TTL 64; UDP
+      0xee, 0xb1,                     // checksum with a zero length
+      198,  18,   0, 11, 198,  18,   0,    12, 0, 0, 0x12, 0xb5,  // source port per frame; 4789
+      0,    0,    0, 0,                                           // length per frame; no checksum
+      0x08, 0,    0, 0,  0x12, 0x34, 0x56, 0};
+  EXPECT_EQ(std::memcmp(h.data(), want, kVxlanOverhead), 0);
 }
 
 }  // namespace

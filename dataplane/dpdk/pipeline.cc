@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <rte_errno.h>
-#include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_prefetch.h>
@@ -13,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lb/checksum.h"
 #include "lb/flow_hash.h"
 #include "lb/nat.h"
 #include "lb/status_macros.h"
@@ -345,9 +345,17 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     const lb::Flow& flow = conntrack_->flow(hit.flow);
     const lb::FlowKey to = flow.Translated(hit.dir);
     if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
+    // route: as resolved for the flow's earlier packets, while the tables stay as they were.
+    const auto d = static_cast<size_t>(hit.dir);
+    if (flow.route_version[d] == t.version()) {
+      return SendTo(m, Be32(to.dst), t.destination(flow.route[d]));
+    }
     const Tunnel back =
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
-    return Route(m, Be32(to.dst), back, t);
+    uint32_t resolved;
+    const Verdict v = Route(m, Be32(to.dst), back, t, &resolved);
+    if (resolved != kNoDestination) conntrack_->SetRoute(hit.flow, hit.dir, t.version(), resolved);
+    return v;
   }
   // A packet of a flow another worker recorded.
   if (const std::optional<uint16_t> owner = OwnerElsewhere(key, in)) {
@@ -403,6 +411,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   // Record the flow, on the worker that owns its reply tuple. Two flows never
   // share a reply tuple, or their replies could not be told apart: a service
   // flow whose tuple is taken tries the service's next backend, as lb::Worker does.
+  uint32_t flow = lb::ConntrackShard::kNoFlow;
   for (uint16_t tried = in.tried;; ++tried) {
     if (snat) {
       to.src_port = SnatPort(to, key.src, now_ns);
@@ -411,8 +420,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     const lb::FlowKey reply = to.Reversed();
     if (!Owns(reply)) return HandOff(m, in, OwnerOf(reply, config_.workers), true, tried);
     if (!(config_.owners != nullptr && config_.owners->Find(reply))) {
-      const uint32_t flow =
-          conntrack_->Insert(key, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
+      flow = conntrack_->Insert(key, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
       if (flow != lb::ConntrackShard::kNoFlow) {
         // Its original direction is steered to another worker: tell it where the flow is.
         if (!Owns(key) && !config_.owners->Set(key, config_.worker)) {
@@ -424,6 +432,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
       }
     }
     if (!ReplyTaken(reply)) {  // no room: forward statelessly
+      flow = lb::ConntrackShard::kNoFlow;
       ++stats_.stateless;
       break;
     }
@@ -435,7 +444,12 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     to.dst_port = svc->eligible[index].endpoint.port;
   }
   if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
-  return Route(m, Be32(to.dst), Tunnel{}, t);
+  uint32_t resolved;
+  const Verdict v = Route(m, Be32(to.dst), Tunnel{}, t, &resolved);
+  if (flow != lb::ConntrackShard::kNoFlow && resolved != kNoDestination) {
+    conntrack_->SetRoute(flow, lb::CtDir::kOriginal, t.version(), resolved);
+  }
+  return v;
 }
 
 std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowKey& key,
@@ -494,7 +508,8 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t,
     }
     const Tunnel tunnel =
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
-    return Route(m, Be32(quoted_to.src), tunnel, t);
+    uint32_t resolved;
+    return Route(m, Be32(quoted_to.src), tunnel, t, &resolved);
   }
   if (const std::optional<uint16_t> owner = OwnerElsewhere(back, in)) {
     return HandOff(m, in, *owner, true);
@@ -505,29 +520,42 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t,
   if (in.origin == Origin::kOverlay && t.PodByAddr(daddr) == nullptr) {
     return Drop(DropReason::kNoRoute);
   }
-  return Route(m, daddr, Tunnel{}, t);
+  uint32_t resolved;
+  return Route(m, daddr, Tunnel{}, t, &resolved);
 }
 
 // route: a packet already translated, to `daddr`: a local pod, a remote block,
 // back through the tunnel its flow came from, or out of the cluster.
-Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t) {
-  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t,
+                        uint32_t* resolved) {
+  *resolved = kNoDestination;
   if (const PodEntry* pod = t.PodByAddr(daddr)) {  // deliver
-    SetMacs(frame, pod->mac, config_.router_mac);
-    return Go(Next::kPod, pod->port);
+    *resolved = pod->destination;
+    return SendTo(m, daddr, t.destination(pod->destination));
   }
   if (const RemoteBlock* remote = t.RemoteBlockOf(daddr)) {
-    return Encap(m, daddr, Tunnel{remote->underlay, remote->vni}, t);
+    if (remote->destination == kNoDestination) {  // its next hop is not resolved yet
+      return Encap(m, daddr, Tunnel{remote->underlay, remote->vni}, t);
+    }
+    *resolved = remote->destination;
+    return SendTo(m, daddr, t.destination(remote->destination));
   }
   if (tunnel.underlay != 0) return Encap(m, daddr, tunnel, t);
   if (t.SegmentOf(daddr) != nullptr) return Drop(DropReason::kNoRoute);
   // Out of the cluster, through the host's next hop on the underlay.
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   const uint32_t next_hop = t.NextHop(daddr);
   if (next_hop == 0) return Drop(DropReason::kFib);
   const lb::MacAddr* mac = MacOf(next_hop, t);
   if (mac == nullptr) return Drop(DropReason::kNoNeighbour);
   SetMacs(frame, *mac, config_.uplink_mac);
   return Go(Next::kUplink);
+}
+
+Verdict Pipeline::SendTo(rte_mbuf* m, uint32_t daddr, const Destination& to) {
+  if (to.kind == Destination::Kind::kEncap) return EncapWith(m, daddr, to.outer);
+  SetMacs(rte_pktmbuf_mtod(m, uint8_t*), to.mac, config_.router_mac);
+  return Go(Next::kPod, to.port);
 }
 
 const lb::MacAddr* Pipeline::MacOf(uint32_t addr, const HostTables& t) {
@@ -538,51 +566,49 @@ const lb::MacAddr* Pipeline::MacOf(uint32_t addr, const HostTables& t) {
   return nullptr;
 }
 
+Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t) {
+  // Until the next hop is resolved the frame is flooded on the underlay
+  // segment, where every other host's dataplane drops what is not addressed
+  // to its node.
+  static constexpr lb::MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  const uint32_t next_hop = t.NextHop(to.underlay);
+  const lb::MacAddr* neighbour = MacOf(next_hop != 0 ? next_hop : to.underlay, t);
+  return EncapWith(
+      m, daddr,
+      MakeOuterHeaders(neighbour ? *neighbour : kBroadcast, t.node_addr(), to.underlay, to.vni));
+}
+
 // encap: RFC 7348's headers in front of the frame, which becomes the inner
 // frame addressed to the pod; the same bytes the eBPF programs write.
-Verdict Pipeline::Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t) {
+Verdict Pipeline::EncapWith(rte_mbuf* m, uint32_t daddr, const OuterHeaders& outer) {
+  if (rte_pktmbuf_data_len(m) < kEthLen + kIpv4Len + 4) return Drop(DropReason::kMalformed);
   uint8_t* inner = rte_pktmbuf_mtod(m, uint8_t*);
   SetMacs(inner, PodMac(FromBe32(daddr)), config_.router_mac);
-  const uint8_t* ip = inner + kEthLen;
-  if (rte_pktmbuf_data_len(m) < kEthLen + kIpv4Len + 4) return Drop(DropReason::kMalformed);
   // The outer source port spreads flows over the underlay's paths (RFC 7348
   // section 5): a hash of the inner addresses and the first four bytes after
   // a 20-byte header (the ports), as the eBPF programs compute it.
+  const uint8_t* ip = inner + kEthLen;
   uint32_t hash = LoadNative32(ip + 12) ^ LoadNative32(ip + 16) ^ LoadNative32(ip + kIpv4Len);
   hash ^= hash >> 16;
 
   uint8_t* h = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kVxlanOverhead));
   if (h == nullptr) return Drop(DropReason::kMalformed);  // no headroom
-  // The outer Ethernet header: the underlay's addresses. Until the next hop
-  // is resolved the frame is flooded on the underlay segment, where every
-  // other host's dataplane drops what is not addressed to its node.
-  const uint32_t next_hop = t.NextHop(to.underlay);
-  const lb::MacAddr* neighbour = MacOf(next_hop != 0 ? next_hop : to.underlay, t);
-  static constexpr lb::MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-  SetMacs(h, neighbour ? *neighbour : kBroadcast, config_.uplink_mac);
-  Store16(h + 12, lb::kEtherTypeIpv4);
+  std::memcpy(h, outer.data(), kVxlanOverhead);
+  std::memcpy(h + 6, config_.uplink_mac.data(), 6);
+  // The frame's own fields: the lengths, to the end of the inner frame, with
+  // the IPv4 checksum made over a zero length updated (RFC 1624), and the port.
   uint8_t* oip = h + kEthLen;
-  std::memset(oip, 0, kIpv4Len + 16);
-  oip[0] = 0x45;
-  const size_t outer_ip_len = rte_pktmbuf_pkt_len(m) - kEthLen;  // to the end of the inner frame
+  const size_t outer_ip_len = rte_pktmbuf_pkt_len(m) - kEthLen;
   Store16(oip + 2, static_cast<uint16_t>(outer_ip_len));
-  oip[8] = 64;  // TTL
-  oip[9] = kIpProtoUdp;
-  const uint32_t node = t.node_addr();
-  std::memcpy(oip + 12, &node, 4);
-  std::memcpy(oip + 16, &to.underlay, 4);
-  // RFC 791 section 3.1, over the header just written (its checksum field 0).
-  const uint16_t sum = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(oip));
+  uint16_t sum;
+  uint16_t len_word;
+  std::memcpy(&sum, oip + 10, 2);
+  std::memcpy(&len_word, oip + 2, 2);
+  sum = lb::ChecksumReplace16(sum, 0, len_word);
   std::memcpy(oip + 10, &sum, 2);
   uint8_t* udp = oip + kIpv4Len;
   Store16(udp, static_cast<uint16_t>(49152 | (hash & 0x3fff)));
-  Store16(udp + 2, kVxlanPort);
-  Store16(udp + 4, static_cast<uint16_t>(outer_ip_len - kIpv4Len));  // checksum 0: none (IPv4)
-  uint8_t* vxlan = udp + 8;
-  const uint32_t flags = htonl(kVxlanFlagVni);
-  const uint32_t vni = htonl(to.vni << 8);
-  std::memcpy(vxlan, &flags, 4);
-  std::memcpy(vxlan + 4, &vni, 4);
+  Store16(udp + 4, static_cast<uint16_t>(outer_ip_len - kIpv4Len));
   return Go(Next::kUplink);
 }
 

@@ -118,8 +118,6 @@ struct PipelineStats {
 
 class Pipeline {
  public:
-  static constexpr size_t kVxlanOverhead = 50;  // outer Ethernet, IPv4, UDP and VXLAN headers
-
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(const PipelineConfig& config);
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -225,8 +223,15 @@ class Pipeline {
   // A source port for SNAT to `to.src` whose reply tuple this worker owns and
   // no flow holds; 0: none. `client` is the flow's original source.
   uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;
-  Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t);
+  // route. `*resolved` is the tables' destination the packet went to, for
+  // its flow to keep, or kNoDestination when the tables have none for it.
+  Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t,
+                uint32_t* resolved);
+  // A packet to `daddr` to a destination resolved in advance.
+  Verdict SendTo(rte_mbuf* m, uint32_t daddr, const Destination& to);
+  // encap, with outer headers made for this packet, or made in advance.
   Verdict Encap(rte_mbuf* m, uint32_t daddr, Tunnel to, const HostTables& t);
+  Verdict EncapWith(rte_mbuf* m, uint32_t daddr, const OuterHeaders& outer);
   // The MAC of `addr` (a next hop on the underlay); nullptr, and a
   // resolution asked for, when the host has not resolved it yet.
   const lb::MacAddr* MacOf(uint32_t addr, const HostTables& t);
