@@ -161,6 +161,7 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
   Flow& f = flows_[id];
   f.tuple[0] = original;
   f.tuple[1] = reply;
+  f.translated = !(reply == original.Reversed());
   f.hash[0] = Hash(original);
   f.hash[1] = Hash(reply);
   f.service = service;

@@ -94,6 +94,8 @@ struct alignas(64) Flow {
     return seen != 3 || state == CtState::kTimeWait || state == CtState::kClosed;
   }
   bool in_use = false;
+  // The reply tuple is not the original's reverse: packets are rewritten (NAT).
+  bool translated = false;
 
   // The tuple a packet travelling in `dir` is rewritten to so that it looks
   // like the other side expects: the reverse of the other direction's tuple.

@@ -366,6 +366,7 @@ TEST_F(ConntrackTest, TranslatedRewritesANattedFlow) {
   const Flow& f = ct_->flow(id);
 
   // Client -> VIP:80 leaves as client -> backend:8080.
+  EXPECT_TRUE(f.translated);
   const FlowKey to_backend = f.Translated(CtDir::kOriginal);
   EXPECT_EQ(to_backend.src, c.original.src);
   EXPECT_EQ(to_backend.src_port, 44000);
@@ -383,6 +384,7 @@ TEST_F(ConntrackTest, TranslatedRewritesANattedFlow) {
   // Without NAT the reply is the reverse of the original and nothing changes.
   const FlowKey direct = ClientConn(44001).original;
   const uint32_t plain = ct_->Insert(direct, direct.Reversed(), kAck, 0);
+  EXPECT_FALSE(ct_->flow(plain).translated);
   EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kOriginal), direct);
   EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kReply), direct.Reversed());
 }

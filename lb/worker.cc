@@ -142,10 +142,10 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
     return false;
   }
   conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
-  const FlowKey to = conntrack_->flow(hit.flow).Translated(hit.dir);
-  if (to == p.ip.key) {
+  const Flow& flow = conntrack_->flow(hit.flow);
+  if (!flow.translated) {
     *out = {};
-  } else if (!RewriteFlow(frame, p, to)) {
+  } else if (!RewriteFlow(frame, p, flow.Translated(hit.dir))) {
     *out = Drop(DropReason::kNatUnsupported);
   } else {
     ++stats_.translated;

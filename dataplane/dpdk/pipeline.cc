@@ -343,17 +343,19 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   if (hit.found()) {
     conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
     const lb::Flow& flow = conntrack_->flow(hit.flow);
-    const lb::FlowKey to = flow.Translated(hit.dir);
-    if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
+    if (flow.translated && !lb::RewriteFlow(frame, p, flow.Translated(hit.dir))) {
+      return Drop(DropReason::kMalformed);
+    }
     // route: as resolved for the flow's earlier packets, while the tables stay as they were.
     const auto d = static_cast<size_t>(hit.dir);
+    const uint32_t daddr = Be32(flow.tuple[d ^ 1].src);  // Translated(dir).dst
     if (flow.route_version[d] == t.version()) {
-      return SendTo(m, Be32(to.dst), t.destination(flow.route[d]));
+      return SendTo(m, daddr, t.destination(flow.route[d]));
     }
     const Tunnel back =
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
     uint32_t resolved;
-    const Verdict v = Route(m, Be32(to.dst), back, t, &resolved);
+    const Verdict v = Route(m, daddr, back, t, &resolved);
     if (resolved != kNoDestination) conntrack_->SetRoute(hit.flow, hit.dir, t.version(), resolved);
     return v;
   }
