@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
@@ -72,6 +73,7 @@ ABSL_FLAG(bool, child, false, "internal: measure Atoll on --pcap and print one J
 ABSL_FLAG(std::string, pcap, "", "internal: the traffic");
 ABSL_FLAG(bool, single_pass, false, "internal: read --pcap once");
 ABSL_FLAG(int, child_services, 1, "internal: the workload's services");
+ABSL_FLAG(std::string, huge_dir, "", "internal: the hugetlbfs mount of --hugepages pages");
 
 namespace atl::perf {
 namespace {
@@ -182,7 +184,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
   if (hugepages == 0) {
     args.insert(args.end(), {"--no-huge", "-m", "3072", "--iova-mode=va"});
   } else {
-    args.insert(args.end(), {"--in-memory", "-m", "1024"});
+    args.insert(args.end(), {"--huge-dir", absl::GetFlag(FLAGS_huge_dir), "--in-memory"});
   }
   ATL_RETURN_IF_ERROR(dataplane::dpdk::InitEal(args));
   // The pcap port keeps the whole file in mbufs of this pool.
@@ -285,13 +287,32 @@ int Child() {
 // Runs the child on `pcap` and parses its line.
 absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& pcap, bool single_pass,
                                     json* extra) {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe");
+  namespace fs = std::filesystem;
+  // Hugepages reserved for this run alone, and given back after it.
+  std::string huge_dir;
+  std::unique_ptr<Hugepages> huge;
+  if (const int pages = absl::GetFlag(FLAGS_hugepages); pages > 0) {
+    huge_dir = (fs::temp_directory_path() / "atoll-perf-huge-XXXXXX").string();
+    if (mkdtemp(huge_dir.data()) == nullptr) return absl::InternalError("mkdtemp for hugepages");
+    absl::StatusOr<std::unique_ptr<Hugepages>> reserved = Hugepages::Reserve(pages, huge_dir);
+    if (!reserved.ok()) {
+      rmdir(huge_dir.c_str());
+      return reserved.status();
+    }
+    huge = std::move(*reserved);
+  }
+  absl::Cleanup give_back = [&] {
+    huge.reset();
+    if (!huge_dir.empty()) rmdir(huge_dir.c_str());
+  };
+  const std::string self = fs::read_symlink("/proc/self/exe");
   const std::string cmd = absl::StrCat(
       self, " --child --pcap=", pcap, " --single_pass=", single_pass ? "true" : "false",
       " --child_services=", w.services, " --backends=", w.backends_per_service,
       " --flows=", w.live_flows, " --new_packets=", w.packets,
       " --seconds=", absl::GetFlag(FLAGS_seconds), " --warmup=", absl::GetFlag(FLAGS_warmup),
-      " --hugepages=", absl::GetFlag(FLAGS_hugepages), " --workers=", absl::GetFlag(FLAGS_workers),
+      " --hugepages=", absl::GetFlag(FLAGS_hugepages), " --huge_dir=", huge_dir,
+      " --workers=", absl::GetFlag(FLAGS_workers),
       " --progress=", absl::GetFlag(FLAGS_progress) ? "true" : "false");
   FILE* child = popen(cmd.c_str(), "r");
   if (child == nullptr) return absl::InternalError("cannot run " + cmd);

@@ -338,62 +338,53 @@ std::string ReadFile(const fs::path& p) {
 
 // ----------------------------------------------------------- hugepages ----
 
-// 2 MiB hugepages reserved for one run and a hugetlbfs mount of them in a
-// temporary directory; the old reservation restored and the mount removed
-// when done, whatever happened.
-class Hugepages {
- public:
-  static constexpr char kNr[] = "/proc/sys/vm/nr_hugepages";
-  static absl::StatusOr<std::unique_ptr<Hugepages>> Reserve(int pages, const fs::path& mount_at) {
-    int64_t old = 0;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(kNr)), &old)) {
-      return absl::InternalError(absl::StrCat("cannot read ", kNr));
-    }
-    auto h = std::unique_ptr<Hugepages>(new Hugepages(old, mount_at));
-    ATL_RETURN_IF_ERROR(Write(old + pages));
-    int64_t now = 0;
-    (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(kNr)), &now);
-    if (now < old + pages) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("asked for ", old + pages, " hugepages in ", kNr, ", got ", now));
-    }
-    std::error_code ec;
-    fs::create_directories(mount_at, ec);
-    if (mount("nodev", mount_at.c_str(), "hugetlbfs", 0, "pagesize=2M") != 0) {
-      return absl::InternalError(
-          absl::StrCat("mount hugetlbfs at \"", mount_at.string(), "\": ", std::strerror(errno)));
-    }
-    h->mounted_ = true;
-    return h;
-  }
-  ~Hugepages() {
-    if (mounted_) umount2(mount_at_.c_str(), MNT_DETACH);
-    (void)Write(old_);
-  }
-  Hugepages(const Hugepages&) = delete;
-  Hugepages& operator=(const Hugepages&) = delete;
-  const fs::path& dir() const { return mount_at_; }
+}  // namespace
 
- private:
-  Hugepages(int64_t old, fs::path at) : old_(old), mount_at_(std::move(at)) {}
-  static absl::Status Write(int64_t n) {
-    std::ofstream out(kNr);
-    out << n << "\n";
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", n, " to ", kNr));
-    return absl::OkStatus();
+absl::StatusOr<std::unique_ptr<Hugepages>> Hugepages::Reserve(int pages,
+                                                              const std::string& mount_at) {
+  int64_t old = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(kNr)), &old)) {
+    return absl::InternalError(absl::StrCat("cannot read ", kNr));
   }
-  int64_t old_;
-  fs::path mount_at_;
-  bool mounted_ = false;
-};
+  auto h = std::unique_ptr<Hugepages>(new Hugepages(old, mount_at));
+  ATL_RETURN_IF_ERROR(Write(old + pages));
+  int64_t now = 0;
+  (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(kNr)), &now);
+  if (now < old + pages) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("asked for ", old + pages, " hugepages in ", kNr, ", got ", now));
+  }
+  std::error_code ec;
+  fs::create_directories(mount_at, ec);
+  if (mount("nodev", mount_at.c_str(), "hugetlbfs", 0, "pagesize=2M") != 0) {
+    return absl::InternalError(
+        absl::StrCat("mount hugetlbfs at \"", mount_at, "\": ", std::strerror(errno)));
+  }
+  h->mounted_ = true;
+  return h;
+}
+
+Hugepages::~Hugepages() {
+  if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+  (void)Write(old_);
+}
+
+absl::Status Hugepages::Write(int64_t n) {
+  std::ofstream out(kNr);
+  out << n << "\n";
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", n, " to ", kNr));
+  return absl::OkStatus();
+}
+
+namespace {
 
 // EAL memory arguments: --no-huge or a hugetlbfs directory.
 std::vector<std::string> EalMemoryArgs(const PeerRun& run, const Hugepages* huge) {
   if (huge == nullptr) {
     return {"--no-huge", "-m", absl::StrCat(run.memory_mb), "--no-shconf"};
   }
-  return {absl::StrCat("--huge-dir=", huge->dir().string()), "--in-memory"};
+  return {absl::StrCat("--huge-dir=", huge->dir()), "--in-memory"};
 }
 
 absl::Status CheckRun(const PeerRun& run) {
@@ -588,7 +579,7 @@ absl::StatusOr<PeerResult> RunTestpmd(const PeerRun& run) {
   ATL_ASSIGN_OR_RETURN(tmp, TempDir::Create("atoll-perf-testpmd"));
   std::unique_ptr<Hugepages> huge;
   if (run.hugepages > 0) {
-    ATL_ASSIGN_OR_RETURN(huge, Hugepages::Reserve(run.hugepages, tmp->path() / "huge"));
+    ATL_ASSIGN_OR_RETURN(huge, Hugepages::Reserve(run.hugepages, (tmp->path() / "huge").string()));
   }
   EalRuntimeDir eal(PrefixFor("testpmd"));
   const fs::path log =
@@ -852,7 +843,7 @@ absl::StatusOr<PeerResult> RunOvsDpdk(const PeerRun& run) {
   ATL_ASSIGN_OR_RETURN(tmp, TempDir::Create("atoll-perf-ovs"));
   std::unique_ptr<Hugepages> huge;
   if (run.hugepages > 0) {
-    ATL_ASSIGN_OR_RETURN(huge, Hugepages::Reserve(run.hugepages, tmp->path() / "huge"));
+    ATL_ASSIGN_OR_RETURN(huge, Hugepages::Reserve(run.hugepages, (tmp->path() / "huge").string()));
   }
   EalRuntimeDir eal(PrefixFor("ovs"));
   // OVS appends --in-memory unless --in-memory or --legacy-mem is given, and

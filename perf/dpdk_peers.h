@@ -27,8 +27,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -99,6 +101,26 @@ std::vector<std::string> PcapTrafficVdevs(const std::string& pcap_path, bool inf
 // net_null0 -> net_null1,no-rx=1 (contentless frames, one direction): the framework's
 // ceiling only; OVS cannot classify these.
 std::vector<std::string> NullVdevs();
+
+// 2 MiB hugepages reserved in /proc/sys/vm/nr_hugepages for one run, with a
+// hugetlbfs mount of them at `mount_at` (EAL --huge-dir); the old count is
+// restored and the mount removed when this goes, whatever happened.
+class Hugepages {
+ public:
+  static absl::StatusOr<std::unique_ptr<Hugepages>> Reserve(int pages, const std::string& mount_at);
+  ~Hugepages();
+  Hugepages(const Hugepages&) = delete;
+  Hugepages& operator=(const Hugepages&) = delete;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  static constexpr char kNr[] = "/proc/sys/vm/nr_hugepages";
+  Hugepages(int64_t old, std::string dir) : old_(old), dir_(std::move(dir)) {}
+  static absl::Status Write(int64_t n);
+  int64_t old_;
+  std::string dir_;
+  bool mounted_ = false;
+};
 
 struct PeerRun {
   // DPDK devargs; the first is the RX port, the second the TX port.
