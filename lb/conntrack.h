@@ -125,6 +125,10 @@ class ConntrackShard {
     }
   }
 
+  // False when no flow can have a tuple of this hash (a new flow, most
+  // likely): read from the index alone, which Prefetch loads, not the records.
+  bool MayContain(uint32_t hash) const { return index_.HasHash(hash); }
+
   // Before the `nth` next Insert (0 = the very next) of a flow whose reply
   // tuple is `reply`: prefetches the record it will fill and the index slot
   // of the reply tuple, the two lines a creation misses on.

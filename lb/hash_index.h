@@ -62,6 +62,15 @@ class HashIndex {
     return true;
   }
 
+  // Whether any entry has this hash, reading only the index: when not, no
+  // record can match.
+  bool HasHash(uint32_t hash) const {
+    for (uint32_t i = hash & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].ref == kNone) return false;
+      if (slots_[i].hash == hash) return true;
+    }
+  }
+
   void Prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
   // The reference in the hash's home slot (a guess for prefetching), or kNone.
   uint32_t HomeRef(uint32_t hash) const { return slots_[hash & mask_].ref; }

@@ -316,8 +316,50 @@ void Pipeline::FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdic
   }
 }
 
+// A new flow's frontend entry, its Service, the Maglev slot and the reply
+// tuple's conntrack slot are each a likely cache miss that depends on the one
+// before. They are walked in passes over the burst's new flows, as lb::Worker
+// does, so that the misses of different flows overlap. Only loads: the second
+// pass decides everything as it would without them (the reply tuple guessed
+// here is Maglev's DNAT choice; SNAT or affinity may choose otherwise).
+void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
+  uint16_t fresh[kMaxBurst];
+  const lb::Service* svc[kMaxBurst];
+  uint16_t n_fresh = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const Pending& in = pending_[i];
+    if (!ready_[i] || in.p.icmp_error || in.origin == Origin::kOverlay ||
+        conntrack_->MayContain(in.hash)) {
+      continue;
+    }
+    const lb::FlowKey& key = in.p.ip.key;
+    t.services().Prefetch(key.dst, key.dst_port, key.proto, ScopeOf(in.origin));
+    fresh[n_fresh++] = i;
+  }
+  for (uint16_t j = 0; j < n_fresh; ++j) {
+    const Pending& in = pending_[fresh[j]];
+    const lb::FlowKey& key = in.p.ip.key;
+    svc[j] = t.services().Lookup(key.dst, key.dst_port, key.proto, ScopeOf(in.origin));
+    if (svc[j] != nullptr) __builtin_prefetch(svc[j]);
+  }
+  for (uint16_t j = 0; j < n_fresh; ++j) {
+    if (svc[j] != nullptr) svc[j]->PrefetchPick(pending_[fresh[j]].hash);
+  }
+  uint32_t creations = 0;
+  for (uint16_t j = 0; j < n_fresh; ++j) {
+    if (svc[j] == nullptr || !svc[j]->has_backend()) continue;
+    const Pending& in = pending_[fresh[j]];
+    const lb::Endpoint& backend = svc[j]->eligible[svc[j]->MaglevPick(in.hash)].endpoint;
+    lb::FlowKey reply = in.p.ip.key.Reversed();
+    reply.src = backend.addr;
+    reply.src_port = backend.port;
+    conntrack_->PrefetchInsert(reply, creations++);
+  }
+}
+
 void Pipeline::ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                             Verdict* out) {
+  PrefetchNewFlows(n, t);
   constexpr uint16_t kAhead = 3;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kAhead < n && ready_[i + kAhead]) conntrack_->PrefetchFlow(pending_[i + kAhead].hash);
@@ -370,8 +412,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   const lb::Service* svc = nullptr;
   uint16_t index = 0;
   if (origin != Origin::kOverlay) {
-    const lb::Scope scope = origin == Origin::kPod ? lb::Scope::kInternal : lb::Scope::kExternal;
-    svc = t.services().Lookup(key.dst, key.dst_port, key.proto, scope);
+    svc = t.services().Lookup(key.dst, key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
       const std::optional<uint16_t> chosen = Select(*svc, key, hash, now_ns);
       if (!chosen) return Drop(DropReason::kNoBackend);

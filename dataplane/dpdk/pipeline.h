@@ -148,6 +148,10 @@ class Pipeline {
 
  private:
   enum class Origin : uint8_t { kPod, kOverlay, kUplink };
+  // The frontends a new flow of this origin may reach (none from the overlay).
+  static lb::Scope ScopeOf(Origin origin) {
+    return origin == Origin::kPod ? lb::Scope::kInternal : lb::Scope::kExternal;
+  }
   // A flow that came in through the overlay remembers where from, so that
   // its replies go back there when no route names the destination (another
   // host's NodePort SNAT source). Kept in lb::Flow's opaque fields.
@@ -193,6 +197,9 @@ class Pipeline {
   // The first pass's end for frame i: its verdict `v`, or (none yet) its
   // conntrack slot loading for the second pass.
   void FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdict* out);
+  // Before the second pass: starts loading what the new flows among the
+  // ready frames will read, without deciding anything.
+  void PrefetchNewFlows(uint16_t n, const HostTables& t);
   // The second pass: the stages from conntrack on, for the frames whose ready_[i] is set.
   void ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                     Verdict* out);
