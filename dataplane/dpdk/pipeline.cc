@@ -551,8 +551,7 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t,
     }
     const Tunnel tunnel =
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
-    uint32_t resolved;
-    return Route(m, Be32(quoted_to.src), tunnel, t, &resolved);
+    return Route(m, Be32(quoted_to.src), tunnel, t);
   }
   if (const std::optional<uint16_t> owner = OwnerElsewhere(back, in)) {
     return HandOff(m, in, *owner, true);
@@ -563,24 +562,23 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t,
   if (in.origin == Origin::kOverlay && t.PodByAddr(daddr) == nullptr) {
     return Drop(DropReason::kNoRoute);
   }
-  uint32_t resolved;
-  return Route(m, daddr, Tunnel{}, t, &resolved);
+  return Route(m, daddr, Tunnel{}, t);
 }
 
 // route: a packet already translated, to `daddr`: a local pod, a remote block,
 // back through the tunnel its flow came from, or out of the cluster.
 Verdict Pipeline::Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t,
                         uint32_t* resolved) {
-  *resolved = kNoDestination;
+  if (resolved != nullptr) *resolved = kNoDestination;
   if (const PodEntry* pod = t.PodByAddr(daddr)) {  // deliver
-    *resolved = pod->destination;
+    if (resolved != nullptr) *resolved = pod->destination;
     return SendTo(m, daddr, t.destination(pod->destination));
   }
   if (const RemoteBlock* remote = t.RemoteBlockOf(daddr)) {
     if (remote->destination == kNoDestination) {  // its next hop is not resolved yet
       return Encap(m, daddr, Tunnel{remote->underlay, remote->vni}, t);
     }
-    *resolved = remote->destination;
+    if (resolved != nullptr) *resolved = remote->destination;
     return SendTo(m, daddr, t.destination(remote->destination));
   }
   if (tunnel.underlay != 0) return Encap(m, daddr, tunnel, t);

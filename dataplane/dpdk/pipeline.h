@@ -230,10 +230,10 @@ class Pipeline {
   // A source port for SNAT to `to.src` whose reply tuple this worker owns and
   // no flow holds; 0: none. `client` is the flow's original source.
   uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;
-  // route. `*resolved` is the tables' destination the packet went to, for
-  // its flow to keep, or kNoDestination when the tables have none for it.
+  // route. `*resolved`, when asked for, is the tables' destination the packet
+  // went to, for its flow to keep, or kNoDestination when they have none for it.
   Verdict Route(rte_mbuf* m, uint32_t daddr, Tunnel tunnel, const HostTables& t,
-                uint32_t* resolved);
+                uint32_t* resolved = nullptr);
   // A packet to `daddr` to a destination resolved in advance.
   Verdict SendTo(rte_mbuf* m, uint32_t daddr, const Destination& to);
   // encap, with outer headers made for this packet, or made in advance.
