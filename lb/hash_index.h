@@ -65,10 +65,7 @@ class HashIndex {
   // Whether any entry has this hash, reading only the index: when not, no
   // record can match.
   bool HasHash(uint32_t hash) const {
-    for (uint32_t i = hash & mask_;; i = (i + 1) & mask_) {
-      if (slots_[i].ref == kNone) return false;
-      if (slots_[i].hash == hash) return true;
-    }
+    return Find(hash, [](uint32_t) { return true; }) != kNone;
   }
 
   void Prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }

@@ -33,7 +33,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
@@ -292,19 +291,9 @@ absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& pcap
   std::string huge_dir;
   std::unique_ptr<Hugepages> huge;
   if (const int pages = absl::GetFlag(FLAGS_hugepages); pages > 0) {
-    huge_dir = (fs::temp_directory_path() / "atoll-perf-huge-XXXXXX").string();
-    if (mkdtemp(huge_dir.data()) == nullptr) return absl::InternalError("mkdtemp for hugepages");
-    absl::StatusOr<std::unique_ptr<Hugepages>> reserved = Hugepages::Reserve(pages, huge_dir);
-    if (!reserved.ok()) {
-      rmdir(huge_dir.c_str());
-      return reserved.status();
-    }
-    huge = std::move(*reserved);
+    huge_dir = (fs::temp_directory_path() / absl::StrCat("atoll-perf-huge-", getpid())).string();
+    ATL_ASSIGN_OR_RETURN(huge, Hugepages::Reserve(pages, huge_dir));
   }
-  absl::Cleanup give_back = [&] {
-    huge.reset();
-    if (!huge_dir.empty()) rmdir(huge_dir.c_str());
-  };
   const std::string self = fs::read_symlink("/proc/self/exe");
   const std::string cmd = absl::StrCat(
       self, " --child --pcap=", pcap, " --single_pass=", single_pass ? "true" : "false",

@@ -355,7 +355,7 @@ absl::StatusOr<std::unique_ptr<Hugepages>> Hugepages::Reserve(int pages,
         absl::StrCat("asked for ", old + pages, " hugepages in ", kNr, ", got ", now));
   }
   std::error_code ec;
-  fs::create_directories(mount_at, ec);
+  h->made_dir_ = fs::create_directories(mount_at, ec);
   if (mount("nodev", mount_at.c_str(), "hugetlbfs", 0, "pagesize=2M") != 0) {
     return absl::InternalError(
         absl::StrCat("mount hugetlbfs at \"", mount_at, "\": ", std::strerror(errno)));
@@ -366,6 +366,7 @@ absl::StatusOr<std::unique_ptr<Hugepages>> Hugepages::Reserve(int pages,
 
 Hugepages::~Hugepages() {
   if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+  if (made_dir_) rmdir(dir_.c_str());
   (void)Write(old_);
 }
 

@@ -103,8 +103,9 @@ std::vector<std::string> PcapTrafficVdevs(const std::string& pcap_path, bool inf
 std::vector<std::string> NullVdevs();
 
 // 2 MiB hugepages reserved in /proc/sys/vm/nr_hugepages for one run, with a
-// hugetlbfs mount of them at `mount_at` (EAL --huge-dir); the old count is
-// restored and the mount removed when this goes, whatever happened.
+// hugetlbfs mount of them at `mount_at` (EAL --huge-dir), a directory made
+// if missing; the old count is restored, and the mount and a directory made
+// for it removed, when this goes, whatever happened.
 class Hugepages {
  public:
   static absl::StatusOr<std::unique_ptr<Hugepages>> Reserve(int pages, const std::string& mount_at);
@@ -120,6 +121,7 @@ class Hugepages {
   int64_t old_;
   std::string dir_;
   bool mounted_ = false;
+  bool made_dir_ = false;
 };
 
 struct PeerRun {

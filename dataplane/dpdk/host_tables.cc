@@ -46,25 +46,20 @@ template class PrefixMap<uint32_t>;
 
 OuterHeaders MakeOuterHeaders(const lb::MacAddr& next_hop, uint32_t node, uint32_t underlay,
                               uint32_t vni) {
-  constexpr size_t kEthLen = 14;
-  constexpr size_t kIpv4Len = 20;
-  constexpr uint8_t kIpProtoUdp = 17;
-  constexpr uint16_t kVxlanPort = 4789;           // IANA, RFC 7348 section 5
-  constexpr uint32_t kVxlanFlagVni = 0x08000000;  // RFC 7348 section 5: the VNI is valid
   OuterHeaders h{};
   std::memcpy(h.data(), next_hop.data(), 6);
   h[12] = lb::kEtherTypeIpv4 >> 8;
   h[13] = lb::kEtherTypeIpv4 & 0xff;
-  uint8_t* ip = h.data() + kEthLen;
+  uint8_t* ip = h.data() + lb::kEthHeaderLen;
   ip[0] = 0x45;
   ip[8] = 64;  // TTL
-  ip[9] = kIpProtoUdp;
+  ip[9] = static_cast<uint8_t>(lb::IpProto::kUdp);
   std::memcpy(ip + 12, &node, 4);
   std::memcpy(ip + 16, &underlay, 4);
   // RFC 791 section 3.1; the sender adds its total length (RFC 1624).
-  const uint16_t sum = lb::Ipv4HeaderChecksum(ip, kIpv4Len);
+  const uint16_t sum = lb::Ipv4HeaderChecksum(ip, lb::kIpv4MinHeaderLen);
   std::memcpy(ip + 10, &sum, 2);
-  uint8_t* udp = ip + kIpv4Len;
+  uint8_t* udp = ip + lb::kIpv4MinHeaderLen;
   udp[2] = kVxlanPort >> 8;
   udp[3] = kVxlanPort & 0xff;
   // The UDP checksum stays 0: none (IPv4).

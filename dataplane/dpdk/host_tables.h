@@ -32,6 +32,8 @@ inline constexpr uint16_t kNoPort = 0xffff;
 inline constexpr uint32_t kNoDestination = 0xffffffff;
 // The outer Ethernet, IPv4, UDP and VXLAN headers in front of an overlay frame.
 inline constexpr size_t kVxlanOverhead = 50;
+inline constexpr uint16_t kVxlanPort = 4789;           // IANA, RFC 7348 section 5
+inline constexpr uint32_t kVxlanFlagVni = 0x08000000;  // RFC 7348 section 5: the VNI is valid
 
 // The tables' IPv4 addresses: the four bytes as they stand in a header,
 // read as a native word (network order), and back.

@@ -23,8 +23,6 @@ namespace {
 constexpr uint16_t kEtherTypeArp = 0x0806;
 constexpr size_t kEthLen = 14;
 constexpr size_t kIpv4Len = 20;
-constexpr uint16_t kVxlanPort = 4789;           // IANA, RFC 7348 section 5
-constexpr uint32_t kVxlanFlagVni = 0x08000000;  // RFC 7348 section 5: the VNI is valid
 constexpr uint8_t kIpProtoUdp = 17;
 // The flow hash's seed: the eBPF programs hash with 0, and both backends must
 // pick the same Maglev slot for a flow.
