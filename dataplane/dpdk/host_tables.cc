@@ -183,23 +183,43 @@ void HostTables::Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_
     pod_port_ids_.push_back(e.port);
   }
 
-  keeps_source_.assign(keeps_source_.size(), false);
+  node_addrs_.clear();
+  for (const lb::IpAddr& a : model_->node_addresses()) {
+    if (a.IsV4()) node_addrs_.push_back(Be32(a));
+  }
+  node_addr_ = node_addrs_.empty() ? 0 : node_addrs_.front();
+  IndexServices();
+  ResolveDestinations();
+}
+
+void HostTables::IndexServices() {
+  uint64_t capacity = 16;
+  uint32_t shift = 60;
+  for (; capacity < 2 * model_->frontends().size(); capacity <<= 1) --shift;
+  if (capacity != service_entries_.size()) {
+    service_entries_ = lb::TableArray<ServiceEntry>(capacity);
+    service_mask_ = static_cast<uint32_t>(capacity - 1);
+    service_shift_ = shift;
+  } else {
+    for (uint64_t i = 0; i < capacity; ++i) service_entries_[i] = ServiceEntry{};
+  }
   for (const auto& [key, entry] : model_->frontends()) {
-    if (entry.config.external_policy != lb::TrafficPolicy::kLocal) continue;
+    if (!key.addr.IsV4()) continue;  // the packet path is IPv4's
     const lb::Service* svc = services().Lookup(key.addr, key.port, key.proto, key.scope);
     if (svc == nullptr) continue;
-    if (svc->id >= keeps_source_.size()) keeps_source_.resize(svc->id + 1u);
-    keeps_source_[svc->id] = true;
+    const uint64_t k = ServiceKey(Be32(key.addr), key.port, key.proto, key.scope);
+    uint32_t i = SlotOf(k);
+    while (service_entries_[i].service != nullptr) i = (i + 1) & service_mask_;
+    service_entries_[i] =
+        ServiceEntry{.key = k,
+                     .service = svc,
+                     .maglev = svc->maglev.slots.data(),
+                     .eligible = svc->eligible.data(),
+                     .maglev_size = static_cast<uint32_t>(svc->maglev.slots.size()),
+                     .eligible_count = static_cast<uint16_t>(svc->eligible.size()),
+                     .sticky = svc->affinity_timeout_s > 0,
+                     .keeps_source = entry.config.external_policy == lb::TrafficPolicy::kLocal};
   }
-
-  node_addr_ = 0;
-  for (const lb::IpAddr& a : model_->node_addresses()) {
-    if (a.IsV4()) {
-      node_addr_ = Be32(a);
-      break;
-    }
-  }
-  ResolveDestinations();
 }
 
 }  // namespace atl::dataplane::dpdk

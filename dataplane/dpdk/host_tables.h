@@ -8,6 +8,7 @@
 // IPv4 only, as in the eBPF backend.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include "dataplane/in_process_dataplane.h"
 #include "lb/net.h"
 #include "lb/service_table.h"
+#include "lb/table_memory.h"
 
 namespace atl::dataplane::dpdk {
 
@@ -89,6 +91,32 @@ struct Destination {
   OuterHeaders outer{};     // kEncap
 };
 
+// A frontend's service as a new flow's balancing reads it, in one cache line:
+// the frontend's key, and the Maglev table and eligible backends of its
+// lb::Service. Found in one open-addressed table, a new flow then misses on
+// this line, on its Maglev slot and on its backend, where the model's table
+// costs a hash map's control bytes, its slot and the Service first.
+struct alignas(64) ServiceEntry {
+  uint64_t key = 0;                       // HostTables::ServiceKey()
+  const lb::Service* service = nullptr;   // nullptr: a free slot
+  const uint16_t* maglev = nullptr;       // service->maglev.slots
+  const lb::Backend* eligible = nullptr;  // service->eligible
+  uint32_t maglev_size = 0;               // 0: no eligible backend
+  uint16_t eligible_count = 0;
+  bool sticky = false;  // session affinity: the choice is kept per client
+  // externalTrafficPolicy Local: an external client's address reaches the
+  // backend unchanged (no SNAT to the node).
+  bool keeps_source = false;
+
+  bool has_backend() const { return maglev_size != 0; }
+  // Maglev's choice for a flow hash (lb::Service::MaglevPick); requires has_backend().
+  uint16_t MaglevPick(uint32_t flow_hash) const {
+    return maglev[lb::ReduceHash(flow_hash, maglev_size)];
+  }
+  const lb::Endpoint& backend(uint16_t i) const { return eligible[i].endpoint; }
+};
+static_assert(sizeof(ServiceEntry) == 64, "a service entry is one cache line");
+
 // Longest-prefix match over the few prefix lengths a host holds (segment
 // CIDRs, remote blocks): one hash probe per length, longest first.
 template <typename T>
@@ -141,10 +169,20 @@ class HostTables {
     return admitted_.contains(uint64_t{src_segment} << 32 | dst->id);
   }
   const lb::ServiceTable& services() const { return model_->services(); }
-  // externalTrafficPolicy Local: an external client's address reaches the
-  // backend unchanged (no SNAT to the node).
-  bool KeepsSource(const lb::Service& svc) const {
-    return svc.id < keeps_source_.size() && keeps_source_[svc.id];
+  // The service of the frontend a packet to addr:port reaches from `scope`,
+  // as lb::ServiceTable::Lookup finds it (a NodePort on this node's own
+  // addresses only); nullptr when none.
+  const ServiceEntry* ServiceOf(uint32_t addr, uint16_t port, lb::IpProto proto,
+                                lb::Scope scope) const {
+    if (const ServiceEntry* e = FindService(ServiceKey(addr, port, proto, scope))) return e;
+    if (std::find(node_addrs_.begin(), node_addrs_.end(), addr) == node_addrs_.end()) {
+      return nullptr;
+    }
+    return FindService(ServiceKey(0, port, proto, scope));
+  }
+  // Starts loading the entry ServiceOf finds for an exact frontend.
+  void PrefetchService(uint32_t addr, uint16_t port, lb::IpProto proto, lb::Scope scope) const {
+    __builtin_prefetch(&service_entries_[SlotOf(ServiceKey(addr, port, proto, scope))]);
   }
   uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
   // Other hosts' underlay addresses (network order), whose MACs encap needs.
@@ -179,6 +217,26 @@ class HostTables {
   // Renumbers the destinations of the pods and remote blocks, after any of
   // the tables they come from changed.
   void ResolveDestinations();
+  // Fills service_entries_ from the model's frontends.
+  void IndexServices();
+  // A frontend as one word (IPv4 only).
+  static uint64_t ServiceKey(uint32_t addr, uint16_t port, lb::IpProto proto, lb::Scope scope) {
+    return uint64_t{addr} << 32 | uint32_t{port} << 16 | static_cast<uint32_t>(proto) << 8 |
+           static_cast<uint32_t>(scope);
+  }
+  // Fibonacci hashing: the product's top bits, which every bit of the key
+  // reaches (its low bits see only the key's low bits: the constant first
+  // octets of an address in network order).
+  uint32_t SlotOf(uint64_t key) const {
+    return static_cast<uint32_t>((key * 0x9e3779b97f4a7c15ull) >> service_shift_);
+  }
+  const ServiceEntry* FindService(uint64_t key) const {
+    for (uint32_t i = SlotOf(key);; i = (i + 1) & service_mask_) {
+      const ServiceEntry& e = service_entries_[i];
+      if (e.service == nullptr) return nullptr;
+      if (e.key == key) return &e;
+    }
+  }
 
   std::unique_ptr<InProcessDataplane> model_;
   absl::flat_hash_map<uint32_t, PodEntry> pods_by_addr_;
@@ -188,9 +246,14 @@ class HostTables {
   PrefixMap<SegmentEntry> segments_;
   PrefixMap<RemoteBlock> remote_blocks_;
   absl::flat_hash_set<uint64_t> admitted_;  // source segment << 32 | destination segment
-  std::vector<bool> keeps_source_;          // by lb::ServiceId
+  // Open addressing, linear probing, at most half full: points into model_'s
+  // services, rebuilt with every change to them.
+  lb::TableArray<ServiceEntry> service_entries_{16};
+  uint32_t service_mask_ = 15;
+  uint32_t service_shift_ = 60;  // 64 - log2 of the capacity
   uint32_t node_addr_ = 0;
-  PrefixMap<uint32_t> host_routes_;  // to the gateway (0: on the link)
+  std::vector<uint32_t> node_addrs_;  // network order: where NodePorts answer
+  PrefixMap<uint32_t> host_routes_;   // to the gateway (0: on the link)
   absl::flat_hash_map<uint32_t, lb::MacAddr> neighbours_;
   std::vector<Destination> destinations_;
   uint32_t version_ = 0;

@@ -94,27 +94,77 @@ TEST(HostTablesTest, IndexesFollowTheUpdates) {
   EXPECT_TRUE(t->pod_ports().empty());
 }
 
-TEST(HostTablesTest, ExternalPolicyLocalKeepsTheSource) {
+TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
   auto t = *HostTables::Create();
   Update u;
-  Frontend f;
-  f.key = {Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal};
-  f.config.backends = {{.endpoint = {Ip("198.19.0.2"), 8080}, .node_local = true}};
-  f.config.external_policy = lb::TrafficPolicy::kLocal;
-  f.config.maglev_size = 251;
-  Frontend g = f;
-  g.key.addr = Ip("198.18.64.2");
-  g.config.external_policy = lb::TrafficPolicy::kCluster;
-  u.upsert_frontends = {f, g};
+  u.set_node_addresses = true;
+  u.node_addresses = {Ip("198.18.0.11"), Ip("fd00:a70::11")};
+  Frontend local;
+  local.key = {Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal};
+  local.config.backends = {{.endpoint = {Ip("198.19.0.2"), 8080}, .node_local = true},
+                           {.endpoint = {Ip("198.19.0.3"), 8080}, .node_local = true}};
+  local.config.external_policy = lb::TrafficPolicy::kLocal;
+  local.config.maglev_size = 251;
+  Frontend cluster = local;
+  cluster.key.addr = Ip("198.18.64.2");
+  cluster.config.external_policy = lb::TrafficPolicy::kCluster;
+  cluster.config.affinity_timeout_s = 60;
+  Frontend node_port = cluster;
+  node_port.key.addr = Ip("0.0.0.0");
+  node_port.key.port = 30080;
+  Frontend empty = cluster;
+  empty.key.port = 81;
+  empty.config.backends = {};
+  u.upsert_frontends = {local, cluster, node_port, empty};
   ASSERT_TRUE(t->Apply(u, {}).ok());
-  const lb::Service* local =
-      t->services().Lookup(Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal);
-  const lb::Service* cluster =
-      t->services().Lookup(Ip("198.18.64.2"), 80, lb::IpProto::kTcp, lb::Scope::kExternal);
-  ASSERT_NE(local, nullptr);
-  ASSERT_NE(cluster, nullptr);
-  EXPECT_TRUE(t->KeepsSource(*local));
-  EXPECT_FALSE(t->KeepsSource(*cluster));
+
+  for (const Frontend* f : {&local, &cluster, &node_port, &empty}) {
+    const ServiceEntry* e =
+        t->ServiceOf(Be32(f->key.addr), f->key.port, f->key.proto, f->key.scope);
+    const lb::Service* svc =
+        t->services().Lookup(f->key.addr, f->key.port, f->key.proto, f->key.scope);
+    ASSERT_NE(e, nullptr) << f->key.ToString();
+    ASSERT_EQ(e->service, svc) << f->key.ToString();
+    EXPECT_EQ(e->eligible_count, svc->eligible.size());
+    EXPECT_EQ(e->has_backend(), svc->has_backend());
+    EXPECT_EQ(e->sticky, f != &local);
+    EXPECT_EQ(e->keeps_source, f == &local);
+    if (!svc->has_backend()) continue;
+    for (uint32_t hash : {0u, 7u, 0x9e3779b9u, 0xffffffffu}) {
+      EXPECT_EQ(e->MaglevPick(hash), svc->MaglevPick(hash));
+      EXPECT_EQ(e->backend(e->MaglevPick(hash)), svc->eligible[svc->MaglevPick(hash)].endpoint);
+    }
+  }
+  // Not the other scope, port or protocol; a NodePort on the node's own address only.
+  EXPECT_EQ(t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kInternal), nullptr);
+  EXPECT_EQ(t->ServiceOf(Be("198.18.64.1"), 82, lb::IpProto::kTcp, lb::Scope::kExternal), nullptr);
+  EXPECT_EQ(t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kUdp, lb::Scope::kExternal), nullptr);
+  const ServiceEntry* via_node =
+      t->ServiceOf(Be("198.18.0.11"), 30080, lb::IpProto::kTcp, lb::Scope::kExternal);
+  ASSERT_NE(via_node, nullptr);
+  EXPECT_EQ(via_node->service, t->services().Lookup(Ip("198.18.0.11"), 30080, lb::IpProto::kTcp,
+                                                    lb::Scope::kExternal));
+  EXPECT_EQ(t->ServiceOf(Be("198.18.0.12"), 30080, lb::IpProto::kTcp, lb::Scope::kExternal),
+            nullptr);
+
+  // A removed frontend goes, and the others stay, however many there are.
+  Update more;
+  for (int i = 0; i < 100; ++i) {
+    Frontend f = cluster;
+    f.key.port = static_cast<uint16_t>(1000 + i);
+    more.upsert_frontends.push_back(f);
+  }
+  more.remove_frontends = {local.key};
+  ASSERT_TRUE(t->Apply(more, {}).ok());
+  EXPECT_EQ(t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal), nullptr);
+  for (int i = 0; i < 100; ++i) {
+    const auto port = static_cast<uint16_t>(1000 + i);
+    const ServiceEntry* e =
+        t->ServiceOf(Be("198.18.64.2"), port, lb::IpProto::kTcp, lb::Scope::kExternal);
+    ASSERT_NE(e, nullptr) << port;
+    EXPECT_EQ(e->service, t->services().Lookup(Ip("198.18.64.2"), port, lb::IpProto::kTcp,
+                                               lb::Scope::kExternal));
+  }
 }
 
 TEST(HostTablesTest, ARefusedUpdateChangesNothing) {

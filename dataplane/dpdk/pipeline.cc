@@ -314,7 +314,7 @@ void Pipeline::FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdic
   }
 }
 
-// A new flow's frontend entry, its Service, the Maglev slot and the reply
+// A new flow's service entry, its Maglev slot, its backend and the reply
 // tuple's conntrack slot are each a likely cache miss that depends on the one
 // before. They are walked in passes over the burst's new flows, as lb::Worker
 // does, so that the misses of different flows overlap. Only loads: the second
@@ -322,7 +322,7 @@ void Pipeline::FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdic
 // here is Maglev's DNAT choice; SNAT or affinity may choose otherwise).
 void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
-  const lb::Service* svc[kMaxBurst];
+  const ServiceEntry* svc[kMaxBurst];
   uint16_t n_fresh = 0;
   for (uint16_t i = 0; i < n; ++i) {
     const Pending& in = pending_[i];
@@ -331,23 +331,23 @@ void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
       continue;
     }
     const lb::FlowKey& key = in.p.ip.key;
-    t.services().Prefetch(key.dst, key.dst_port, key.proto, ScopeOf(in.origin));
+    t.PrefetchService(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
     fresh[n_fresh++] = i;
   }
   for (uint16_t j = 0; j < n_fresh; ++j) {
     const Pending& in = pending_[fresh[j]];
     const lb::FlowKey& key = in.p.ip.key;
-    svc[j] = t.services().Lookup(key.dst, key.dst_port, key.proto, ScopeOf(in.origin));
-    if (svc[j] != nullptr) __builtin_prefetch(svc[j]);
-  }
-  for (uint16_t j = 0; j < n_fresh; ++j) {
-    if (svc[j] != nullptr) svc[j]->PrefetchPick(pending_[fresh[j]].hash);
+    svc[j] = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
+    if (svc[j] != nullptr && svc[j]->has_backend()) {
+      __builtin_prefetch(&svc[j]->maglev[lb::ReduceHash(in.hash, svc[j]->maglev_size)]);
+      __builtin_prefetch(svc[j]->eligible);
+    }
   }
   uint32_t creations = 0;
   for (uint16_t j = 0; j < n_fresh; ++j) {
     if (svc[j] == nullptr || !svc[j]->has_backend()) continue;
     const Pending& in = pending_[fresh[j]];
-    const lb::Endpoint& backend = svc[j]->eligible[svc[j]->MaglevPick(in.hash)].endpoint;
+    const lb::Endpoint& backend = svc[j]->backend(svc[j]->MaglevPick(in.hash));
     lb::FlowKey reply = in.p.ip.key.Reversed();
     reply.src = backend.addr;
     reply.src_port = backend.port;
@@ -407,21 +407,21 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   // service_lb
   lb::FlowKey to = key;
   bool external = false;
-  const lb::Service* svc = nullptr;
+  const ServiceEntry* svc = nullptr;
   uint16_t index = 0;
   if (origin != Origin::kOverlay) {
-    svc = t.services().Lookup(key.dst, key.dst_port, key.proto, ScopeOf(origin));
+    svc = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
       const std::optional<uint16_t> chosen = Select(*svc, key, hash, now_ns);
       if (!chosen) return Drop(DropReason::kNoBackend);
-      index = static_cast<uint16_t>((*chosen + in.tried) % svc->eligible.size());
-      to.dst = svc->eligible[index].endpoint.addr;
-      to.dst_port = svc->eligible[index].endpoint.port;
+      index = static_cast<uint16_t>((*chosen + in.tried) % svc->eligible_count);
+      to.dst = svc->backend(index).addr;
+      to.dst_port = svc->backend(index).port;
       if (origin == Origin::kUplink) {
         // An external frontend admits its clients; with policy Cluster the
         // source becomes this node, so that replies come back through it.
         external = true;
-        if (!t.KeepsSource(*svc)) to.src = FromBe32(t.node_addr());
+        if (!svc->keeps_source) to.src = FromBe32(t.node_addr());
       } else if (to.dst == key.src) {
         // Hairpin: a pod reaching itself through a service would see its own
         // address as the source, which its stack drops: it sees the gateway.
@@ -477,12 +477,12 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
       ++stats_.stateless;
       break;
     }
-    if (svc == nullptr || tried + 1u >= svc->eligible.size()) {
+    if (svc == nullptr || tried + 1u >= svc->eligible_count) {
       return Drop(DropReason::kNatExhausted);
     }
-    index = static_cast<uint16_t>((index + 1) % svc->eligible.size());
-    to.dst = svc->eligible[index].endpoint.addr;
-    to.dst_port = svc->eligible[index].endpoint.port;
+    index = static_cast<uint16_t>((index + 1) % svc->eligible_count);
+    to.dst = svc->backend(index).addr;
+    to.dst_port = svc->backend(index).port;
   }
   if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
   uint32_t resolved;
@@ -493,15 +493,15 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   return v;
 }
 
-std::optional<uint16_t> Pipeline::Select(const lb::Service& svc, const lb::FlowKey& key,
+std::optional<uint16_t> Pipeline::Select(const ServiceEntry& svc, const lb::FlowKey& key,
                                          uint32_t hash, uint64_t now_ns) {
   if (!svc.has_backend()) return std::nullopt;
-  if (svc.affinity_timeout_s == 0) return svc.MaglevPick(hash);
+  if (!svc.sticky) return svc.MaglevPick(hash);
   rte_spinlock_lock(&affinity_->lock);
-  std::optional<uint16_t> index = affinity_->table.Lookup(svc, key.src, now_ns);
+  std::optional<uint16_t> index = affinity_->table.Lookup(*svc.service, key.src, now_ns);
   if (!index) {
     index = svc.MaglevPick(hash);
-    affinity_->table.Record(svc, key.src, *index, now_ns);
+    affinity_->table.Record(*svc.service, key.src, *index, now_ns);
   }
   rte_spinlock_unlock(&affinity_->lock);
   return index;

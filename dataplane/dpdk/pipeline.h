@@ -225,7 +225,7 @@ class Pipeline {
   Verdict Process(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
-  std::optional<uint16_t> Select(const lb::Service& svc, const lb::FlowKey& key, uint32_t hash,
+  std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key, uint32_t hash,
                                  uint64_t now_ns);
   // A source port for SNAT to `to.src` whose reply tuple this worker owns and
   // no flow holds; 0: none. `client` is the flow's original source.
