@@ -47,19 +47,25 @@ def panel(ax, by_peer, x_key, title, log_x):
 
 def main(src, dst):
     data = json.load(open(src))
-    frames = sorted({r["frame"] for r in data["results"] if r.get("workload") == "hit"})
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    panel(axes[0], rows(data, "hit", frame=64), "services",
-          "conntrack hits, 64-byte frames", True)
-    panel(axes[1], rows(data, "new", frame=64), "services", "every packet a new flow", True)
     sizes = {}
     for r in data["results"]:
         if r.get("workload") == "hit" and (r["frame"] != 64 or r["services"] == 1000):
             sizes.setdefault(r["peer"], []).append(r)
-    panel(axes[2], {p: [r for r in rs if r["services"] == 1000 or r["frame"] != 64]
-                    for p, rs in sizes.items()}, "frame", "conntrack hits, 1000 services", False)
-    fig.suptitle("atoll-perf: Atoll's DPDK pipeline, OVS-DPDK (ct + select group) and testpmd "
-                 "io-forward on one core (hugepages: %s)" % (data.get("hugepages") or "none"))
+    # Only the panels a run has data for (--workloads=new has no hit panels).
+    panels = [(by_peer, x_key, title, log_x) for by_peer, x_key, title, log_x in [
+        (rows(data, "hit", frame=64), "services", "conntrack hits, 64-byte frames", True),
+        (rows(data, "new", frame=64), "services", "every packet a new flow", True),
+        (sizes if any(r["frame"] != 64 for rs in sizes.values() for r in rs) else {}, "frame",
+         "conntrack hits, 1000 services", False),
+    ] if by_peer]
+    if not panels:
+        sys.exit("plot_atoll_perf.py: no results to plot in " + src)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.8), squeeze=False)
+    for ax, args in zip(axes[0], panels):
+        panel(ax, *args)
+    fig.suptitle("atoll-perf, one core (hugepages: %s):\nAtoll's DPDK pipeline, OVS-DPDK "
+                 "(ct + select group), testpmd io-forward" % (data.get("hugepages") or "none"),
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(dst, dpi=110)
 
