@@ -170,22 +170,26 @@ void Pipeline::Forget(void* self, const lb::Flow& flow) {
   if (!p->Owns(flow.tuple[0])) p->config_.owners->Erase(flow.tuple[0]);
 }
 
-std::optional<Verdict> Pipeline::FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t,
-                                         Pending* out) {
+bool Pipeline::FromPod(rte_mbuf* m, uint16_t in_port, const HostTables& t, Pending* out,
+                       Verdict* v) {
   const PodEntry* port = t.PodByPort(in_port);
-  if (port == nullptr) return Drop(DropReason::kUnknownPort);
+  if (port == nullptr) return Decided(v, Drop(DropReason::kUnknownPort));
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   const size_t len = rte_pktmbuf_data_len(m);
 
   // spoof_check: the pod's own MAC, and below its own address.
-  if (len < kEthLen) return Drop(DropReason::kMalformed);
-  if (std::memcmp(frame + 6, port->mac.data(), 6) != 0) return Drop(DropReason::kSpoofed);
+  if (len < kEthLen) return Decided(v, Drop(DropReason::kMalformed));
+  if (std::memcmp(frame + 6, port->mac.data(), 6) != 0) {
+    return Decided(v, Drop(DropReason::kSpoofed));
+  }
   const uint16_t ethertype = Load16(frame + 12);
-  if (ethertype == kEtherTypeArp) return AnswerArp(m, *port);
-  if (ethertype != lb::kEtherTypeIpv4) return Drop(DropReason::kUnsupported);
-  if (len < kEthLen + kIpv4Len) return Drop(DropReason::kMalformed);
-  if (LoadNative32(frame + kEthLen + 12) != port->addr) return Drop(DropReason::kSpoofed);
-  return Parse(m, Origin::kPod, port->segment, Tunnel{}, out);
+  if (ethertype == kEtherTypeArp) return Decided(v, AnswerArp(m, *port));
+  if (ethertype != lb::kEtherTypeIpv4) return Decided(v, Drop(DropReason::kUnsupported));
+  if (len < kEthLen + kIpv4Len) return Decided(v, Drop(DropReason::kMalformed));
+  if (LoadNative32(frame + kEthLen + 12) != port->addr) {
+    return Decided(v, Drop(DropReason::kSpoofed));
+  }
+  return Parse(m, Origin::kPod, port->segment, Tunnel{}, out, v);
 }
 
 // The dataplane answers every ARP request a pod makes for another address
@@ -217,29 +221,29 @@ Verdict Pipeline::AnswerArp(rte_mbuf* m, const PodEntry& port) {
   return Go(Next::kBack);
 }
 
-std::optional<Verdict> Pipeline::FromUplink(rte_mbuf* m, const HostTables& t, Pending* out) {
+bool Pipeline::FromUplink(rte_mbuf* m, const HostTables& t, Pending* out, Verdict* v) {
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
   const size_t len = rte_pktmbuf_data_len(m);
   if (len < kEthLen + kIpv4Len + 8 || Load16(frame + 12) != lb::kEtherTypeIpv4) {
-    return Go(Next::kHost);
+    return Decided(v, Go(Next::kHost));
   }
   const uint8_t* ip = frame + kEthLen;
   const uint8_t* udp = ip + kIpv4Len;
   // decap: the overlay's packets to this node (UDP to its address, port 4789).
   if (ip[0] == 0x45 && ip[9] == kIpProtoUdp && Load16(udp + 2) == kVxlanPort &&
       LoadNative32(ip + 16) == t.node_addr() && (Load16(ip + 6) & 0x3fff) == 0) {
-    return Decap(m, t, out);
+    return Decap(m, t, out, v);
   }
-  return Parse(m, Origin::kUplink, 0, Tunnel{}, out);
+  return Parse(m, Origin::kUplink, 0, Tunnel{}, out, v);
 }
 
-std::optional<Verdict> Pipeline::Decap(rte_mbuf* m, const HostTables& t, Pending* out) {
+bool Pipeline::Decap(rte_mbuf* m, const HostTables& t, Pending* out, Verdict* v) {
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
   if (rte_pktmbuf_data_len(m) < kVxlanOverhead + kEthLen + kIpv4Len) {
-    return Drop(DropReason::kMalformed);
+    return Decided(v, Drop(DropReason::kMalformed));
   }
   const uint8_t* vxlan = frame + kEthLen + kIpv4Len + 8;
-  if (LoadNative32(vxlan) != htonl(kVxlanFlagVni)) return Drop(DropReason::kMalformed);
+  if (LoadNative32(vxlan) != htonl(kVxlanFlagVni)) return Decided(v, Drop(DropReason::kMalformed));
   const Tunnel from{.underlay = LoadNative32(frame + kEthLen + 12),
                     .vni = ntohl(LoadNative32(vxlan + 4)) >> 8};
   // The outer headers go; the inner frame keeps its own Ethernet header.
@@ -247,28 +251,28 @@ std::optional<Verdict> Pipeline::Decap(rte_mbuf* m, const HostTables& t, Pending
   // From another host. The underlay is trusted: the sender's segment is the
   // one its source address belongs to.
   frame = rte_pktmbuf_mtod(m, const uint8_t*);
-  if (Load16(frame + 12) != lb::kEtherTypeIpv4) return Drop(DropReason::kUnsupported);
+  if (Load16(frame + 12) != lb::kEtherTypeIpv4) return Decided(v, Drop(DropReason::kUnsupported));
   const SegmentEntry* src = t.SegmentOf(LoadNative32(frame + kEthLen + 12));
-  return Parse(m, Origin::kOverlay, src ? src->id : 0, from, out);
+  return Parse(m, Origin::kOverlay, src ? src->id : 0, from, out, v);
 }
 
 // parse: the frame's headers into `out`, for conntrack and what follows.
-std::optional<Verdict> Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment,
-                                       Tunnel tunnel, Pending* out) {
+bool Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tunnel, Pending* out,
+                     Verdict* v) {
   const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
   lb::ParsedPacket& p = out->p;
   if (lb::ParseEthernet(frame, rte_pktmbuf_data_len(m), &p) != lb::DropReason::kNone ||
       p.ethertype != lb::kEtherTypeIpv4) {
-    if (origin == Origin::kUplink) return Go(Next::kHost);
-    return Drop(DropReason::kMalformed);
+    if (origin == Origin::kUplink) return Decided(v, Go(Next::kHost));
+    return Decided(v, Drop(DropReason::kMalformed));
   }
   if (p.ip.non_first_fragment) {
-    if (origin == Origin::kUplink) return Go(Next::kHost);
-    return Drop(DropReason::kFragment);
+    if (origin == Origin::kUplink) return Decided(v, Go(Next::kHost));
+    return Decided(v, Drop(DropReason::kFragment));
   }
   static_cast<Handoff&>(*out) = {.tunnel = tunnel, .src_segment = src_segment, .origin = origin};
   out->hash = conntrack_->Hash(p.ip.key);
-  return std::nullopt;
+  return true;
 }
 
 void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, const HostTables& t,
@@ -280,14 +284,15 @@ void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, con
   stats_.packets += n;
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
-    std::optional<Verdict> v = kind == Next::kPod ? FromPod(pkts[i], in_port, t, &pending_[i])
-                                                  : FromUplink(pkts[i], t, &pending_[i]);
-    if (!v && config_.workers > 1) {
+    bool ready = kind == Next::kPod ? FromPod(pkts[i], in_port, t, &pending_[i], &out[i])
+                                    : FromUplink(pkts[i], t, &pending_[i], &out[i]);
+    if (ready && config_.workers > 1) {
       if (const uint16_t owner = Owner(pending_[i].p); owner != config_.worker) {
-        v = HandOff(pkts[i], pending_[i], owner, false);
+        out[i] = HandOff(pkts[i], pending_[i], owner, false);
+        ready = false;
       }
     }
-    FirstPassDone(i, v, out);
+    FirstPassDone(i, ready);
   }
   ProcessReady(pkts, n, t, now_ns, out);
 }
@@ -298,20 +303,16 @@ void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, ui
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
     const Handoff& h = *RTE_MBUF_DYNFIELD(pkts[i], handoff_offset, const Handoff*);
-    std::optional<Verdict> v = Parse(pkts[i], h.origin, h.src_segment, h.tunnel, &pending_[i]);
+    const bool ready = Parse(pkts[i], h.origin, h.src_segment, h.tunnel, &pending_[i], &out[i]);
     static_cast<Handoff&>(pending_[i]) = h;
-    FirstPassDone(i, v, out);
+    FirstPassDone(i, ready);
   }
   ProcessReady(pkts, n, t, now_ns, out);
 }
 
-void Pipeline::FirstPassDone(uint16_t i, const std::optional<Verdict>& v, Verdict* out) {
-  ready_[i] = !v.has_value();
-  if (v) {
-    out[i] = *v;
-  } else {
-    conntrack_->Prefetch(pending_[i].hash);
-  }
+void Pipeline::FirstPassDone(uint16_t i, bool ready) {
+  ready_[i] = ready;
+  if (ready) conntrack_->Prefetch(pending_[i].hash);
 }
 
 // A new flow's service entry, its Maglev slot, its backend and the reply
