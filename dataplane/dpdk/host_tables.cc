@@ -210,15 +210,19 @@ void HostTables::IndexServices() {
     const uint64_t k = ServiceKey(Be32(key.addr), key.port, key.proto, key.scope);
     uint32_t i = SlotOf(k);
     while (service_entries_[i].service != nullptr) i = (i + 1) & service_mask_;
-    service_entries_[i] =
-        ServiceEntry{.key = k,
+    ServiceEntry& e = service_entries_[i];
+    e = ServiceEntry{.key = k,
                      .service = svc,
                      .maglev = svc->maglev.slots.data(),
                      .eligible = svc->eligible.data(),
                      .maglev_size = static_cast<uint32_t>(svc->maglev.slots.size()),
                      .eligible_count = static_cast<uint16_t>(svc->eligible.size()),
                      .sticky = svc->affinity_timeout_s > 0,
-                     .keeps_source = entry.config.external_policy == lb::TrafficPolicy::kLocal};
+                     .keeps_source = entry.config.external_policy == lb::TrafficPolicy::kLocal,
+                     .first_backends = {}};
+    for (uint16_t b = 0; b < ServiceEntry::kInlineBackends && b < svc->eligible.size(); ++b) {
+      e.first_backends[b] = svc->eligible[b].endpoint;
+    }
   }
 }
 

@@ -91,12 +91,16 @@ struct Destination {
   OuterHeaders outer{};     // kEncap
 };
 
-// A frontend's service as a new flow's balancing reads it, in one cache line:
-// the frontend's key, and the Maglev table and eligible backends of its
-// lb::Service. Found in one open-addressed table, a new flow then misses on
-// this line, on its Maglev slot and on its backend, where the model's table
-// costs a hash map's control bytes, its slot and the Service first.
+// A frontend's service as a new flow's balancing reads it, in two adjacent
+// cache lines: the frontend's key, the Maglev table of its lb::Service, and
+// its first eligible backends themselves (the rest through a pointer).
+// Found in one open-addressed table, a new flow to a service of up to
+// kInlineBackends backends then misses on these lines and on its Maglev slot,
+// where the model's table costs a hash map's control bytes, its slot, the
+// Service, the Maglev slot and the backend, one after the other.
 struct alignas(64) ServiceEntry {
+  static constexpr uint16_t kInlineBackends = 4;
+
   uint64_t key = 0;                       // HostTables::ServiceKey()
   const lb::Service* service = nullptr;   // nullptr: a free slot
   const uint16_t* maglev = nullptr;       // service->maglev.slots
@@ -107,15 +111,18 @@ struct alignas(64) ServiceEntry {
   // externalTrafficPolicy Local: an external client's address reaches the
   // backend unchanged (no SNAT to the node).
   bool keeps_source = false;
+  lb::Endpoint first_backends[kInlineBackends];  // eligible's first ones
 
   bool has_backend() const { return maglev_size != 0; }
   // Maglev's choice for a flow hash (lb::Service::MaglevPick); requires has_backend().
   uint16_t MaglevPick(uint32_t flow_hash) const {
     return maglev[lb::ReduceHash(flow_hash, maglev_size)];
   }
-  const lb::Endpoint& backend(uint16_t i) const { return eligible[i].endpoint; }
+  const lb::Endpoint& backend(uint16_t i) const {
+    return i < kInlineBackends ? first_backends[i] : eligible[i].endpoint;
+  }
 };
-static_assert(sizeof(ServiceEntry) == 64, "a service entry is one cache line");
+static_assert(sizeof(ServiceEntry) == 128, "a service entry is two cache lines");
 
 // Longest-prefix match over the few prefix lengths a host holds (segment
 // CIDRs, remote blocks): one hash probe per length, longest first.
@@ -182,7 +189,10 @@ class HostTables {
   }
   // Starts loading the entry ServiceOf finds for an exact frontend.
   void PrefetchService(uint32_t addr, uint16_t port, lb::IpProto proto, lb::Scope scope) const {
-    __builtin_prefetch(&service_entries_[SlotOf(ServiceKey(addr, port, proto, scope))]);
+    const char* e = reinterpret_cast<const char*>(
+        &service_entries_[SlotOf(ServiceKey(addr, port, proto, scope))]);
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 64);
   }
   uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
   // Other hosts' underlay addresses (network order), whose MACs encap needs.

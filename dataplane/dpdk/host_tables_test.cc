@@ -115,10 +115,18 @@ TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
   Frontend empty = cluster;
   empty.key.port = 81;
   empty.config.backends = {};
-  u.upsert_frontends = {local, cluster, node_port, empty};
+  // More backends than an entry holds itself.
+  Frontend many = cluster;
+  many.key.port = 82;
+  many.config.backends.clear();
+  for (uint16_t b = 0; b < ServiceEntry::kInlineBackends + 3; ++b) {
+    many.config.backends.push_back(
+        {.endpoint = {Ip("198.19.0.2"), static_cast<uint16_t>(9000 + b)}});
+  }
+  u.upsert_frontends = {local, cluster, node_port, empty, many};
   ASSERT_TRUE(t->Apply(u, {}).ok());
 
-  for (const Frontend* f : {&local, &cluster, &node_port, &empty}) {
+  for (const Frontend* f : {&local, &cluster, &node_port, &empty, &many}) {
     const ServiceEntry* e =
         t->ServiceOf(Be32(f->key.addr), f->key.port, f->key.proto, f->key.scope);
     const lb::Service* svc =
@@ -129,6 +137,9 @@ TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
     EXPECT_EQ(e->has_backend(), svc->has_backend());
     EXPECT_EQ(e->sticky, f != &local);
     EXPECT_EQ(e->keeps_source, f == &local);
+    for (uint16_t i = 0; i < e->eligible_count; ++i) {
+      EXPECT_EQ(e->backend(i), svc->eligible[i].endpoint) << f->key.ToString() << " " << i;
+    }
     if (!svc->has_backend()) continue;
     for (uint32_t hash : {0u, 7u, 0x9e3779b9u, 0xffffffffu}) {
       EXPECT_EQ(e->MaglevPick(hash), svc->MaglevPick(hash));

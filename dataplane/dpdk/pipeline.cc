@@ -315,12 +315,12 @@ void Pipeline::FirstPassDone(uint16_t i, bool ready) {
   if (ready) conntrack_->Prefetch(pending_[i].hash);
 }
 
-// A new flow's service entry, its Maglev slot, its backend and the reply
-// tuple's conntrack slot are each a likely cache miss that depends on the one
-// before. They are walked in passes over the burst's new flows, as lb::Worker
-// does, so that the misses of different flows overlap. Only loads: the second
-// pass decides everything as it would without them (the reply tuple guessed
-// here is Maglev's DNAT choice; SNAT or affinity may choose otherwise).
+// A new flow's service entry, its Maglev slot, its backend (unless the entry
+// holds it) and the reply tuple's conntrack slot are each a likely cache miss
+// that depends on the one before. They are walked in passes over the burst's new flows, as
+// lb::Worker does, so that the misses of different flows overlap. Only loads: the second pass
+// decides everything as it would without them (the reply tuple guessed here is Maglev's DNAT
+// choice; SNAT or affinity may choose otherwise).
 void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
   const ServiceEntry* svc[kMaxBurst];
@@ -341,7 +341,9 @@ void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
     svc[j] = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
     if (svc[j] != nullptr && svc[j]->has_backend()) {
       __builtin_prefetch(&svc[j]->maglev[lb::ReduceHash(in.hash, svc[j]->maglev_size)]);
-      __builtin_prefetch(svc[j]->eligible);
+      if (svc[j]->eligible_count > ServiceEntry::kInlineBackends) {
+        __builtin_prefetch(svc[j]->eligible);
+      }
     }
   }
   uint32_t creations = 0;
