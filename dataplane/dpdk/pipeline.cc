@@ -317,10 +317,11 @@ void Pipeline::FirstPassDone(uint16_t i, bool ready) {
 
 // A new flow's service entry, its Maglev slot, its backend (unless the entry
 // holds it) and the reply tuple's conntrack slot are each a likely cache miss
-// that depends on the one before. They are walked in passes over the burst's new flows, as
-// lb::Worker does, so that the misses of different flows overlap. Only loads: the second pass
-// decides everything as it would without them (the reply tuple guessed here is Maglev's DNAT
-// choice; SNAT or affinity may choose otherwise).
+// that depends on the one before. They are walked in passes over the burst's
+// new flows, as lb::Worker does, so that the misses of different flows
+// overlap. Only loads: the second pass decides everything as it would without
+// them (the reply tuple guessed here is Maglev's DNAT choice; SNAT or affinity
+// may choose otherwise).
 void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
   const ServiceEntry* svc[kMaxBurst];
@@ -341,9 +342,6 @@ void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
     svc[j] = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
     if (svc[j] != nullptr && svc[j]->has_backend()) {
       __builtin_prefetch(&svc[j]->maglev[lb::ReduceHash(in.hash, svc[j]->maglev_size)]);
-      if (svc[j]->eligible_count > ServiceEntry::kInlineBackends) {
-        __builtin_prefetch(svc[j]->eligible);
-      }
     }
   }
   uint32_t creations = 0;
@@ -641,12 +639,11 @@ Verdict Pipeline::EncapWith(rte_mbuf* m, uint32_t daddr, const OuterHeaders& out
   // the IPv4 checksum made over a zero length updated (RFC 1624), and the port.
   uint8_t* oip = h + kEthLen;
   const size_t outer_ip_len = rte_pktmbuf_pkt_len(m) - kEthLen;
-  Store16(oip + 2, static_cast<uint16_t>(outer_ip_len));
+  const uint16_t len_word = htons(static_cast<uint16_t>(outer_ip_len));
   uint16_t sum;
-  uint16_t len_word;
   std::memcpy(&sum, oip + 10, 2);
-  std::memcpy(&len_word, oip + 2, 2);
   sum = lb::ChecksumReplace16(sum, 0, len_word);
+  std::memcpy(oip + 2, &len_word, 2);
   std::memcpy(oip + 10, &sum, 2);
   uint8_t* udp = oip + kIpv4Len;
   Store16(udp, static_cast<uint16_t>(49152 | (hash & 0x3fff)));
