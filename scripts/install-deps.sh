@@ -19,8 +19,8 @@ packages=(
   libmnl-dev containernetworking-plugins iproute2
   # the e2e test bed drives atoll-cni through libcni (../shared/realclients/cnidrive.go)
   golang-go golang-github-appc-cni-dev
-  # tests and benchmarks
-  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks; kube-proxy's rulesets load through iptables-restore and nft
+  googletest libgtest-dev libgmock-dev libbenchmark-dev iptables nftables
 )
 
 missing=()
