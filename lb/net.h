@@ -14,6 +14,16 @@
 
 namespace atl::lb {
 
+// The `i`th 8-byte word of an object, loaded directly. Comparisons read
+// their operands this way: copied into a uint64_t array instead, GCC stages
+// them through the stack with 16-byte stores and reads halves back, which
+// the store buffer cannot always forward (a stall on every conntrack probe).
+inline uint64_t Word64(const void* object, size_t i) {
+  uint64_t w;
+  std::memcpy(&w, static_cast<const char*>(object) + 8 * i, 8);
+  return w;
+}
+
 // IANA protocol numbers (https://www.iana.org/assignments/protocol-numbers).
 enum class IpProto : uint8_t {
   kHopByHop = 0,
@@ -86,11 +96,7 @@ struct IpAddr {
   std::string ToString() const;
 
   friend bool operator==(const IpAddr& a, const IpAddr& b) {
-    uint64_t x[2];
-    uint64_t y[2];
-    std::memcpy(x, a.bytes.data(), 16);
-    std::memcpy(y, b.bytes.data(), 16);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    return ((Word64(&a, 0) ^ Word64(&b, 0)) | (Word64(&a, 1) ^ Word64(&b, 1))) == 0;
   }
   // Byte order is network order, so memcmp orders addresses numerically.
   friend std::strong_ordering operator<=>(const IpAddr& a, const IpAddr& b) {
@@ -125,11 +131,9 @@ struct FlowKey {
 
   // Five 8-byte compares the compiler keeps inline; memcmp would be a call.
   friend bool operator==(const FlowKey& a, const FlowKey& b) {
-    uint64_t x[5];
-    uint64_t y[5];
-    std::memcpy(x, &a, sizeof(x));
-    std::memcpy(y, &b, sizeof(y));
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+    return ((Word64(&a, 0) ^ Word64(&b, 0)) | (Word64(&a, 1) ^ Word64(&b, 1)) |
+            (Word64(&a, 2) ^ Word64(&b, 2)) | (Word64(&a, 3) ^ Word64(&b, 3)) |
+            (Word64(&a, 4) ^ Word64(&b, 4))) == 0;
   }
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is hashed as ten 32-bit words");
