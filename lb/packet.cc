@@ -270,8 +270,53 @@ bool IsIcmpError(Family family, uint8_t type) {
   return type >= 1 && type <= 4;
 }
 
+// The frame nearly every packet is: untagged IPv4 without options or
+// fragmentation, carrying a whole TCP or UDP header. Parsed here in one go,
+// with the checks ParseIpHeaders and ParseL4 would make on it; false for
+// anything else (the general walk then takes it, and finds what it finds),
+// with `out` as Reset left it.
+bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
+  constexpr size_t kL3 = kEthHeaderLen;
+  constexpr size_t kL4 = kL3 + kIpv4MinHeaderLen;
+  if (len < kL4 + kUdpHeaderLen || Load16(data + 12) != kEtherTypeIpv4) return false;
+  const uint8_t* l3 = data + kL3;
+  // Version 4, IHL 5; neither MF nor a fragment offset (DF may be set).
+  if (l3[0] != 0x45 || (Load16(l3 + 6) & 0x3fff) != 0) return false;
+  const size_t total = Load16(l3 + 2);
+  if (total > len - kL3) return false;
+  const size_t l4_len = total < kIpv4MinHeaderLen ? 0 : total - kIpv4MinHeaderLen;
+  const uint8_t* l4 = data + kL4;
+  const auto proto = static_cast<IpProto>(l3[9]);
+  if (proto == IpProto::kTcp) {
+    const size_t doff = static_cast<size_t>(l4[12] >> 4) * 4;
+    if (l4_len < kTcpMinHeaderLen || doff < kTcpMinHeaderLen || doff > l4_len) return false;
+    out->tcp_flags = l4[13];
+  } else if (proto == IpProto::kUdp) {
+    const size_t udp_len = Load16(l4 + 4);
+    if (l4_len < kUdpHeaderLen || udp_len < kUdpHeaderLen || udp_len > l4_len) return false;
+  } else {
+    return false;
+  }
+  out->ethertype = kEtherTypeIpv4;
+  out->ttl = l3[8];
+  IpHeaders& ip = out->ip;
+  ip.family = Family::kIpv4;
+  ip.proto = proto;
+  ip.l3_offset = kL3;
+  ip.l3_len = static_cast<uint32_t>(total);
+  ip.l4_offset = kL4;
+  ip.has_l4 = true;
+  ip.key.src = IpAddr::FromV4Bytes(l3 + 12);
+  ip.key.dst = IpAddr::FromV4Bytes(l3 + 16);
+  ip.key.src_port = Load16(l4);
+  ip.key.dst_port = Load16(l4 + 2);
+  ip.key.proto = proto;
+  return true;
+}
+
 DropReason ParseEthernet(const uint8_t* data, size_t len, ParsedPacket* out) {
   Reset(out, 0);
+  if (ParsePlainIpv4(data, len, out)) return DropReason::kNone;
   if (len < kEthHeaderLen) return DropReason::kEthTruncated;
   size_t off = 12;
   uint16_t type = Load16(data + off);
