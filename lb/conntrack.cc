@@ -86,9 +86,12 @@ uint64_t ConntrackShard::TimeoutNs(const Flow& f) const {
   return s * kNsPerSec;
 }
 
-ConntrackShard::Hit ConntrackShard::Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns) {
-  const uint32_t ref =
-      index_.Find(hash, [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; });
+ConntrackShard::Hit ConntrackShard::Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns,
+                                           uint32_t guess) {
+  // A live record holding `key` is its flow: keys are unique among live flows.
+  const auto holds = [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; };
+  uint32_t ref = guess;
+  if (ref == kNoGuess || !flows_[ref >> 1].in_use || !holds(ref)) ref = index_.Find(hash, holds);
   if (ref == HashIndex::kNone) return {};
   const uint32_t id = ref >> 1;
   if (flows_[id].expires_ns <= now_ns) {

@@ -118,16 +118,19 @@ class ConntrackShard {
   // Once the slot is loaded: prefetches the flow it most likely names.
   void PrefetchFlow(uint32_t hash) const {
     const uint32_t ref = index_.HomeRef(hash);
-    if (ref != HashIndex::kNone) {
-      const char* f = reinterpret_cast<const char*>(&flows_[ref >> 1]);
-      __builtin_prefetch(f);
-      __builtin_prefetch(f + 64);
-    }
+    if (ref != HashIndex::kNone) PrefetchRecord(ref);
   }
 
-  // False when no flow can have a tuple of this hash (a new flow, most
-  // likely): read from the index alone, which Prefetch loads, not the records.
-  bool MayContain(uint32_t hash) const { return index_.HasHash(hash); }
+  // Once the slot is loaded: the flow a packet of this hash most likely
+  // belongs to, from the index alone, with its record prefetched, for
+  // Lookup to start from. kNoGuess when no flow has a tuple of this hash: a
+  // new flow, unless one is recorded before its Lookup.
+  static constexpr uint32_t kNoGuess = HashIndex::kNone;
+  uint32_t Guess(uint32_t hash) const {
+    const uint32_t ref = index_.FirstOf(hash);
+    if (ref != HashIndex::kNone) PrefetchRecord(ref);
+    return ref;
+  }
 
   // Before the `nth` next Insert (0 = the very next) of a flow whose reply
   // tuple is `reply`: prefetches the record it will fill and the index slot
@@ -143,8 +146,9 @@ class ConntrackShard {
     bool found() const { return flow != kNoFlow; }
   };
   // Finds the live flow that `key` belongs to; an expired one is removed and
-  // not found.
-  Hit Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns);
+  // not found. A `guess` from Guess that names it spares the index probe; a
+  // wrong or stale one (a flow gone since) costs only a record compare.
+  Hit Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns, uint32_t guess = kNoGuess);
 
   // Records a new flow and returns its id, or kNoFlow when the table is full
   // and nothing could be evicted (stats().full counts these) or when the
@@ -195,6 +199,11 @@ class ConntrackShard {
   uint64_t TimeoutNs(const Flow& f) const;
   uint32_t Allocate(uint64_t now_ns);
   static uint32_t Ref(uint32_t flow, CtDir dir) { return flow << 1 | static_cast<uint32_t>(dir); }
+  void PrefetchRecord(uint32_t ref) const {
+    const char* f = reinterpret_cast<const char*>(&flows_[ref >> 1]);
+    __builtin_prefetch(f);
+    __builtin_prefetch(f + 64);
+  }
   // The Ref of the flow that owns `key` in either direction, or HashIndex::kNone.
   uint32_t RefOf(const FlowKey& key) const {
     return index_.Find(Hash(key), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; });

@@ -360,6 +360,50 @@ TEST_F(ConntrackTest, LookupFindsTheFlowFromBothDirections) {
   EXPECT_FALSE(Lookup(ClientConn(43000, IpProto::kUdp).original, kSec).found());
 }
 
+// Lookup trusts a guess only when it names a live flow holding the key: a
+// guess of another flow, of the other direction, of a flow gone since (its
+// record free or reused) or no guess at all finds what the index finds.
+TEST_F(ConntrackTest, LookupFromAGuessFindsWhatTheIndexFinds) {
+  const Conn a = ClientConn(44000);
+  const Conn b = ClientConn(44001);
+  const uint32_t id_a = Create(a, kSyn, 0);
+  const uint32_t id_b = Create(b, kSyn, 0);
+  const auto lookup = [&](const FlowKey& key, uint32_t guess) {
+    return ct_->Lookup(key, ct_->Hash(key), kSec, guess);
+  };
+  const uint32_t guess_a = ct_->Guess(ct_->Hash(a.original));
+  EXPECT_EQ(guess_a, id_a << 1) << "the original direction of flow a";
+  const uint32_t guess_a_reply = ct_->Guess(ct_->Hash(a.reply));
+  EXPECT_EQ(guess_a_reply, id_a << 1 | 1);
+  EXPECT_EQ(ct_->Guess(ct_->Hash(ClientConn(44002).original)), ConntrackShard::kNoGuess);
+
+  for (const uint32_t guess : {guess_a, guess_a_reply, id_b << 1, ConntrackShard::kNoGuess}) {
+    const ConntrackShard::Hit hit = lookup(a.original, guess);
+    ASSERT_TRUE(hit.found()) << "guess " << guess;
+    EXPECT_EQ(hit.flow, id_a);
+    EXPECT_EQ(hit.dir, CtDir::kOriginal);
+  }
+  const ConntrackShard::Hit back = lookup(a.reply, guess_a);
+  ASSERT_TRUE(back.found());
+  EXPECT_EQ(back.dir, CtDir::kReply);
+
+  // Flow a goes: its guess finds nothing, though its record still holds the key.
+  ct_->Remove(id_a);
+  EXPECT_FALSE(lookup(a.original, guess_a).found());
+  // Its record is reused by flow c: a's old guess names c, and finds c only for c's key.
+  const Conn c = ClientConn(44003);
+  ASSERT_EQ(Create(c, kSyn, 0), id_a);
+  EXPECT_FALSE(lookup(a.original, guess_a).found());
+  const ConntrackShard::Hit hit_c = lookup(c.original, guess_a);
+  ASSERT_TRUE(hit_c.found());
+  EXPECT_EQ(hit_c.flow, id_a);
+  // An expired flow found from its guess goes, as from the index.
+  const ConntrackShard::Hit late = ct_->Lookup(b.original, ct_->Hash(b.original), 60 * kSec, id_b << 1);
+  EXPECT_FALSE(late.found());
+  EXPECT_FALSE(Lookup(b.original, 0).found()) << "removed, not only skipped";
+  EXPECT_EQ(ct_->stats().expired, 1u);
+}
+
 TEST_F(ConntrackTest, TranslatedRewritesANattedFlow) {
   const Conn c = ClientConn(44000);
   const uint32_t id = Create(c, kSyn, 0);

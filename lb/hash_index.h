@@ -62,10 +62,10 @@ class HashIndex {
     return true;
   }
 
-  // Whether any entry has this hash, reading only the index: when not, no
-  // record can match.
-  bool HasHash(uint32_t hash) const {
-    return Find(hash, [](uint32_t) { return true; }) != kNone;
+  // The reference of the first entry with this hash, reading only the
+  // index, or kNone: when none, no record can match.
+  uint32_t FirstOf(uint32_t hash) const {
+    return Find(hash, [](uint32_t) { return true; });
   }
 
   void Prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }

@@ -58,20 +58,20 @@ TEST(HashIndexTest, MatchRequiresTheSameHash) {
   EXPECT_EQ(index.Find(0x200, [](uint32_t) { return true; }), HashIndex::kNone);
 }
 
-// HasHash reads the index alone: true for a hash some entry has, even past
-// other hashes of its cluster, false for any other.
-TEST(HashIndexTest, HasHashSeesEveryHashInTheCluster) {
+// FirstOf reads the index alone: the entry of a hash some entry has, even
+// past other hashes of its cluster, kNone for any other.
+TEST(HashIndexTest, FirstOfSeesEveryHashInTheCluster) {
   HashIndex index(8);  // 16 slots
-  EXPECT_FALSE(index.HasHash(3));
+  EXPECT_EQ(index.FirstOf(3), HashIndex::kNone);
   index.Insert(3, 0);
   index.Insert(19, 1);  // home slot 3 too: the next slot
-  EXPECT_TRUE(index.HasHash(3));
-  EXPECT_TRUE(index.HasHash(19));
-  EXPECT_FALSE(index.HasHash(35)) << "home slot 3, in no entry";
-  EXPECT_FALSE(index.HasHash(4)) << "slot 4 holds 19, whose hash is not 4";
+  EXPECT_EQ(index.FirstOf(3), 0u);
+  EXPECT_EQ(index.FirstOf(19), 1u);
+  EXPECT_EQ(index.FirstOf(35), HashIndex::kNone) << "home slot 3, in no entry";
+  EXPECT_EQ(index.FirstOf(4), HashIndex::kNone) << "slot 4 holds 19, whose hash is not 4";
   ASSERT_TRUE(index.Erase(3, 0));
-  EXPECT_FALSE(index.HasHash(3));
-  EXPECT_TRUE(index.HasHash(19));
+  EXPECT_EQ(index.FirstOf(3), HashIndex::kNone);
+  EXPECT_EQ(index.FirstOf(19), 1u);
 }
 
 TEST(HashIndexTest, ManyEntriesWithTheSameHash) {

@@ -278,8 +278,9 @@ bool Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tu
 void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, const HostTables& t,
                    uint64_t now_ns, Verdict* out) {
   // Two passes over the burst, as lb::Worker's: the first parses every frame
-  // and starts loading its conntrack slot, the second finds the flows, whose
-  // records by then are on their way, a few packets ahead.
+  // and starts loading its conntrack slot; between them, each slot gives a
+  // guess of the frame's flow, whose record starts loading; the second finds
+  // the flows from those guesses.
   constexpr uint16_t kAhead = 3;
   stats_.packets += n;
   for (uint16_t i = 0; i < n; ++i) {
@@ -315,6 +316,7 @@ void Pipeline::FirstPassDone(uint16_t i, bool ready) {
   if (ready) conntrack_->Prefetch(pending_[i].hash);
 }
 
+// A frame whose slot names no flow of its hash is most likely a new flow.
 // A new flow's service entry, its Maglev slot, its backend (unless the entry
 // holds it) and the reply tuple's conntrack slot are each a likely cache miss
 // that depends on the one before. They are walked in passes over the burst's
@@ -322,16 +324,15 @@ void Pipeline::FirstPassDone(uint16_t i, bool ready) {
 // overlap. Only loads: the second pass decides everything as it would without
 // them (the reply tuple guessed here is Maglev's DNAT choice; SNAT or affinity
 // may choose otherwise).
-void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
+void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
   const ServiceEntry* svc[kMaxBurst];
   uint16_t n_fresh = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    const Pending& in = pending_[i];
-    if (!ready_[i] || in.p.icmp_error || in.origin == Origin::kOverlay ||
-        conntrack_->MayContain(in.hash)) {
-      continue;
-    }
+    Pending& in = pending_[i];
+    if (!ready_[i] || in.p.icmp_error) continue;
+    in.flow_guess = conntrack_->Guess(in.hash);
+    if (in.origin == Origin::kOverlay || in.flow_guess != lb::ConntrackShard::kNoGuess) continue;
     const lb::FlowKey& key = in.p.ip.key;
     t.PrefetchService(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
     fresh[n_fresh++] = i;
@@ -358,10 +359,8 @@ void Pipeline::PrefetchNewFlows(uint16_t n, const HostTables& t) {
 
 void Pipeline::ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                             Verdict* out) {
-  PrefetchNewFlows(n, t);
-  constexpr uint16_t kAhead = 3;
+  PrefetchFlows(n, t);
   for (uint16_t i = 0; i < n; ++i) {
-    if (i + kAhead < n && ready_[i + kAhead]) conntrack_->PrefetchFlow(pending_[i + kAhead].hash);
     if (ready_[i]) out[i] = Process(pkts[i], pending_[i], t, now_ns);
   }
 }
@@ -380,7 +379,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   // conntrack: an established flow is translated as it was and not judged again.
   const lb::FlowKey& key = p.ip.key;
   const uint32_t hash = in.hash;
-  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(key, hash, now_ns);
+  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(key, hash, now_ns, in.flow_guess);
   if (hit.found()) {
     conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
     const lb::Flow& flow = conntrack_->flow(hit.flow);

@@ -185,6 +185,9 @@ class Pipeline {
   struct Pending : Handoff {
     lb::ParsedPacket p;
     uint32_t hash = 0;  // of p.ip.key, conntrack's and Maglev's
+    // Set before the second pass (but not for ICMP errors): conntrack's guess
+    // of the frame's flow, for its Lookup.
+    uint32_t flow_guess = lb::ConntrackShard::kNoGuess;
   };
 
   // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
@@ -197,9 +200,10 @@ class Pipeline {
   // The first pass's end for frame i: decided (its verdict is in `out`), or
   // ready for the second, its conntrack slot loading.
   void FirstPassDone(uint16_t i, bool ready);
-  // Before the second pass: starts loading what the new flows among the
-  // ready frames will read, without deciding anything.
-  void PrefetchNewFlows(uint16_t n, const HostTables& t);
+  // Before the second pass: guesses each ready frame's flow from its
+  // conntrack slot, which starts loading the flow's record, and starts
+  // loading what the new flows among them will read; decides nothing.
+  void PrefetchFlows(uint16_t n, const HostTables& t);
   // The second pass: the stages from conntrack on, for the frames whose ready_[i] is set.
   void ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                     Verdict* out);
