@@ -106,10 +106,42 @@ bool Translatable(const IpHeaders& ip, const FlowKey& to) {
   return true;
 }
 
+// An IPv4 TCP or UDP packet whose transport header the buffer holds, with
+// no source route, to an IPv4 target: nearly every packet translated. The
+// steps of the general path below, for this case alone, in one function
+// (the same bytes: each field that changes adds to the deltas, as there).
+bool IsPlainIpv4L4(const IpHeaders& ip, const FlowKey& to) {
+  return ip.family == Family::kIpv4 && ip.has_l4 && !ip.source_routed &&
+         (ip.proto == IpProto::kTcp || ip.proto == IpProto::kUdp) && to.src.IsV4() &&
+         to.dst.IsV4() && ip.l4_offset + L4ChecksumOffset(ip) + 2u <= ip.l3_offset + ip.l3_len;
+}
+void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const FlowKey& to) {
+  uint8_t* l3 = packet + ip.l3_offset;
+  uint8_t* l4 = packet + ip.l4_offset;
+  HeaderDeltas d;
+  if (std::memcmp(l3 + 12, to.src.v4_bytes(), 4) != 0) Patch(l3 + 12, to.src.v4_bytes(), 4, &d.addrs);
+  if (std::memcmp(l3 + 16, to.dst.v4_bytes(), 4) != 0) Patch(l3 + 16, to.dst.v4_bytes(), 4, &d.addrs);
+  StoreNative(l3 + 10, d.addrs.Apply(LoadNative(l3 + 10)));
+  if (to.src_port != ip.key.src_port) PatchPort(l4, to.src_port, &d.ports);
+  if (to.dst_port != ip.key.dst_port) PatchPort(l4 + 2, to.dst_port, &d.ports);
+  uint8_t* field = l4 + (ip.proto == IpProto::kTcp ? 16 : 6);
+  const uint16_t old = LoadNative(field);
+  if (ip.proto == IpProto::kUdp && old == 0) return;  // no checksum: it stays none
+  ChecksumDelta total = d.ports;
+  total.Add(d.addrs);
+  uint16_t updated = total.Apply(old);
+  if (ip.proto == IpProto::kUdp && updated == 0) updated = 0xffff;
+  StoreNative(field, updated);
+}
+
 }  // namespace
 
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {
   const IpHeaders& ip = parsed.ip;
+  if (IsPlainIpv4L4(ip, to)) {
+    RewritePlainIpv4L4(packet, ip, to);
+    return true;
+  }
   if (!Translatable(ip, to)) return false;
   const size_t end = ip.l3_offset + ip.l3_len;
   HeaderDeltas d;
