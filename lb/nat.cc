@@ -119,8 +119,10 @@ void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const FlowKey& to)
   uint8_t* l3 = packet + ip.l3_offset;
   uint8_t* l4 = packet + ip.l4_offset;
   HeaderDeltas d;
-  if (std::memcmp(l3 + 12, to.src.v4_bytes(), 4) != 0) Patch(l3 + 12, to.src.v4_bytes(), 4, &d.addrs);
-  if (std::memcmp(l3 + 16, to.dst.v4_bytes(), 4) != 0) Patch(l3 + 16, to.dst.v4_bytes(), 4, &d.addrs);
+  if (std::memcmp(l3 + 12, to.src.v4_bytes(), 4) != 0)
+    Patch(l3 + 12, to.src.v4_bytes(), 4, &d.addrs);
+  if (std::memcmp(l3 + 16, to.dst.v4_bytes(), 4) != 0)
+    Patch(l3 + 16, to.dst.v4_bytes(), 4, &d.addrs);
   StoreNative(l3 + 10, d.addrs.Apply(LoadNative(l3 + 10)));
   if (to.src_port != ip.key.src_port) PatchPort(l4, to.src_port, &d.ports);
   if (to.dst_port != ip.key.dst_port) PatchPort(l4 + 2, to.dst_port, &d.ports);
