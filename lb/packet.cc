@@ -287,13 +287,16 @@ bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   const size_t l4_len = total < kIpv4MinHeaderLen ? 0 : total - kIpv4MinHeaderLen;
   const uint8_t* l4 = data + kL4;
   const auto proto = static_cast<IpProto>(l3[9]);
+  // l4_len bounds every read below: the frame holds the whole IP packet.
   if (proto == IpProto::kTcp) {
+    if (l4_len < kTcpMinHeaderLen) return false;
     const size_t doff = static_cast<size_t>(l4[12] >> 4) * 4;
-    if (l4_len < kTcpMinHeaderLen || doff < kTcpMinHeaderLen || doff > l4_len) return false;
+    if (doff < kTcpMinHeaderLen || doff > l4_len) return false;
     out->tcp_flags = l4[13];
   } else if (proto == IpProto::kUdp) {
+    if (l4_len < kUdpHeaderLen) return false;
     const size_t udp_len = Load16(l4 + 4);
-    if (l4_len < kUdpHeaderLen || udp_len < kUdpHeaderLen || udp_len > l4_len) return false;
+    if (udp_len < kUdpHeaderLen || udp_len > l4_len) return false;
   } else {
     return false;
   }
