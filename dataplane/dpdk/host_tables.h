@@ -91,11 +91,11 @@ struct Destination {
   OuterHeaders outer{};     // kEncap
 };
 
-// A frontend's service as a new flow's balancing reads it, in two adjacent
-// cache lines: the frontend's key, the Maglev table of its lb::Service, and
-// its first eligible backends themselves (the rest through a pointer).
-// Found in one open-addressed table, a new flow to a service of up to
-// kInlineBackends backends then misses on these lines and on its Maglev slot,
+// A frontend's service as a new flow's balancing reads it, in one cache
+// line: the frontend's key, the Maglev table of its lb::Service, and its
+// first eligible backends themselves (the rest through a pointer). Found in
+// one open-addressed table, a new flow to a service of up to
+// kInlineBackends backends then misses on this line and on its Maglev slot,
 // where the model's table costs a hash map's control bytes, its slot, the
 // Service, the Maglev slot and the backend, one after the other.
 struct alignas(64) ServiceEntry {
@@ -107,22 +107,29 @@ struct alignas(64) ServiceEntry {
   const lb::Backend* eligible = nullptr;  // service->eligible
   uint32_t maglev_size = 0;               // 0: no eligible backend
   uint16_t eligible_count = 0;
-  bool sticky = false;  // session affinity: the choice is kept per client
+  uint8_t inline_count = 0;  // eligible's first ones, held below
+  bool sticky : 1 = false;   // session affinity: the choice is kept per client
   // externalTrafficPolicy Local: an external client's address reaches the
   // backend unchanged (no SNAT to the node).
-  bool keeps_source = false;
-  lb::Endpoint first_backends[kInlineBackends];  // eligible's first ones
+  bool keeps_source : 1 = false;
+  // The inline backends as IPv4 (the model keeps a frontend's backends in
+  // its family, and the packet path is IPv4's): 6 bytes each where an
+  // lb::Endpoint takes 18, which keeps the entry to one line.
+  uint32_t inline_addr[kInlineBackends] = {};  // network order
+  uint16_t inline_port[kInlineBackends] = {};
 
   bool has_backend() const { return maglev_size != 0; }
   // Maglev's choice for a flow hash (lb::Service::MaglevPick); requires has_backend().
   uint16_t MaglevPick(uint32_t flow_hash) const {
     return maglev[lb::ReduceHash(flow_hash, maglev_size)];
   }
-  const lb::Endpoint& backend(uint16_t i) const {
-    return i < kInlineBackends ? first_backends[i] : eligible[i].endpoint;
+  lb::Endpoint backend(uint16_t i) const {
+    if (i >= inline_count) return eligible[i].endpoint;
+    return {lb::IpAddr::FromV4Bytes(reinterpret_cast<const uint8_t*>(&inline_addr[i])),
+            inline_port[i]};
   }
 };
-static_assert(sizeof(ServiceEntry) == 128, "a service entry is two cache lines");
+static_assert(sizeof(ServiceEntry) == 64, "a service entry is one cache line");
 
 // Longest-prefix match over the few prefix lengths a host holds (segment
 // CIDRs, remote blocks): one hash probe per length, longest first.
@@ -189,10 +196,8 @@ class HostTables {
   }
   // Starts loading the entry ServiceOf finds for an exact frontend.
   void PrefetchService(uint32_t addr, uint16_t port, lb::IpProto proto, lb::Scope scope) const {
-    const char* e = reinterpret_cast<const char*>(
-        &service_entries_[SlotOf(ServiceKey(addr, port, proto, scope))]);
+    const void* e = &service_entries_[SlotOf(ServiceKey(addr, port, proto, scope))];
     __builtin_prefetch(e);
-    __builtin_prefetch(e + 64);
   }
   uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
   // Other hosts' underlay addresses (network order), whose MACs encap needs.

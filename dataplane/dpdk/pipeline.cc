@@ -349,7 +349,7 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   for (uint16_t j = 0; j < n_fresh; ++j) {
     if (svc[j] == nullptr || !svc[j]->has_backend()) continue;
     const Pending& in = pending_[fresh[j]];
-    const lb::Endpoint& backend = svc[j]->backend(svc[j]->MaglevPick(in.hash));
+    const lb::Endpoint backend = svc[j]->backend(svc[j]->MaglevPick(in.hash));
     lb::FlowKey reply = in.p.ip.key.Reversed();
     reply.src = backend.addr;
     reply.src_port = backend.port;
@@ -415,8 +415,9 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
       const std::optional<uint16_t> chosen = Select(*svc, key, hash, now_ns);
       if (!chosen) return Drop(DropReason::kNoBackend);
       index = static_cast<uint16_t>((*chosen + in.tried) % svc->eligible_count);
-      to.dst = svc->backend(index).addr;
-      to.dst_port = svc->backend(index).port;
+      const lb::Endpoint backend = svc->backend(index);
+      to.dst = backend.addr;
+      to.dst_port = backend.port;
       if (origin == Origin::kUplink) {
         // An external frontend admits its clients; with policy Cluster the
         // source becomes this node, so that replies come back through it.
@@ -481,8 +482,9 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
       return Drop(DropReason::kNatExhausted);
     }
     index = static_cast<uint16_t>((index + 1) % svc->eligible_count);
-    to.dst = svc->backend(index).addr;
-    to.dst_port = svc->backend(index).port;
+    const lb::Endpoint backend = svc->backend(index);
+    to.dst = backend.addr;
+    to.dst_port = backend.port;
   }
   if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
   uint32_t resolved;
