@@ -219,9 +219,7 @@ void HostTables::IndexServices() {
                      .eligible_count = static_cast<uint16_t>(svc->eligible.size()),
                      .sticky = svc->affinity_timeout_s > 0,
                      .keeps_source = entry.config.external_policy == lb::TrafficPolicy::kLocal};
-    e.inline_count =
-        static_cast<uint8_t>(std::min<size_t>(ServiceEntry::kInlineBackends, svc->eligible.size()));
-    for (uint8_t b = 0; b < e.inline_count; ++b) {
+    for (size_t b = 0; b < ServiceEntry::kInlineBackends && b < svc->eligible.size(); ++b) {
       e.inline_addr[b] = Be32(svc->eligible[b].endpoint.addr);
       e.inline_port[b] = svc->eligible[b].endpoint.port;
     }

@@ -107,14 +107,14 @@ struct alignas(64) ServiceEntry {
   const lb::Backend* eligible = nullptr;  // service->eligible
   uint32_t maglev_size = 0;               // 0: no eligible backend
   uint16_t eligible_count = 0;
-  uint8_t inline_count = 0;  // eligible's first ones, held below
-  bool sticky : 1 = false;   // session affinity: the choice is kept per client
+  bool sticky = false;  // session affinity: the choice is kept per client
   // externalTrafficPolicy Local: an external client's address reaches the
   // backend unchanged (no SNAT to the node).
-  bool keeps_source : 1 = false;
-  // The inline backends as IPv4 (the model keeps a frontend's backends in
-  // its family, and the packet path is IPv4's): 6 bytes each where an
-  // lb::Endpoint takes 18, which keeps the entry to one line.
+  bool keeps_source = false;
+  // eligible's first kInlineBackends (as many as it has), as IPv4 (the
+  // model keeps a frontend's backends in its family, and the packet path is
+  // IPv4's): 6 bytes each where an lb::Endpoint takes 18, which keeps the
+  // entry to one line. backend(i) reads them for i < kInlineBackends.
   uint32_t inline_addr[kInlineBackends] = {};  // network order
   uint16_t inline_port[kInlineBackends] = {};
 
@@ -124,7 +124,7 @@ struct alignas(64) ServiceEntry {
     return maglev[lb::ReduceHash(flow_hash, maglev_size)];
   }
   lb::Endpoint backend(uint16_t i) const {
-    if (i >= inline_count) return eligible[i].endpoint;
+    if (i >= kInlineBackends) return eligible[i].endpoint;
     return {lb::IpAddr::FromV4Bytes(reinterpret_cast<const uint8_t*>(&inline_addr[i])),
             inline_port[i]};
   }
