@@ -1,5 +1,7 @@
 #include "lb/conntrack.h"
 
+#include <random>
+
 #include "absl/strings/str_cat.h"
 #include "lb/packet.h"
 
@@ -42,7 +44,12 @@ absl::StatusOr<std::unique_ptr<ConntrackShard>> ConntrackShard::Create(
     return absl::InvalidArgumentError(
         "conntrack eviction_scan 0: must examine at least one record");
   }
-  return std::unique_ptr<ConntrackShard>(new ConntrackShard(config));
+  ConntrackConfig seeded = config;
+  if (seeded.hash_seed == 0) {
+    std::random_device random;
+    while (seeded.hash_seed == 0) seeded.hash_seed = random();
+  }
+  return std::unique_ptr<ConntrackShard>(new ConntrackShard(seeded));
 }
 
 ConntrackShard::ConntrackShard(const ConntrackConfig& config)

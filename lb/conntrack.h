@@ -13,6 +13,7 @@
 #include "lb/flow_hash.h"
 #include "lb/hash_index.h"
 #include "lb/net.h"
+#include "lb/prefetch.h"
 #include "lb/table_memory.h"
 
 namespace atl::lb {
@@ -39,7 +40,11 @@ enum class CtDir : uint8_t { kOriginal = 0, kReply = 1 };
 
 struct ConntrackConfig {
   uint32_t max_flows = 1 << 20;
-  uint32_t hash_seed = 0x6a09e667;
+  // The index's FlowHash seed; 0: one drawn at random by Create. A seed
+  // nobody outside knows, as Linux's conntrack draws (nf_conntrack_hash_rnd):
+  // with a fixed one, a sender could pick tuples that all land in one run of
+  // the index and make every lookup walk it.
+  uint32_t hash_seed = 0;
   // Timeouts in seconds. TCP follows Cilium's (shorter than Linux's, which
   // keeps established flows 5 days); UDP and ICMP follow Linux's nf_conntrack.
   uint32_t tcp_syn_s = 60;
@@ -112,6 +117,8 @@ class ConntrackShard {
   ConntrackShard(const ConntrackShard&) = delete;
   ConntrackShard& operator=(const ConntrackShard&) = delete;
 
+  // The index's hash of a key: FlowHash with this shard's seed, which is
+  // not Maglev's (kMaglevSeed).
   uint32_t Hash(const FlowKey& key) const { return FlowHash(key, config_.hash_seed); }
   // Burst callers hash a few packets ahead and prefetch their slots.
   void Prefetch(uint32_t hash) const { index_.Prefetch(hash); }
@@ -137,7 +144,7 @@ class ConntrackShard {
   // of the reply tuple, the two lines a creation misses on.
   void PrefetchInsert(const FlowKey& reply, uint32_t nth) const {
     index_.Prefetch(Hash(reply));
-    if (nth < free_.size()) __builtin_prefetch(&flows_[free_[free_.size() - 1 - nth]], 1);
+    if (nth < free_.size()) lb::Prefetch(&flows_[free_[free_.size() - 1 - nth]]);
   }
 
   struct Hit {
@@ -201,8 +208,8 @@ class ConntrackShard {
   static uint32_t Ref(uint32_t flow, CtDir dir) { return flow << 1 | static_cast<uint32_t>(dir); }
   void PrefetchRecord(uint32_t ref) const {
     const char* f = reinterpret_cast<const char*>(&flows_[ref >> 1]);
-    __builtin_prefetch(f);
-    __builtin_prefetch(f + 64);
+    lb::Prefetch(f);
+    lb::Prefetch(f + 64);
   }
   // The Ref of the flow that owns `key` in either direction, or HashIndex::kNone.
   uint32_t RefOf(const FlowKey& key) const {

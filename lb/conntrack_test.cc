@@ -115,6 +115,31 @@ TEST(ConntrackCreateTest, AcceptsOneFlow) {
   EXPECT_EQ(ct->size(), 0u);
 }
 
+// A shard not given a seed draws its own, so its index places flows where
+// no one outside can work out: two such shards hash a key alike only by a
+// 2^-32 chance. Given one, it keeps it.
+TEST(ConntrackCreateTest, DrawsAHashSeedOfItsOwnUnlessGiven) {
+  ConntrackConfig config;
+  config.max_flows = 16;
+  ASSERT_EQ(config.hash_seed, 0u);
+  auto a = ConntrackShard::Create(config);
+  auto b = ConntrackShard::Create(config);
+  ASSERT_TRUE(a.ok() && b.ok());
+  int alike = 0;
+  for (uint16_t port = 40000; port < 40004; ++port) {
+    const FlowKey k = ClientConn(port).original;
+    if ((*a)->Hash(k) == (*b)->Hash(k)) ++alike;
+    // Neither is Maglev's seed, which is published.
+    EXPECT_NE((*a)->Hash(k), FlowHash(k, kMaglevSeed));
+  }
+  EXPECT_LT(alike, 4);
+  config.hash_seed = 0x6a09e667;
+  auto c = ConntrackShard::Create(config);
+  ASSERT_TRUE(c.ok());
+  const FlowKey k = ClientConn(40000).original;
+  EXPECT_EQ((*c)->Hash(k), FlowHash(k, 0x6a09e667));
+}
+
 TEST_F(ConntrackTest, TcpHandshakeAndTeardown) {
   const Conn c = ClientConn(40000);
   uint64_t now = 1000 * kSec;
@@ -398,7 +423,8 @@ TEST_F(ConntrackTest, LookupFromAGuessFindsWhatTheIndexFinds) {
   ASSERT_TRUE(hit_c.found());
   EXPECT_EQ(hit_c.flow, id_a);
   // An expired flow found from its guess goes, as from the index.
-  const ConntrackShard::Hit late = ct_->Lookup(b.original, ct_->Hash(b.original), 60 * kSec, id_b << 1);
+  const ConntrackShard::Hit late =
+      ct_->Lookup(b.original, ct_->Hash(b.original), 60 * kSec, id_b << 1);
   EXPECT_FALSE(late.found());
   EXPECT_FALSE(Lookup(b.original, 0).found()) << "removed, not only skipped";
   EXPECT_EQ(ct_->stats().expired, 1u);

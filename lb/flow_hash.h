@@ -1,4 +1,5 @@
-// The seeded 5-tuple hash that picks a Maglev slot for a new flow.
+// The seeded 5-tuple hash of a flow: the Maglev slot a new flow gets, and
+// where conntrack's index keeps it.
 //
 // Why Jenkins' lookup3 (the kernel's jhash2) and not xxHash or a CRC: the eBPF
 // backend must compute the very same value inside a tc program, where no library
@@ -86,6 +87,11 @@ inline uint32_t FlowHash(const FlowKey& key, uint32_t seed) {
   std::memcpy(words, &key, sizeof(words));
   return Jhash2(words, sizeof(FlowKey) / 4, seed);
 }
+
+// The seed of FlowHash for Maglev: the eBPF programs' (0), so that every
+// backend picks the same slot for a flow. Tables of flows hash with a seed
+// of their own (ConntrackConfig::hash_seed).
+constexpr uint32_t kMaglevSeed = 0;
 
 // Maps a 32-bit hash onto [0, n) with a multiply and a shift instead of a
 // division (Lemire's fast range reduction): unbiased enough for n far below 2^32

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "lb/prefetch.h"
 #include "lb/table_memory.h"
 
 namespace atl::lb {
@@ -68,7 +69,7 @@ class HashIndex {
     return Find(hash, [](uint32_t) { return true; });
   }
 
-  void Prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+  void Prefetch(uint32_t hash) const { lb::Prefetch(&slots_[hash & mask_]); }
   // The reference in the hash's home slot (a guess for prefetching), or kNone.
   uint32_t HomeRef(uint32_t hash) const { return slots_[hash & mask_].ref; }
   uint64_t capacity() const { return uint64_t{mask_} + 1; }

@@ -19,6 +19,7 @@
 #include "lb/flow_hash.h"
 #include "lb/maglev.h"
 #include "lb/net.h"
+#include "lb/prefetch.h"
 
 namespace atl::lb {
 
@@ -85,9 +86,8 @@ struct Service {
   // Starts loading what MaglevPick and the chosen backend will read.
   void PrefetchPick(uint32_t flow_hash) const {
     if (!has_backend()) return;
-    __builtin_prefetch(
-        &maglev.slots[ReduceHash(flow_hash, static_cast<uint32_t>(maglev.slots.size()))]);
-    __builtin_prefetch(eligible.data());
+    Prefetch(&maglev.slots[ReduceHash(flow_hash, static_cast<uint32_t>(maglev.slots.size()))]);
+    Prefetch(eligible.data());
   }
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "lb/nat.h"
+#include "lb/prefetch.h"
 
 namespace atl::lb {
 
@@ -84,10 +85,14 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     service_[j] = p.icmp_error
                       ? nullptr
                       : services_->Lookup(p.ip.key.dst, p.ip.key.dst_port, p.ip.key.proto, scope);
-    if (service_[j] != nullptr) __builtin_prefetch(service_[j]);
+    if (service_[j] != nullptr) Prefetch(service_[j]);
   }
+  // Maglev's hash, not conntrack's: the slot every backend picks for the flow.
+  uint32_t maglev_hash[kMaxBurst];
   for (size_t j = 0; j < n_fresh; ++j) {
-    if (service_[j] != nullptr) service_[j]->PrefetchPick(hash[fresh[j]]);
+    if (service_[j] == nullptr) continue;
+    maglev_hash[j] = FlowHash(parsed[fresh[j]].ip.key, kMaglevSeed);
+    service_[j]->PrefetchPick(maglev_hash[j]);
   }
   // What the conntrack entry of each will need, for Maglev's choice (affinity
   // may choose otherwise; then this was only a wasted prefetch).
@@ -97,7 +102,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     const ParsedPacket& p = parsed[fresh[j]];
     FlowKey reply = p.ip.key.Reversed();
     const Endpoint& backend =
-        service_[j]->eligible[service_[j]->MaglevPick(hash[fresh[j]])].endpoint;
+        service_[j]->eligible[service_[j]->MaglevPick(maglev_hash[j])].endpoint;
     reply.src = backend.addr;
     reply.src_port = backend.port;
     conntrack_->PrefetchInsert(reply, creations++);
@@ -114,7 +119,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     if (Track(pkts[k].data, parsed[k], hash[k], now_ns, &out[k])) continue;
     out[k] = service_[j] == nullptr
                  ? StatelessReply(pkts[k].data, parsed[k], now_ns)
-                 : Balance(pkts[k].data, parsed[k], hash[k], *service_[j], now_ns);
+                 : Balance(pkts[k].data, parsed[k], maglev_hash[j], *service_[j], now_ns);
   }
 }
 
@@ -122,7 +127,7 @@ Verdict Worker::TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t h
                                uint64_t now_ns) {
   Verdict v;
   if (Track(frame, p, hash, now_ns, &v)) return v;
-  return NewFlow(frame, p, hash, scope, now_ns);
+  return NewFlow(frame, p, scope, now_ns);
 }
 
 bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns,
@@ -154,16 +159,15 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
   return true;
 }
 
-Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
-                        uint64_t now_ns) {
+Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, Scope scope, uint64_t now_ns) {
   const FlowKey& key = p.ip.key;
   const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
   if (svc == nullptr) return StatelessReply(frame, p, now_ns);
-  return Balance(frame, p, hash, *svc, now_ns);
+  return Balance(frame, p, FlowHash(key, kMaglevSeed), *svc, now_ns);
 }
 
-Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc,
-                        uint64_t now_ns) {
+Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t maglev_hash,
+                        const Service& svc, uint64_t now_ns) {
   // service_lb: the affinity binding if any, else the Maglev slot of the flow hash.
   if (!svc.has_backend()) return Drop(DropReason::kNoBackend);
   const FlowKey& key = p.ip.key;
@@ -172,7 +176,7 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, co
   if (svc.affinity_timeout_s > 0 && (bound = affinity_->Lookup(svc, key.src, now_ns))) {
     index = *bound;
   } else {
-    index = svc.MaglevPick(hash);
+    index = svc.MaglevPick(maglev_hash);
     if (svc.affinity_timeout_s > 0) affinity_->Record(svc, key.src, index, now_ns);
   }
   // Two flows must never share a reply tuple, or their replies could not be

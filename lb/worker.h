@@ -82,10 +82,10 @@ class Worker {
   // conntrack: true when the packet belongs to a live flow and *out is its
   // verdict; false when it starts a new flow.
   bool Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out);
-  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
-                  uint64_t now_ns);
-  // service_lb for a new flow of `svc`: picks the backend, records the flow, DNATs.
-  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, const Service& svc,
+  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, Scope scope, uint64_t now_ns);
+  // service_lb for a new flow of `svc`: picks the backend (`maglev_hash` is
+  // FlowHash's, not conntrack's), records the flow, DNATs.
+  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t maglev_hash, const Service& svc,
                   uint64_t now_ns);
   Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
   Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
@@ -98,7 +98,7 @@ class Worker {
   uint64_t last_stateless_ns_ = 0;
   // Scratch for ProcessBurst, kept here so a burst does not construct them anew.
   ParsedPacket parsed_[kMaxBurst];
-  uint32_t hash_[kMaxBurst];
+  uint32_t hash_[kMaxBurst];  // conntrack's
   const Service* service_[kMaxBurst];
 };
 

@@ -103,7 +103,7 @@ class Node {
     const Service* svc = services_.Lookup(p.ip.key.dst, p.ip.key.dst_port, p.ip.key.proto, scope);
     EXPECT_NE(svc, nullptr) << p.ip.key.ToString();
     if (svc == nullptr || !svc->has_backend()) return {};
-    return svc->eligible[svc->MaglevPick(conntrack_->Hash(p.ip.key))].endpoint;
+    return svc->eligible[svc->MaglevPick(FlowHash(p.ip.key, kMaglevSeed))].endpoint;
   }
   uint64_t drops(DropReason r) const { return worker_->stats().drops[static_cast<size_t>(r)]; }
   uint64_t total_drops() const {

@@ -25,6 +25,7 @@
 #include "dataplane/dpdk/host_link.h"
 #include "dataplane/in_process_dataplane.h"
 #include "lb/net.h"
+#include "lb/prefetch.h"
 #include "lb/service_table.h"
 #include "lb/table_memory.h"
 
@@ -197,7 +198,7 @@ class HostTables {
   // Starts loading the entry ServiceOf finds for an exact frontend.
   void PrefetchService(uint32_t addr, uint16_t port, lb::IpProto proto, lb::Scope scope) const {
     const void* e = &service_entries_[SlotOf(ServiceKey(addr, port, proto, scope))];
-    __builtin_prefetch(e);
+    lb::Prefetch(e);
   }
   uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
   // Other hosts' underlay addresses (network order), whose MACs encap needs.

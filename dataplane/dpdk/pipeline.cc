@@ -15,6 +15,7 @@
 #include "lb/checksum.h"
 #include "lb/flow_hash.h"
 #include "lb/nat.h"
+#include "lb/prefetch.h"
 #include "lb/status_macros.h"
 
 namespace atl::dataplane::dpdk {
@@ -24,9 +25,6 @@ constexpr uint16_t kEtherTypeArp = 0x0806;
 constexpr size_t kEthLen = 14;
 constexpr size_t kIpv4Len = 20;
 constexpr uint8_t kIpProtoUdp = 17;
-// The flow hash's seed: the eBPF programs hash with 0, and both backends must
-// pick the same Maglev slot for a flow.
-constexpr uint32_t kFlowHashSeed = 0;
 
 uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 void Store16(uint8_t* p, uint16_t v) {
@@ -92,8 +90,7 @@ const char* DropReasonName(DropReason reason) {
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineConfig& config) {
   lb::ConntrackConfig ct;
-  ct.max_flows = config.conntrack_flows;
-  ct.hash_seed = kFlowHashSeed;  // one hash for conntrack and Maglev
+  ct.max_flows = config.conntrack_flows;  // and a seed of its own, at random
   ATL_ASSIGN_OR_RETURN(std::unique_ptr<lb::ConntrackShard> shard, lb::ConntrackShard::Create(ct));
   if (config.workers == 0 || config.worker >= config.workers) {
     return absl::InvalidArgumentError(
@@ -272,6 +269,7 @@ bool Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tu
   }
   static_cast<Handoff&>(*out) = {.tunnel = tunnel, .src_segment = src_segment, .origin = origin};
   out->hash = conntrack_->Hash(p.ip.key);
+  out->maglev_hash.reset();
   return true;
 }
 
@@ -335,6 +333,7 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     if (in.origin == Origin::kOverlay || in.flow_guess != lb::ConntrackShard::kNoGuess) continue;
     const lb::FlowKey& key = in.p.ip.key;
     t.PrefetchService(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
+    in.maglev_hash = lb::FlowHash(key, lb::kMaglevSeed);
     fresh[n_fresh++] = i;
   }
   for (uint16_t j = 0; j < n_fresh; ++j) {
@@ -342,14 +341,14 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     const lb::FlowKey& key = in.p.ip.key;
     svc[j] = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
     if (svc[j] != nullptr && svc[j]->has_backend()) {
-      __builtin_prefetch(&svc[j]->maglev[lb::ReduceHash(in.hash, svc[j]->maglev_size)]);
+      lb::Prefetch(&svc[j]->maglev[lb::ReduceHash(*in.maglev_hash, svc[j]->maglev_size)]);
     }
   }
   uint32_t creations = 0;
   for (uint16_t j = 0; j < n_fresh; ++j) {
     if (svc[j] == nullptr || !svc[j]->has_backend()) continue;
     const Pending& in = pending_[fresh[j]];
-    const lb::Endpoint backend = svc[j]->backend(svc[j]->MaglevPick(in.hash));
+    const lb::Endpoint backend = svc[j]->backend(svc[j]->MaglevPick(*in.maglev_hash));
     lb::FlowKey reply = in.p.ip.key.Reversed();
     reply.src = backend.addr;
     reply.src_port = backend.port;
@@ -378,8 +377,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
 
   // conntrack: an established flow is translated as it was and not judged again.
   const lb::FlowKey& key = p.ip.key;
-  const uint32_t hash = in.hash;
-  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(key, hash, now_ns, in.flow_guess);
+  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(key, in.hash, now_ns, in.flow_guess);
   if (hit.found()) {
     conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
     const lb::Flow& flow = conntrack_->flow(hit.flow);
@@ -412,7 +410,7 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   if (origin != Origin::kOverlay) {
     svc = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
-      const std::optional<uint16_t> chosen = Select(*svc, key, hash, now_ns);
+      const std::optional<uint16_t> chosen = Select(*svc, key, MaglevHash(in), now_ns);
       if (!chosen) return Drop(DropReason::kNoBackend);
       index = static_cast<uint16_t>((*chosen + in.tried) % svc->eligible_count);
       const lb::Endpoint backend = svc->backend(index);
@@ -495,14 +493,18 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   return v;
 }
 
+uint32_t Pipeline::MaglevHash(const Pending& in) {
+  return in.maglev_hash ? *in.maglev_hash : lb::FlowHash(in.p.ip.key, lb::kMaglevSeed);
+}
+
 std::optional<uint16_t> Pipeline::Select(const ServiceEntry& svc, const lb::FlowKey& key,
-                                         uint32_t hash, uint64_t now_ns) {
+                                         uint32_t maglev_hash, uint64_t now_ns) {
   if (!svc.has_backend()) return std::nullopt;
-  if (!svc.sticky) return svc.MaglevPick(hash);
+  if (!svc.sticky) return svc.MaglevPick(maglev_hash);
   rte_spinlock_lock(&affinity_->lock);
   std::optional<uint16_t> index = affinity_->table.Lookup(*svc.service, key.src, now_ns);
   if (!index) {
-    index = svc.MaglevPick(hash);
+    index = svc.MaglevPick(maglev_hash);
     affinity_->table.Record(*svc.service, key.src, *index, now_ns);
   }
   rte_spinlock_unlock(&affinity_->lock);

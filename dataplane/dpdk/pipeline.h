@@ -184,7 +184,10 @@ class Pipeline {
   // worker, and what that worker finds again by parsing it.
   struct Pending : Handoff {
     lb::ParsedPacket p;
-    uint32_t hash = 0;  // of p.ip.key, conntrack's and Maglev's
+    uint32_t hash = 0;  // of p.ip.key, conntrack's
+    // Maglev's hash of p.ip.key (lb::FlowHash), which a new flow needs: set
+    // by PrefetchFlows for the frames it takes for new flows.
+    std::optional<uint32_t> maglev_hash;
     // Set before the second pass (but not for ICMP errors): conntrack's guess
     // of the frame's flow, for its Lookup.
     uint32_t flow_guess = lb::ConntrackShard::kNoGuess;
@@ -237,9 +240,11 @@ class Pipeline {
   // conntrack onwards.
   Verdict Process(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
+  // Maglev's hash of the frame's key, computed now unless PrefetchFlows did.
+  static uint32_t MaglevHash(const Pending& in);
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
-  std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key, uint32_t hash,
-                                 uint64_t now_ns);
+  std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key,
+                                 uint32_t maglev_hash, uint64_t now_ns);
   // A source port for SNAT to `to.src` whose reply tuple this worker owns and
   // no flow holds; 0: none. `client` is the flow's original source.
   uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;

@@ -294,7 +294,7 @@ TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
     key.src_port = sport;
     key.dst_port = 80;
     key.proto = lb::IpProto::kTcp;
-    const lb::Backend& want = svc->eligible[svc->MaglevPick(lb::FlowHash(key, 0))];
+    const lb::Backend& want = svc->eligible[svc->MaglevPick(lb::FlowHash(key, lb::kMaglevSeed))];
     ASSERT_EQ(got, want.endpoint.addr) << "sport " << sport;
     ++chosen[got];
   }
