@@ -111,6 +111,14 @@ class CniTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] { return controller_->AllAcked({"h1"}); }));
   }
 
+  // A failure may have happened in the agent: what it said goes with it
+  // (every agent of a test appends to one log, a restarted one included).
+  void TearDown() override {
+    if (HasFailure() && agent_) {
+      std::fprintf(stderr, "--- agent log ---\n%s", agent_->Log().c_str());
+    }
+  }
+
   void StartAgent() {
     agent_ = std::make_unique<AgentProcess>(dir_.path(), "h1", controller_->address());
   }
