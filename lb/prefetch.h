@@ -4,7 +4,7 @@
 // find a function whose only effect is a prefetch to be pure, and then drop
 // every call whose result is unused. GCC 12 at -O3 did so to
 // ConntrackShard::PrefetchInsert once its hash became cheap enough to change
-// the inliner's mind: new flows lost their reply-slot prefetch and took 40 %
+// the inliner's mind: new flows lost their reply-slot prefetch and took 45 %
 // longer, with no warning. An asm volatile statement is an effect the
 // compiler must keep where it stands, as in DPDK's rte_prefetch0.
 #pragma once

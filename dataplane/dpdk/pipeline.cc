@@ -269,7 +269,6 @@ bool Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tu
   }
   static_cast<Handoff&>(*out) = {.tunnel = tunnel, .src_segment = src_segment, .origin = origin};
   out->hash = conntrack_->Hash(p.ip.key);
-  out->maglev_hash.reset();
   return true;
 }
 
@@ -330,6 +329,7 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     Pending& in = pending_[i];
     if (!ready_[i] || in.p.icmp_error) continue;
     in.flow_guess = conntrack_->Guess(in.hash);
+    in.maglev_hash.reset();
     if (in.origin == Origin::kOverlay || in.flow_guess != lb::ConntrackShard::kNoGuess) continue;
     const lb::FlowKey& key = in.p.ip.key;
     t.PrefetchService(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));

@@ -185,12 +185,11 @@ class Pipeline {
   struct Pending : Handoff {
     lb::ParsedPacket p;
     uint32_t hash = 0;  // of p.ip.key, conntrack's
-    // Maglev's hash of p.ip.key (lb::FlowHash), which a new flow needs: set
-    // by PrefetchFlows for the frames it takes for new flows.
-    std::optional<uint32_t> maglev_hash;
     // Set before the second pass (but not for ICMP errors): conntrack's guess
-    // of the frame's flow, for its Lookup.
+    // of the frame's flow, for its Lookup, and Maglev's hash of p.ip.key
+    // (lb::FlowHash), for the frames taken for new flows.
     uint32_t flow_guess = lb::ConntrackShard::kNoGuess;
+    std::optional<uint32_t> maglev_hash;
   };
 
   // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
