@@ -18,6 +18,7 @@ lb::MacAddr PodMac(const char* ip) { return dataplane::PodMac(Ip(ip)); }
 // a block of segment a on h2; the services below.
 constexpr const char* kPa1 = "198.19.0.2";
 constexpr const char* kPa2 = "198.19.0.3";
+constexpr const char* kPa3 = "198.19.0.4";
 constexpr const char* kPb1 = "198.19.1.2";
 constexpr const char* kPo1 = "198.19.2.2";
 constexpr const char* kRemoteA = "198.19.0.17";  // a pod of segment a on h2
@@ -254,8 +255,82 @@ std::vector<Step> HostSteps() {
   return steps;
 }
 
+// Two flows never share a reply tuple, or their replies could not be told
+// apart. A client port holding a flow to pa2, through a service or directly,
+// reaches a service that has pa2 too: its flow takes the service's next
+// backend, which isolation judges as it would the first. Eight client ports,
+// so that Maglev picks pa2 first for some of them and the next for others.
+Update ReplyTupleState() {
+  Update u;
+  u.upsert_segments = {MakeSegment("a", 1, "198.19.0.0/24", "198.19.0.1", true),
+                       MakeSegment("b", 2, "198.19.1.0/24", "198.19.1.1", true)};
+  u.upsert_pod_ports = {MakePod("pa1", kPa1, "a"), MakePod("pa2", kPa2, "a"),
+                        MakePod("pa3", kPa3, "a"), MakePod("pb1", kPb1, "b")};
+  u.set_node_addresses = true;
+  u.node_addresses = {kNodeAddr};
+  const auto tcp = [](const char* vip, std::vector<lb::Endpoint> backends) {
+    return MakeFrontend(vip, 80, lb::IpProto::kTcp, lb::Scope::kInternal, std::move(backends));
+  };
+  u.upsert_frontends = {tcp("198.18.64.20", {{Ip(kPa2), 8080}}),
+                        tcp("198.18.64.21", {{Ip(kPa2), 8080}, {Ip(kPa3), 8080}}),
+                        tcp("198.18.64.22", {{Ip(kPa2), 8080}, {Ip(kPb1), 8080}}),
+                        tcp("198.18.64.23", {{Ip(kPa2), 8080}})};
+  return u;
+}
+
+std::vector<Step> ReplyTupleSteps() {
+  using lb::kTcpAck;
+  using lb::kTcpSyn;
+  std::vector<Step> steps;
+  for (uint16_t sport = 41000; sport < 41008; ++sport) {
+    const std::string port = std::to_string(sport);
+    const bool direct = sport % 2 == 1;
+    const char* first = direct ? kPa2 : "198.18.64.20";
+    const uint16_t first_port = direct ? 8080 : 80;
+    steps.push_back(Delivered(
+        PodStep(port + ": a flow to pa2" + (direct ? ", directly" : ", through a service"), "pa1",
+                FromPod(kPa1, first).Tcp(sport, first_port, kTcpSyn).Build()),
+        "pa2", ToPod(kPa1, kPa2).Tcp(sport, 8080, kTcpSyn).Build()));
+    steps.push_back(
+        Delivered(PodStep(port + ": a service of pa2 and pa3 sends the client's port to pa3", "pa1",
+                          FromPod(kPa1, "198.18.64.21").Tcp(sport, 80, kTcpSyn).Build()),
+                  "pa3", ToPod(kPa1, kPa3).Tcp(sport, 8080, kTcpSyn).Build()));
+    steps.push_back(
+        Delivered(PodStep(port + ": pa2's replies are still the first flow's", "pa2",
+                          FromPod(kPa2, kPa1).Tcp(8080, sport, kTcpSyn | kTcpAck).Build()),
+                  "pa1", ToPod(first, kPa1).Tcp(first_port, sport, kTcpSyn | kTcpAck).Build()));
+    steps.push_back(
+        Dropped(PodStep(port + ": a service of pa2 and an isolated pb1 has none for it", "pa1",
+                        FromPod(kPa1, "198.18.64.22").Tcp(sport, 80, kTcpSyn).Build()),
+                "isolated"));
+  }
+  // A reset flow gives its reply tuple up to a new connection's SYN, as Linux
+  // lets a SYN reuse a tuple in TIME_WAIT: a client recycling its port
+  // reaches pa2 again through a service that has no other backend.
+  using lb::kTcpRst;
+  steps.push_back(Delivered(PodStep("41100: a flow to pa2 through a service", "pa1",
+                                    FromPod(kPa1, "198.18.64.20").Tcp(41100, 80, kTcpSyn).Build()),
+                            "pa2", ToPod(kPa1, kPa2).Tcp(41100, 8080, kTcpSyn).Build()));
+  steps.push_back(
+      Delivered(PodStep("41100: the client resets it", "pa1",
+                        FromPod(kPa1, "198.18.64.20").Tcp(41100, 80, kTcpRst | kTcpAck).Build()),
+                "pa2", ToPod(kPa1, kPa2).Tcp(41100, 8080, kTcpRst | kTcpAck).Build()));
+  steps.push_back(
+      Delivered(PodStep("41100: its port's SYN to another service of pa2 takes the tuple over",
+                        "pa1", FromPod(kPa1, "198.18.64.23").Tcp(41100, 80, kTcpSyn).Build()),
+                "pa2", ToPod(kPa1, kPa2).Tcp(41100, 8080, kTcpSyn).Build()));
+  steps.push_back(
+      Delivered(PodStep("41100: pa2's replies are the new flow's", "pa2",
+                        FromPod(kPa2, kPa1).Tcp(8080, 41100, kTcpSyn | kTcpAck).Build()),
+                "pa1", ToPod("198.18.64.23", kPa1).Tcp(80, 41100, kTcpSyn | kTcpAck).Build()));
+  return steps;
+}
+
 }  // namespace
 
-std::vector<Table> AllTables() { return {Table{"host", HostState(), HostSteps()}}; }
+std::vector<Table> AllTables() {
+  return {Table{"host", HostState(), HostSteps()},
+          Table{"reply tuples", ReplyTupleState(), ReplyTupleSteps()}};
+}
 
 }  // namespace atl::dataplane::fixtures

@@ -371,7 +371,6 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   const lb::ParsedPacket& p = in.p;
   const Origin origin = in.origin;
-  const uint32_t src_segment = in.src_segment;
   const Tunnel tunnel = in.tunnel;
   if (p.icmp_error) return IcmpError(m, in, t, now_ns);
 
@@ -403,57 +402,34 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   }
 
   // service_lb
-  lb::FlowKey to = key;
-  bool external = false;
   const ServiceEntry* svc = nullptr;
-  uint16_t index = 0;
+  uint16_t chosen = 0;
   if (origin != Origin::kOverlay) {
     svc = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
-      const std::optional<uint16_t> chosen = Select(*svc, key, MaglevHash(in), now_ns);
-      if (!chosen) return Drop(DropReason::kNoBackend);
-      index = static_cast<uint16_t>((*chosen + in.tried) % svc->eligible_count);
-      const lb::Endpoint backend = svc->backend(index);
-      to.dst = backend.addr;
-      to.dst_port = backend.port;
-      if (origin == Origin::kUplink) {
-        // An external frontend admits its clients; with policy Cluster the
-        // source becomes this node, so that replies come back through it.
-        external = true;
-        if (!svc->keeps_source) to.src = FromBe32(t.node_addr());
-      } else if (to.dst == key.src) {
-        // Hairpin: a pod reaching itself through a service would see its own
-        // address as the source, which its stack drops: it sees the gateway.
-        if (const SegmentEntry* seg = t.SegmentOf(Be32(key.src))) to.src = FromBe32(seg->gateway);
-      }
+      const std::optional<uint16_t> pick = Select(*svc, key, MaglevHash(in), now_ns);
+      if (!pick) return Drop(DropReason::kNoBackend);
+      chosen = *pick;
     } else if (origin == Origin::kUplink) {
       return Go(Next::kHost);  // the host's own traffic
     }
   }
 
-  // isolation, on the final destination
-  const SegmentEntry* dst_segment = t.SegmentOf(Be32(to.dst));
-  if (!external && !t.IsolationAllows(src_segment, dst_segment)) {
-    return Drop(DropReason::kIsolated);
-  }
-  if (origin == Origin::kOverlay) {
-    // Another host sends only to pods of this one, in the segment of the VNI.
-    const PodEntry* pod = t.PodByAddr(Be32(to.dst));
-    if (pod == nullptr) return Drop(DropReason::kNoRoute);
-    if (pod->segment != tunnel.vni) return Drop(DropReason::kVniMismatch);
-  } else if (dst_segment == nullptr && origin == Origin::kPod) {
-    // snat: leaving the cluster as the namespace's egress IP or the node.
-    const SegmentEntry* seg = t.SegmentOf(Be32(key.src));
-    to.src = FromBe32(seg && seg->egress ? seg->egress : t.node_addr());
-  }
-  const bool snat = !(to.src == key.src) && key.proto != lb::IpProto::kIcmp;
-
   // Record the flow, on the worker that owns its reply tuple. Two flows never
   // share a reply tuple, or their replies could not be told apart: a service
-  // flow whose tuple is taken tries the service's next backend, as lb::Worker does.
+  // flow whose tuple is taken tries the service's next backend, as lb::Worker
+  // does, judged by isolation as the first; up to kMaxBackendTries of them.
   uint32_t flow = lb::ConntrackShard::kNoFlow;
+  lb::FlowKey to;
   for (uint16_t tried = in.tried;; ++tried) {
-    if (snat) {
+    const ServiceBackend backend =
+        svc == nullptr
+            ? ServiceBackend{}
+            : ServiceBackend{svc, static_cast<uint16_t>((chosen + tried) % svc->eligible_count)};
+    if (const std::optional<DropReason> refused = Destine(in, backend, t, &to)) {
+      return Drop(*refused);
+    }
+    if (!(to.src == key.src) && key.proto != lb::IpProto::kIcmp) {  // snat: a port too
       to.src_port = SnatPort(to, key.src, now_ns);
       if (to.src_port == 0) return Drop(DropReason::kNatExhausted);
     }
@@ -476,13 +452,9 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
       ++stats_.stateless;
       break;
     }
-    if (svc == nullptr || tried + 1u >= svc->eligible_count) {
+    if (svc == nullptr || tried + 1u >= svc->eligible_count || tried + 1u >= kMaxBackendTries) {
       return Drop(DropReason::kNatExhausted);
     }
-    index = static_cast<uint16_t>((index + 1) % svc->eligible_count);
-    const lb::Endpoint backend = svc->backend(index);
-    to.dst = backend.addr;
-    to.dst_port = backend.port;
   }
   if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
   uint32_t resolved;
@@ -495,6 +467,42 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
 
 uint32_t Pipeline::MaglevHash(const Pending& in) {
   return in.maglev_hash ? *in.maglev_hash : lb::FlowHash(in.p.ip.key, lb::kMaglevSeed);
+}
+
+std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to,
+                                            const HostTables& t, lb::FlowKey* out) const {
+  const lb::FlowKey& key = in.p.ip.key;
+  *out = key;
+  bool external = false;
+  if (to.service != nullptr) {
+    const lb::Endpoint backend = to.service->backend(to.index);
+    out->dst = backend.addr;
+    out->dst_port = backend.port;
+    if (in.origin == Origin::kUplink) {
+      // An external frontend admits its clients; with policy Cluster the
+      // source becomes this node, so that replies come back through it.
+      external = true;
+      if (!to.service->keeps_source) out->src = FromBe32(t.node_addr());
+    } else if (out->dst == key.src) {
+      // Hairpin: a pod reaching itself through a service would see its own
+      // address as the source, which its stack drops: it sees the gateway.
+      if (const SegmentEntry* seg = t.SegmentOf(Be32(key.src))) out->src = FromBe32(seg->gateway);
+    }
+  }
+  // isolation, on the final destination
+  const SegmentEntry* dst_segment = t.SegmentOf(Be32(out->dst));
+  if (!external && !t.IsolationAllows(in.src_segment, dst_segment)) return DropReason::kIsolated;
+  if (in.origin == Origin::kOverlay) {
+    // Another host sends only to pods of this one, in the segment of the VNI.
+    const PodEntry* pod = t.PodByAddr(Be32(out->dst));
+    if (pod == nullptr) return DropReason::kNoRoute;
+    if (pod->segment != in.tunnel.vni) return DropReason::kVniMismatch;
+  } else if (dst_segment == nullptr && in.origin == Origin::kPod) {
+    // snat: leaving the cluster as the namespace's egress IP or the node.
+    const SegmentEntry* seg = t.SegmentOf(Be32(key.src));
+    out->src = FromBe32(seg && seg->egress ? seg->egress : t.node_addr());
+  }
+  return std::nullopt;
 }
 
 std::optional<uint16_t> Pipeline::Select(const ServiceEntry& svc, const lb::FlowKey& key,

@@ -244,6 +244,20 @@ class Pipeline {
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
   std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key,
                                  uint32_t maglev_hash, uint64_t now_ns);
+  // The most backends a new flow tries when their reply tuples are taken: as
+  // many as the eBPF programs (ATL_MAX_BACKEND_TRIES), whose verifier wants a bound.
+  static constexpr uint16_t kMaxBackendTries = 16;
+  // One of a service's backends, by its index among the eligible ones; no
+  // service: a flow to its own destination.
+  struct ServiceBackend {
+    const ServiceEntry* service = nullptr;
+    uint16_t index = 0;
+  };
+  // service_lb's translation of a new flow's frame to `to`, then isolation
+  // and snat's address: the tuple it goes on as (`*out`, its source port not
+  // chosen yet), or the reason it is dropped.
+  std::optional<DropReason> Destine(const Pending& in, ServiceBackend to, const HostTables& t,
+                                    lb::FlowKey* out) const;
   // A source port for SNAT to `to.src` whose reply tuple this worker owns and
   // no flow holds; 0: none. `client` is the flow's original source.
   uint16_t SnatPort(const lb::FlowKey& to, const lb::IpAddr& client, uint64_t now_ns) const;

@@ -80,7 +80,48 @@ static __always_inline int atl_icmp_error(struct __sk_buff *skb, struct atl_pkt 
   return atl_route(skb, p->flow.saddr, p->flow.daddr, NULL, cfg);
 }
 
-/* conntrack → (a new flow: service_lb → isolation → record) → NAT → route.
+/* service_lb's translation of a new flow to backend `b` of `svc` (NULL: to
+ * its own destination), then isolation and snat's address: the tuple it goes
+ * on as (`*to`, its source port not chosen yet), or a drop reason + 1. */
+static __always_inline int atl_destine(const struct atl_pkt *p, const struct atl_svc *svc,
+                                       const struct atl_backend *b, enum atl_origin origin,
+                                       __u32 src_segment, __u32 vni,
+                                       const struct atl_config *cfg, struct atl_ct_key *to) {
+  *to = p->flow;
+  int external = 0;
+  if (svc && b) {
+    to->daddr = b->addr;
+    to->dport = b->port;
+    if (origin == ATL_FROM_UPLINK) {
+      /* An external frontend admits its clients; with policy Cluster the
+       * source becomes this node, so that replies come back through it. */
+      external = 1;
+      if (!(svc->flags & ATL_SVC_KEEP_SOURCE)) to->saddr = cfg->node_addr;
+    } else if (b->addr == p->flow.saddr) {
+      /* Hairpin: a pod reaching itself through a service would see its own
+       * address as the source, which its stack drops: it sees the gateway. */
+      struct atl_segment *seg = atl_segment_of(p->flow.saddr);
+      if (seg) to->saddr = seg->gateway;
+    }
+  }
+
+  /* isolation, on the final destination */
+  struct atl_segment *dst_segment = atl_segment_of(to->daddr);
+  if (!external && !atl_isolation_allows(src_segment, dst_segment)) return ATL_DROP_ISOLATED + 1;
+  if (origin == ATL_FROM_OVERLAY) {
+    /* Another host sends only to pods of this one, in the segment of the VNI. */
+    struct atl_pod *pod = bpf_map_lookup_elem(&atl_pods, &to->daddr);
+    if (!pod) return ATL_DROP_NO_ROUTE + 1;
+    if (pod->segment != vni) return ATL_DROP_VNI_MISMATCH + 1;
+  } else if (!dst_segment && origin == ATL_FROM_POD) {
+    /* snat: leaving the cluster as the namespace's egress IP or the node. */
+    struct atl_segment *seg = atl_segment_of(p->flow.saddr);
+    to->saddr = seg && seg->egress ? seg->egress : cfg->node_addr;
+  }
+  return 0;
+}
+
+/* conntrack → (a new flow: service_lb → isolation → snat → record) → NAT → route.
  * `src_segment` is the sender's segment (0: a host or outside); `tunnel` and
  * `vni` say which host sent a packet that came by the overlay. */
 static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin origin,
@@ -105,47 +146,44 @@ static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin or
   }
 
   /* service_lb */
-  struct atl_ct_key to = p.flow;
+  struct atl_svc *svc = NULL;
+  __u32 chosen = 0;
   __u8 ct_flags = 0;
   if (origin != ATL_FROM_OVERLAY) {
     __u8 scope = origin == ATL_FROM_POD ? ATL_SCOPE_INTERNAL : ATL_SCOPE_EXTERNAL;
-    struct atl_svc *svc = atl_lb_lookup(p.flow.daddr, p.flow.dport, p.flow.proto, scope);
+    svc = atl_lb_lookup(p.flow.daddr, p.flow.dport, p.flow.proto, scope);
     if (svc) {
-      struct atl_backend *b = atl_lb_select(svc, &p.flow, now);
-      if (!b) return atl_drop(skb, ATL_DROP_NO_BACKEND);
-      to.daddr = b->addr;
-      to.dport = b->port;
-      if (origin == ATL_FROM_UPLINK) {
-        /* An external frontend admits its clients; with policy Cluster the
-         * source becomes this node, so that replies come back through it. */
-        ct_flags |= ATL_CT_EXTERNAL;
-        if (!(svc->flags & ATL_SVC_KEEP_SOURCE)) to.saddr = cfg->node_addr;
-      } else if (b->addr == p.flow.saddr) {
-        /* Hairpin: a pod reaching itself through a service would see its own
-         * address as the source, which its stack drops: it sees the gateway. */
-        struct atl_segment *seg = atl_segment_of(p.flow.saddr);
-        if (seg) to.saddr = seg->gateway;
-      }
+      int pick = atl_lb_select(svc, &p.flow, now);
+      if (pick < 0) return atl_drop(skb, ATL_DROP_NO_BACKEND);
+      chosen = pick;
+      if (origin == ATL_FROM_UPLINK) ct_flags |= ATL_CT_EXTERNAL;
     } else if (origin == ATL_FROM_UPLINK) {
       return atl_pass(skb); /* the host's own traffic */
     }
   }
 
-  /* isolation, on the final destination */
-  struct atl_segment *dst_segment = atl_segment_of(to.daddr);
-  if (!(ct_flags & ATL_CT_EXTERNAL) && !atl_isolation_allows(src_segment, dst_segment))
-    return atl_drop(skb, ATL_DROP_ISOLATED);
-  if (origin == ATL_FROM_OVERLAY) {
-    /* Another host sends only to pods of this one, in the segment of the VNI. */
-    struct atl_pod *pod = bpf_map_lookup_elem(&atl_pods, &to.daddr);
-    if (!pod) return atl_drop(skb, ATL_DROP_NO_ROUTE);
-    if (pod->segment != vni) return atl_drop(skb, ATL_DROP_VNI_MISMATCH);
-  } else if (!dst_segment && origin == ATL_FROM_POD) {
-    /* snat: leaving the cluster as the namespace's egress IP or the node. */
-    struct atl_segment *seg = atl_segment_of(p.flow.saddr);
-    to.saddr = seg && seg->egress ? seg->egress : cfg->node_addr;
+  /* Two flows never share a reply tuple, or their replies could not be told
+   * apart: a service flow whose reply tuple a live flow holds tries the
+   * service's next backend, judged by isolation as the first (SNAT chooses a
+   * free port instead). As the DPDK pipeline and lb::Worker do. */
+  struct atl_ct_key to;
+  int snat;
+  for (__u32 tried = 0;; tried++) {
+    struct atl_backend *b = NULL;
+    if (svc) {
+      b = atl_backend_at(svc, (chosen + tried) % svc->backend_count);
+      if (!b) return atl_drop(skb, ATL_DROP_NO_BACKEND);
+    }
+    err = atl_destine(&p, svc, b, origin, src_segment, vni, cfg, &to);
+    if (err) return atl_drop(skb, err - 1);
+    snat = to.saddr != p.flow.saddr && p.flow.proto != IPPROTO_ICMP;
+    if (snat) break;
+    struct atl_ct_key reply = atl_reverse(&to);
+    if (!atl_ct_taken(&reply, p.tcp_flags, now)) break;
+    if (!svc || tried + 1 >= svc->backend_count || tried + 1 >= ATL_MAX_BACKEND_TRIES)
+      return atl_drop(skb, ATL_DROP_NAT_EXHAUSTED);
   }
-  if (to.saddr != p.flow.saddr && p.flow.proto != IPPROTO_ICMP) {
+  if (snat) {
     to.sport = atl_snat_port(&to, to.saddr, p.flow.saddr, now);
     if (!to.sport) return atl_drop(skb, ATL_DROP_NAT_EXHAUSTED);
   }

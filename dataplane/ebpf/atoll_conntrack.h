@@ -67,9 +67,28 @@ static __always_inline struct atl_ct_key atl_ct_rewritten(const struct atl_ct_ke
   return to;
 }
 
+/* Whether a live flow holds `k`, which a new flow whose first packet has
+ * `tcp_flags` wants as its reply tuple. A closing TCP flow gives its tuple
+ * up to a new connection's SYN, as Linux lets a SYN reuse a tuple in
+ * TIME_WAIT (and lb::ConntrackShard::Insert does). */
+static __always_inline int atl_ct_taken(const struct atl_ct_key *k, __u8 tcp_flags, __u64 now) {
+  struct atl_ct *e = atl_ct_lookup(k, now);
+  if (!e) return 0;
+  if (k->proto != IPPROTO_TCP || (tcp_flags & (ATL_TCP_SYN | ATL_TCP_ACK)) != ATL_TCP_SYN)
+    return 1;
+  if (e->tcp_state == ATL_TCP_CLOSING) return 0;
+  /* Each entry sees its own direction's packets: the FIN or RST that closed
+   * the flow may have come the other way, to the entry of its other tuple. */
+  struct atl_ct_key sent = atl_ct_rewritten(k, e);
+  struct atl_ct_key other = atl_reverse(&sent);
+  struct atl_ct *o = atl_ct_lookup(&other, now);
+  return !(o && o->tcp_state == ATL_TCP_CLOSING);
+}
+
 /* Records a new flow: `orig` as its first packet came, translated to `to`.
  * `flags` (ATL_CT_EXTERNAL) go to both entries; `tunnel` and `vni` (0: none)
- * say where the first packet came from, for the reply entry. */
+ * say where the first packet came from, for the reply entry. -1: the reply
+ * tuple is another flow's (atl_ct_taken), or the map refused. */
 static __always_inline int atl_ct_create(const struct atl_ct_key *orig,
                                          const struct atl_ct_key *to, __u8 flags,
                                          __be32 tunnel, __u32 vni, __u8 tcp_flags, __u64 now) {
@@ -98,8 +117,13 @@ static __always_inline int atl_ct_create(const struct atl_ct_key *orig,
     rev.nat_saddr = orig->daddr;
     rev.nat_sport = orig->dport;
   }
+  /* The caller found the reply tuple free, but another CPU may have taken it
+   * since: a flow holding it keeps it, an expired one gives it up. */
   struct atl_ct_key reply = atl_reverse(to);
-  if (bpf_map_update_elem(&atl_ct, &reply, &rev, BPF_ANY) < 0) return -1;
+  if (bpf_map_update_elem(&atl_ct, &reply, &rev, BPF_NOEXIST) < 0 &&
+      (atl_ct_taken(&reply, tcp_flags, now) ||
+       bpf_map_update_elem(&atl_ct, &reply, &rev, BPF_ANY) < 0))
+    return -1;
   if (bpf_map_update_elem(&atl_ct, orig, &fwd, BPF_ANY) < 0) return -1;
   return 0;
 }

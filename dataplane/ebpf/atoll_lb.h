@@ -50,21 +50,28 @@ static __always_inline struct atl_backend *atl_backend_at(const struct atl_svc *
   return bpf_map_lookup_elem(&atl_backends, &at);
 }
 
-/* The backend for a new flow; NULL when the service has none. */
-static __always_inline struct atl_backend *atl_lb_select(const struct atl_svc *svc,
-                                                         const struct atl_ct_key *flow,
-                                                         __u64 now) {
-  if (svc->backend_count == 0 || svc->maglev_size == 0) return NULL;
+/* The most backends of a service a loop visits: the verifier wants a bound. */
+#define ATL_MAX_BACKEND_SCAN 256
+/* The most backends a new flow tries when their reply tuples are taken (see
+ * atl_process): 16 flows from one client port to one service's backends.
+ * Each try costs the verifier about 2,000 instructions, and more, so it is
+ * kept small; the DPDK pipeline tries as many (Pipeline::kMaxBackendTries). */
+#define ATL_MAX_BACKEND_TRIES 16
+
+/* The index of a new flow's backend; -1 when the service has none. */
+static __always_inline int atl_lb_select(const struct atl_svc *svc, const struct atl_ct_key *flow,
+                                         __u64 now) {
+  if (svc->backend_count == 0 || svc->maglev_size == 0) return -1;
   struct atl_affinity_key akey = {.client = flow->saddr, .svc_id = svc->id};
   if (svc->affinity_timeout) {
     /* The client's backend while it is still one of the service's. */
     struct atl_affinity *a = bpf_map_lookup_elem(&atl_affinity, &akey);
     if (a && atl_age(now, a->last_seen_ns) <= (__u64)svc->affinity_timeout * ATL_SEC) {
-      for (__u32 i = 0; i < 256 && i < svc->backend_count; i++) {
+      for (__u32 i = 0; i < ATL_MAX_BACKEND_SCAN && i < svc->backend_count; i++) {
         struct atl_backend *b = atl_backend_at(svc, i);
         if (b && b->addr == a->addr && b->port == a->port) {
           if (now > a->last_seen_ns) a->last_seen_ns = now;
-          return b;
+          return i;
         }
       }
     }
@@ -73,13 +80,15 @@ static __always_inline struct atl_backend *atl_lb_select(const struct atl_svc *s
   __u32 slot = (__u32)(((__u64)hash * svc->maglev_size) >> 32); /* lb::ReduceHash */
   __u32 entry = svc->maglev_offset + slot / ATL_MAGLEV_PER_ENTRY;
   struct atl_maglev_entry *slots = bpf_map_lookup_elem(&atl_maglev, &entry);
-  if (!slots) return NULL;
-  struct atl_backend *b = atl_backend_at(svc, slots->backend[slot % ATL_MAGLEV_PER_ENTRY]);
-  if (b && svc->affinity_timeout) {
+  if (!slots) return -1;
+  __u32 index = slots->backend[slot % ATL_MAGLEV_PER_ENTRY];
+  struct atl_backend *b = atl_backend_at(svc, index);
+  if (!b) return -1;
+  if (svc->affinity_timeout) {
     struct atl_affinity a = {.last_seen_ns = now, .addr = b->addr, .port = b->port};
     bpf_map_update_elem(&atl_affinity, &akey, &a, BPF_ANY);
   }
-  return b;
+  return index;
 }
 
 #endif /* ATOLL_DATAPLANE_EBPF_ATOLL_LB_H_ */

@@ -42,8 +42,10 @@ using fixtures::Step;
 using fixtures::Verdict;
 
 // An interface per pod (and the uplink), one end of a veth pair: the kernel
-// runs a test program on a real device's ifindex.
+// runs a test program on a real device's ifindex. Tables that name the same
+// pod share its interface.
 uint32_t MakeInterface(const std::string& name) {
+  if (const uint32_t existing = if_nametoindex(name.c_str())) return existing;
   const std::string cmd = "ip link add " + name + " type veth peer name " + name +
                           "-p && ip link set " + name + " up";
   if (std::system(cmd.c_str()) != 0) return 0;
