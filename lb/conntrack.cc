@@ -1,5 +1,6 @@
 #include "lb/conntrack.h"
 
+#include <cassert>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -140,10 +141,13 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
   return victim;
 }
 
-uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
-                                uint8_t first_tcp_flags, uint64_t now_ns, uint32_t service,
-                                uint32_t backend) {
-  const uint32_t holder_ref = RefOf(reply);
+uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
+                                const FlowKey& reply, uint8_t first_tcp_flags, uint64_t now_ns,
+                                uint32_t service, uint32_t backend) {
+  // A wrong hash would file the flow where Lookup and Remove never look.
+  assert(original_hash == Hash(original));
+  const uint32_t reply_hash = Hash(reply);
+  const uint32_t holder_ref = RefOf(reply, reply_hash);
   if (holder_ref != HashIndex::kNone) {
     // A flow that is over gives its tuple up: an expired one, or a finished
     // TCP connection (both FINs, or a RST) to a new connection's SYN, as
@@ -172,8 +176,8 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, const FlowKey& reply,
   f.tuple[0] = original;
   f.tuple[1] = reply;
   f.translated = !(reply == original.Reversed());
-  f.hash[0] = Hash(original);
-  f.hash[1] = Hash(reply);
+  f.hash[0] = original_hash;
+  f.hash[1] = reply_hash;
   f.service = service;
   f.backend = backend;
   f.route[0] = f.route[1] = 0;

@@ -161,14 +161,16 @@ class ConntrackShard {
   // and nothing could be evicted (stats().full counts these) or when the
   // reply tuple already belongs to another flow (stats().reply_taken), unless
   // that flow is over: expired, or a finished TCP connection and this one
-  // starts with a SYN (the old flow is removed). `first_tcp_flags` is the
+  // starts with a SYN (the old flow is removed). `original_hash` is
+  // Hash(original), which the caller's Lookup had; `first_tcp_flags` is the
   // first packet's TCP flags (0 for other protocols).
-  uint32_t Insert(const FlowKey& original, const FlowKey& reply, uint8_t first_tcp_flags,
-                  uint64_t now_ns, uint32_t service = 0, uint32_t backend = 0);
+  uint32_t Insert(const FlowKey& original, uint32_t original_hash, const FlowKey& reply,
+                  uint8_t first_tcp_flags, uint64_t now_ns, uint32_t service = 0,
+                  uint32_t backend = 0);
 
   // Whether a live or expired-but-not-yet-removed flow owns `key` in either
   // direction. Keys are unique: Insert refuses a reply tuple already taken.
-  bool Contains(const FlowKey& key) const { return RefOf(key) != HashIndex::kNone; }
+  bool Contains(const FlowKey& key) const { return RefOf(key, Hash(key)) != HashIndex::kNone; }
 
   // Advances the state for a packet of the flow and extends its lifetime.
   void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);
@@ -211,9 +213,10 @@ class ConntrackShard {
     lb::Prefetch(f);
     lb::Prefetch(f + 64);
   }
-  // The Ref of the flow that owns `key` in either direction, or HashIndex::kNone.
-  uint32_t RefOf(const FlowKey& key) const {
-    return index_.Find(Hash(key), [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; });
+  // The Ref of the flow that owns `key` (of hash `hash`) in either direction,
+  // or HashIndex::kNone.
+  uint32_t RefOf(const FlowKey& key, uint32_t hash) const {
+    return index_.Find(hash, [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; });
   }
 
   ConntrackConfig config_;

@@ -119,7 +119,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
     if (Track(pkts[k].data, parsed[k], hash[k], now_ns, &out[k])) continue;
     out[k] = service_[j] == nullptr
                  ? StatelessReply(pkts[k].data, parsed[k], now_ns)
-                 : Balance(pkts[k].data, parsed[k], maglev_hash[j], *service_[j], now_ns);
+                 : Balance(pkts[k].data, parsed[k], hash[k], maglev_hash[j], *service_[j], now_ns);
   }
 }
 
@@ -127,7 +127,7 @@ Verdict Worker::TrackOrBalance(uint8_t* frame, const ParsedPacket& p, uint32_t h
                                uint64_t now_ns) {
   Verdict v;
   if (Track(frame, p, hash, now_ns, &v)) return v;
-  return NewFlow(frame, p, scope, now_ns);
+  return NewFlow(frame, p, hash, scope, now_ns);
 }
 
 bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns,
@@ -159,14 +159,15 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
   return true;
 }
 
-Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, Scope scope, uint64_t now_ns) {
+Verdict Worker::NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
+                        uint64_t now_ns) {
   const FlowKey& key = p.ip.key;
   const Service* svc = services_->Lookup(key.dst, key.dst_port, key.proto, scope);
   if (svc == nullptr) return StatelessReply(frame, p, now_ns);
-  return Balance(frame, p, FlowHash(key, kMaglevSeed), *svc, now_ns);
+  return Balance(frame, p, hash, FlowHash(key, kMaglevSeed), *svc, now_ns);
 }
 
-Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t maglev_hash,
+Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint32_t maglev_hash,
                         const Service& svc, uint64_t now_ns) {
   // service_lb: the affinity binding if any, else the Maglev slot of the flow hash.
   if (!svc.has_backend()) return Drop(DropReason::kNoBackend);
@@ -187,7 +188,7 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t maglev_h
   for (size_t tried = 1;; ++tried) {
     to.dst = svc.eligible[index].endpoint.addr;
     to.dst_port = svc.eligible[index].endpoint.port;
-    if (conntrack_->Insert(key, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) !=
+    if (conntrack_->Insert(key, hash, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) !=
         ConntrackShard::kNoFlow) {
       break;
     }

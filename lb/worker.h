@@ -82,11 +82,12 @@ class Worker {
   // conntrack: true when the packet belongs to a live flow and *out is its
   // verdict; false when it starts a new flow.
   bool Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_t now_ns, Verdict* out);
-  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, Scope scope, uint64_t now_ns);
-  // service_lb for a new flow of `svc`: picks the backend (`maglev_hash` is
-  // FlowHash's, not conntrack's), records the flow, DNATs.
-  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t maglev_hash, const Service& svc,
+  Verdict NewFlow(uint8_t* frame, const ParsedPacket& p, uint32_t hash, Scope scope,
                   uint64_t now_ns);
+  // service_lb for a new flow of `svc`: picks the backend (`maglev_hash` is
+  // FlowHash's with Maglev's seed; `hash` conntrack's), records the flow, DNATs.
+  Verdict Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint32_t maglev_hash,
+                  const Service& svc, uint64_t now_ns);
   Verdict IcmpError(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
   Verdict StatelessReply(uint8_t* frame, const ParsedPacket& p, uint64_t now_ns);
   void ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t now_ns, Verdict* out);

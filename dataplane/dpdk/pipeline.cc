@@ -436,7 +436,8 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
     const lb::FlowKey reply = to.Reversed();
     if (!Owns(reply)) return HandOff(m, in, OwnerOf(reply, config_.workers), true, tried);
     if (!(config_.owners != nullptr && config_.owners->Find(reply))) {
-      flow = conntrack_->Insert(key, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
+      flow =
+          conntrack_->Insert(key, in.hash, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
       if (flow != lb::ConntrackShard::kNoFlow) {
         // Its original direction is steered to another worker: tell it where the flow is.
         if (!Owns(key) && !config_.owners->Set(key, config_.worker)) {
