@@ -304,25 +304,44 @@ std::vector<Step> ReplyTupleSteps() {
                         FromPod(kPa1, "198.18.64.22").Tcp(sport, 80, kTcpSyn).Build()),
                 "isolated"));
   }
-  // A reset flow gives its reply tuple up to a new connection's SYN, as Linux
-  // lets a SYN reuse a tuple in TIME_WAIT: a client recycling its port
-  // reaches pa2 again through a service that has no other backend.
+  // A client's segment of a connection through service `vip` to pa2, and
+  // pa2's answer, which comes from `vip`.
+  const auto to_pa2 = [](std::string name, const char* vip, uint16_t sport, uint8_t flags) {
+    return Delivered(
+        PodStep(std::move(name), "pa1", FromPod(kPa1, vip).Tcp(sport, 80, flags).Build()), "pa2",
+        ToPod(kPa1, kPa2).Tcp(sport, 8080, flags).Build());
+  };
+  const auto from_pa2 = [](std::string name, const char* vip, uint16_t sport, uint8_t flags) {
+    return Delivered(
+        PodStep(std::move(name), "pa2", FromPod(kPa2, kPa1).Tcp(8080, sport, flags).Build()), "pa1",
+        ToPod(vip, kPa1).Tcp(80, sport, flags).Build());
+  };
+  using lb::kTcpFin;
   using lb::kTcpRst;
-  steps.push_back(Delivered(PodStep("41100: a flow to pa2 through a service", "pa1",
-                                    FromPod(kPa1, "198.18.64.20").Tcp(41100, 80, kTcpSyn).Build()),
-                            "pa2", ToPod(kPa1, kPa2).Tcp(41100, 8080, kTcpSyn).Build()));
+  // A reset connection gives its reply tuple up to a new connection's SYN,
+  // as Linux lets a SYN reuse a tuple in TIME_WAIT: a client recycling its
+  // port reaches pa2 again through a service that has no other backend.
+  steps.push_back(to_pa2("41100: a flow to pa2 through a service", "198.18.64.20", 41100, kTcpSyn));
+  steps.push_back(to_pa2("41100: the client resets it", "198.18.64.20", 41100, kTcpRst | kTcpAck));
+  steps.push_back(to_pa2("41100: its port's SYN to another service of pa2 takes the tuple over",
+                         "198.18.64.23", 41100, kTcpSyn));
+  steps.push_back(from_pa2("41100: pa2's replies are the new flow's", "198.18.64.23", 41100,
+                           kTcpSyn | kTcpAck));
+  // A connection closed one way only keeps its tuple; once both sides sent
+  // their FIN it is over, as a reset one is.
+  steps.push_back(to_pa2("41101: a flow to pa2 through a service", "198.18.64.20", 41101, kTcpSyn));
   steps.push_back(
-      Delivered(PodStep("41100: the client resets it", "pa1",
-                        FromPod(kPa1, "198.18.64.20").Tcp(41100, 80, kTcpRst | kTcpAck).Build()),
-                "pa2", ToPod(kPa1, kPa2).Tcp(41100, 8080, kTcpRst | kTcpAck).Build()));
+      to_pa2("41101: the client closes its side", "198.18.64.20", 41101, kTcpFin | kTcpAck));
   steps.push_back(
-      Delivered(PodStep("41100: its port's SYN to another service of pa2 takes the tuple over",
-                        "pa1", FromPod(kPa1, "198.18.64.23").Tcp(41100, 80, kTcpSyn).Build()),
-                "pa2", ToPod(kPa1, kPa2).Tcp(41100, 8080, kTcpSyn).Build()));
+      Dropped(PodStep("41101: while pa2 has not, its port's SYN to another service of pa2 finds no "
+                      "backend with a free tuple",
+                      "pa1", FromPod(kPa1, "198.18.64.23").Tcp(41101, 80, kTcpSyn).Build()),
+              "nat-exhausted"));
+  steps.push_back(from_pa2("41101: pa2 closes its side", "198.18.64.20", 41101, kTcpFin | kTcpAck));
   steps.push_back(
-      Delivered(PodStep("41100: pa2's replies are the new flow's", "pa2",
-                        FromPod(kPa2, kPa1).Tcp(8080, 41100, kTcpSyn | kTcpAck).Build()),
-                "pa1", ToPod("198.18.64.23", kPa1).Tcp(80, 41100, kTcpSyn | kTcpAck).Build()));
+      to_pa2("41101: now the SYN takes the tuple over", "198.18.64.23", 41101, kTcpSyn));
+  steps.push_back(from_pa2("41101: pa2's replies are the new flow's", "198.18.64.23", 41101,
+                           kTcpSyn | kTcpAck));
   return steps;
 }
 

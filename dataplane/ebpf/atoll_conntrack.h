@@ -43,9 +43,11 @@ static __always_inline struct atl_ct *atl_ct_lookup(const struct atl_ct_key *k, 
 static __always_inline void atl_ct_seen(struct atl_ct *e, const struct atl_pkt *p, __u64 now) {
   if (now > e->last_seen_ns) e->last_seen_ns = now;
   if (p->flow.proto == IPPROTO_TCP) {
-    if (p->tcp_flags & (ATL_TCP_FIN | ATL_TCP_RST))
-      e->tcp_state = ATL_TCP_CLOSING;
-    else if (e->tcp_state == ATL_TCP_SYN_SENT && (p->tcp_flags & ATL_TCP_ACK))
+    if (p->tcp_flags & ATL_TCP_RST)
+      e->tcp_state = ATL_TCP_RESET;
+    else if (p->tcp_flags & ATL_TCP_FIN) {
+      if (e->tcp_state != ATL_TCP_RESET) e->tcp_state = ATL_TCP_CLOSING;
+    } else if (e->tcp_state == ATL_TCP_SYN_SENT && (p->tcp_flags & ATL_TCP_ACK))
       e->tcp_state = ATL_TCP_ESTABLISHED;
   } else if (e->flags & ATL_CT_REPLY) {
     e->tcp_state = ATL_TCP_ESTABLISHED; /* answered */
@@ -68,21 +70,22 @@ static __always_inline struct atl_ct_key atl_ct_rewritten(const struct atl_ct_ke
 }
 
 /* Whether a live flow holds `k`, which a new flow whose first packet has
- * `tcp_flags` wants as its reply tuple. A closing TCP flow gives its tuple
- * up to a new connection's SYN, as Linux lets a SYN reuse a tuple in
- * TIME_WAIT (and lb::ConntrackShard::Insert does). */
+ * `tcp_flags` wants as its reply tuple. A TCP connection that is over (a
+ * RST, or a FIN each way) gives its tuple up to a new connection's SYN, as
+ * Linux lets a SYN reuse a tuple in TIME_WAIT (and lb::ConntrackShard::Insert
+ * does). Each entry sees its own direction's packets: the flow's other entry
+ * says what came the other way. */
 static __always_inline int atl_ct_taken(const struct atl_ct_key *k, __u8 tcp_flags, __u64 now) {
   struct atl_ct *e = atl_ct_lookup(k, now);
   if (!e) return 0;
   if (k->proto != IPPROTO_TCP || (tcp_flags & (ATL_TCP_SYN | ATL_TCP_ACK)) != ATL_TCP_SYN)
     return 1;
-  if (e->tcp_state == ATL_TCP_CLOSING) return 0;
-  /* Each entry sees its own direction's packets: the FIN or RST that closed
-   * the flow may have come the other way, to the entry of its other tuple. */
+  if (e->tcp_state == ATL_TCP_RESET) return 0;
   struct atl_ct_key sent = atl_ct_rewritten(k, e);
   struct atl_ct_key other = atl_reverse(&sent);
   struct atl_ct *o = atl_ct_lookup(&other, now);
-  return !(o && o->tcp_state == ATL_TCP_CLOSING);
+  if (!o || o->tcp_state == ATL_TCP_RESET) return 0;
+  return !(e->tcp_state == ATL_TCP_CLOSING && o->tcp_state == ATL_TCP_CLOSING);
 }
 
 /* Records a new flow: `orig` as its first packet came, translated to `to`.

@@ -103,7 +103,8 @@ struct atl_ct {
 enum atl_tcp_state {
   ATL_TCP_SYN_SENT = 0, /* seen one way only */
   ATL_TCP_ESTABLISHED = 1,
-  ATL_TCP_CLOSING = 2, /* FIN or RST seen */
+  ATL_TCP_CLOSING = 2, /* this direction's FIN seen */
+  ATL_TCP_RESET = 3,   /* a RST seen: the connection is over */
 };
 
 /* Session affinity (sessionAffinity: ClientIP): the backend a client had. */
