@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lb/conntrack_timeouts.h"
 #include "lb/flow_hash.h"
 #include "lb/hash_index.h"
 #include "lb/net.h"
@@ -45,16 +46,15 @@ struct ConntrackConfig {
   // with a fixed one, a sender could pick tuples that all land in one run of
   // the index and make every lookup walk it.
   uint32_t hash_seed = 0;
-  // Timeouts in seconds. TCP follows Cilium's (shorter than Linux's, which
-  // keeps established flows 5 days); UDP and ICMP follow Linux's nf_conntrack.
-  uint32_t tcp_syn_s = 60;
-  uint32_t tcp_established_s = 21600;
-  uint32_t tcp_fin_wait_s = 120;
-  uint32_t tcp_closing_s = 10;  // both FINs, or a RST
-  uint32_t udp_unreplied_s = 30;
-  uint32_t udp_replied_s = 120;
-  uint32_t icmp_s = 30;
-  uint32_t other_s = 60;
+  // Timeouts in seconds; the defaults are every backend's (conntrack_timeouts.h).
+  uint32_t tcp_syn_s = ATL_CT_TCP_SYN_S;
+  uint32_t tcp_established_s = ATL_CT_TCP_ESTABLISHED_S;
+  uint32_t tcp_fin_wait_s = ATL_CT_TCP_FIN_WAIT_S;
+  uint32_t tcp_closing_s = ATL_CT_TCP_CLOSING_S;  // both FINs, or a RST
+  uint32_t udp_unreplied_s = ATL_CT_UDP_UNREPLIED_S;
+  uint32_t udp_replied_s = ATL_CT_UDP_REPLIED_S;
+  uint32_t icmp_s = ATL_CT_ICMP_S;
+  uint32_t other_s = ATL_CT_OTHER_S;
   // Records examined per insertion into a full table for one to evict.
   uint32_t eviction_scan = 64;
 };

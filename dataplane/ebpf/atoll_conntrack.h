@@ -4,6 +4,7 @@
 #define ATOLL_DATAPLANE_EBPF_ATOLL_CONNTRACK_H_
 
 #include "atoll_packet.h"
+#include "lb/conntrack_timeouts.h"
 
 #define ATL_SEC 1000000000ull
 #define ATL_TCP_FIN 0x01
@@ -11,16 +12,28 @@
 #define ATL_TCP_RST 0x04
 #define ATL_TCP_ACK 0x10
 
-/* netfilter's defaults (nf_conntrack_proto_tcp.c, _udp.c, _icmp.c), which
- * kube-proxy users know: an unanswered SYN 2 min, established 5 days,
- * closing 2 min; UDP 30 s one way and 120 s once answered; ICMP 30 s. */
+/* How long an entry lives after its last packet, by its state: the timeouts
+ * of every backend (lb/conntrack_timeouts.h). An entry sees only its own
+ * direction: a TCP entry's SYN_SENT lasts until that direction's first ACK,
+ * a UDP entry is "replied" (ESTABLISHED) once it is the reply's entry and has
+ * carried a packet. */
 static __always_inline __u64 atl_ct_lifetime(__u8 proto, __u8 state) {
   if (proto == IPPROTO_TCP) {
-    if (state == ATL_TCP_ESTABLISHED) return 432000 * ATL_SEC;
-    return 120 * ATL_SEC;
+    switch (state) {
+      case ATL_TCP_ESTABLISHED:
+        return ATL_CT_TCP_ESTABLISHED_S * ATL_SEC;
+      case ATL_TCP_CLOSING:
+        return ATL_CT_TCP_FIN_WAIT_S * ATL_SEC;
+      case ATL_TCP_RESET:
+        return ATL_CT_TCP_CLOSING_S * ATL_SEC;
+      default:
+        return ATL_CT_TCP_SYN_S * ATL_SEC;
+    }
   }
-  if (proto == IPPROTO_UDP) return (state == ATL_TCP_ESTABLISHED ? 120 : 30) * ATL_SEC;
-  return 30 * ATL_SEC;
+  if (proto == IPPROTO_UDP)
+    return (state == ATL_TCP_ESTABLISHED ? ATL_CT_UDP_REPLIED_S : ATL_CT_UDP_UNREPLIED_S) * ATL_SEC;
+  if (proto == IPPROTO_ICMP) return ATL_CT_ICMP_S * ATL_SEC;
+  return ATL_CT_OTHER_S * ATL_SEC;
 }
 
 /* How long ago `then` was. Another CPU may have stamped an entry after this
@@ -29,29 +42,6 @@ static __always_inline __u64 atl_ct_lifetime(__u8 proto, __u8 state) {
  * once expired a busy flow's entries in the middle of a bulk transfer). */
 static __always_inline __u64 atl_age(__u64 now, __u64 then) {
   return now > then ? now - then : 0;
-}
-
-/* The live entry for a packet's flow, or NULL: an expired entry is gone. */
-static __always_inline struct atl_ct *atl_ct_lookup(const struct atl_ct_key *k, __u64 now) {
-  struct atl_ct *e = bpf_map_lookup_elem(&atl_ct, k);
-  if (!e) return NULL;
-  if (atl_age(now, e->last_seen_ns) > atl_ct_lifetime(k->proto, e->tcp_state)) return NULL;
-  return e;
-}
-
-/* A packet matched `e`: it keeps the entry alive and moves its state. */
-static __always_inline void atl_ct_seen(struct atl_ct *e, const struct atl_pkt *p, __u64 now) {
-  if (now > e->last_seen_ns) e->last_seen_ns = now;
-  if (p->flow.proto == IPPROTO_TCP) {
-    if (p->tcp_flags & ATL_TCP_RST)
-      e->tcp_state = ATL_TCP_RESET;
-    else if (p->tcp_flags & ATL_TCP_FIN) {
-      if (e->tcp_state != ATL_TCP_RESET) e->tcp_state = ATL_TCP_CLOSING;
-    } else if (e->tcp_state == ATL_TCP_SYN_SENT && (p->tcp_flags & ATL_TCP_ACK))
-      e->tcp_state = ATL_TCP_ESTABLISHED;
-  } else if (e->flags & ATL_CT_REPLY) {
-    e->tcp_state = ATL_TCP_ESTABLISHED; /* answered */
-  }
 }
 
 /* The packet after `e`'s rewrite. */
@@ -69,22 +59,71 @@ static __always_inline struct atl_ct_key atl_ct_rewritten(const struct atl_ct_ke
   return to;
 }
 
+/* Whether `e` outlived its state's lifetime; its flow may live on through
+ * its other entry (atl_ct_lookup). */
+static __always_inline int atl_ct_expired(__u8 proto, const struct atl_ct *e, __u64 now) {
+  return atl_age(now, e->last_seen_ns) > atl_ct_lifetime(proto, e->tcp_state);
+}
+
+/* The other direction's entry of the flow whose entry for `k` is `e`, or
+ * NULL: the reverse of what `e` rewrites `k` to, if that entry leads back to
+ * `k` (a tuple once the flow's may be another flow's since). */
+static __always_inline struct atl_ct *atl_ct_partner(const struct atl_ct_key *k,
+                                                     const struct atl_ct *e) {
+  struct atl_ct_key sent = atl_ct_rewritten(k, e);
+  struct atl_ct_key other = atl_reverse(&sent);
+  struct atl_ct *o = bpf_map_lookup_elem(&atl_ct, &other);
+  if (!o) return NULL;
+  struct atl_ct_key back = atl_ct_rewritten(&other, o);
+  if (back.saddr != k->daddr || back.daddr != k->saddr || back.sport != k->dport ||
+      back.dport != k->sport)
+    return NULL;
+  return o;
+}
+
+/* The entry for a packet's flow while the flow lives, or NULL. A flow lives
+ * while either of its entries does, each by its own state's lifetime: each
+ * entry sees only its own direction, and a flow that talks one way only (a
+ * UDP stream answering one request) must not lose the other direction, as
+ * lb::ConntrackShard keeps one lifetime for both. */
+static __always_inline struct atl_ct *atl_ct_lookup(const struct atl_ct_key *k, __u64 now) {
+  struct atl_ct *e = bpf_map_lookup_elem(&atl_ct, k);
+  if (!e) return NULL;
+  if (!atl_ct_expired(k->proto, e, now)) return e;
+  struct atl_ct *o = atl_ct_partner(k, e);
+  return o && !atl_ct_expired(k->proto, o, now) ? e : NULL;
+}
+
+/* A packet matched `e`: it keeps the entry alive and moves its state. */
+static __always_inline void atl_ct_seen(struct atl_ct *e, const struct atl_pkt *p, __u64 now) {
+  if (now > e->last_seen_ns) e->last_seen_ns = now;
+  if (p->flow.proto == IPPROTO_TCP) {
+    if (p->tcp_flags & ATL_TCP_RST)
+      e->tcp_state = ATL_TCP_RESET;
+    else if (p->tcp_flags & ATL_TCP_FIN) {
+      if (e->tcp_state != ATL_TCP_RESET) e->tcp_state = ATL_TCP_CLOSING;
+    } else if (e->tcp_state == ATL_TCP_SYN_SENT && (p->tcp_flags & ATL_TCP_ACK))
+      e->tcp_state = ATL_TCP_ESTABLISHED;
+  } else if (e->flags & ATL_CT_REPLY) {
+    e->tcp_state = ATL_TCP_ESTABLISHED; /* answered */
+  }
+}
+
 /* Whether a live flow holds `k`, which a new flow whose first packet has
  * `tcp_flags` wants as its reply tuple. A TCP connection that is over (a
  * RST, or a FIN each way) gives its tuple up to a new connection's SYN, as
  * Linux lets a SYN reuse a tuple in TIME_WAIT (and lb::ConntrackShard::Insert
  * does). Each entry sees its own direction's packets: the flow's other entry
- * says what came the other way. */
+ * says what came the other way, and keeps the flow alive as atl_ct_lookup
+ * does. */
 static __always_inline int atl_ct_taken(const struct atl_ct_key *k, __u8 tcp_flags, __u64 now) {
-  struct atl_ct *e = atl_ct_lookup(k, now);
+  struct atl_ct *e = bpf_map_lookup_elem(&atl_ct, k);
   if (!e) return 0;
+  struct atl_ct *o = atl_ct_partner(k, e);
+  if (atl_ct_expired(k->proto, e, now) && (!o || atl_ct_expired(k->proto, o, now))) return 0;
   if (k->proto != IPPROTO_TCP || (tcp_flags & (ATL_TCP_SYN | ATL_TCP_ACK)) != ATL_TCP_SYN)
     return 1;
-  if (e->tcp_state == ATL_TCP_RESET) return 0;
-  struct atl_ct_key sent = atl_ct_rewritten(k, e);
-  struct atl_ct_key other = atl_reverse(&sent);
-  struct atl_ct *o = atl_ct_lookup(&other, now);
-  if (!o || o->tcp_state == ATL_TCP_RESET) return 0;
+  if (!o || e->tcp_state == ATL_TCP_RESET || o->tcp_state == ATL_TCP_RESET) return 0;
   return !(e->tcp_state == ATL_TCP_CLOSING && o->tcp_state == ATL_TCP_CLOSING);
 }
 

@@ -243,17 +243,22 @@ Frontend WebService(const lb::IpAddr& vip, const lb::IpAddr& backend) {
   return f;
 }
 
+// A frame from the client of ClientAndRemoteBlock, on its port.
+Step FromClient(const PodPort& client, std::vector<uint8_t> frame) {
+  Step s;
+  s.port = Port::kPod;
+  s.pod = client.host_ifname;
+  s.packet = std::move(frame);
+  return s;
+}
+
 // A SYN from the client of ClientAndRemoteBlock to `vip`:80.
 Step ClientSyn(const PodPort& client, const lb::IpAddr& vip, uint16_t sport) {
-  Step syn;
-  syn.port = Port::kPod;
-  syn.pod = client.host_ifname;
-  syn.packet = lb::PacketBuilder()
-                   .Ethernet(client.mac, kRouterMac)
-                   .Ip(client.address, vip)
-                   .Tcp(sport, 80, lb::kTcpSyn)
-                   .Build();
-  return syn;
+  return FromClient(client, lb::PacketBuilder()
+                                .Ethernet(client.mac, kRouterMac)
+                                .Ip(client.address, vip)
+                                .Tcp(sport, 80, lb::kTcpSyn)
+                                .Build());
 }
 
 // Both backends choose a new flow's backend with lb's flow hash and Maglev
@@ -303,51 +308,205 @@ TEST(BpfFixturesTest, MaglevChoicesAreLbs) {
   EXPECT_EQ(chosen.size(), 5u) << "200 flows reach every backend";
 }
 
+// Calls `visit` with every conntrack entry; one it returns true for is
+// written back as it left it. How many were written.
+template <typename Visit>
+int EditEntries(Host& host, Visit visit) {
+  const int ct = bpf_map__fd(host.dataplane().bpf().skel().maps.atl_ct);
+  atl_ct_key key, next;
+  int written = 0;
+  for (int err = bpf_map_get_next_key(ct, nullptr, &key); err == 0;
+       err = bpf_map_get_next_key(ct, &key, &next), key = next) {
+    atl_ct value;
+    if (bpf_map_lookup_elem(ct, &key, &value) != 0) continue;
+    if (visit(value) && bpf_map_update_elem(ct, &key, &value, BPF_EXIST) == 0) ++written;
+  }
+  return written;
+}
+
+// bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC), `offset_s` seconds from now.
+uint64_t MonotonicNs(int64_t offset_s) {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return uint64_t(now.tv_sec + offset_s) * 1000000000ull + uint64_t(now.tv_nsec);
+}
+
+// The MAC of ClientAndRemoteBlock's backend pod 198.19.0.17 on h2.
+constexpr lb::MacAddr kBackendMac = {0x0a, 0x58, 198, 19, 0, 17};
+
+// A frame from a pod on h2, as this host's overlay receives it.
+Step FromBackendPod(const lb::IpAddr& h2, std::vector<uint8_t> frame) {
+  Step s;
+  s.port = Port::kOverlay;
+  s.vni = 1;
+  s.underlay = h2;
+  s.packet = std::move(frame);
+  return s;
+}
+
+// A host (its pins under `name`) with ClientAndRemoteBlock's client on
+// port `client_port`, and `service`.
+struct ClientHost {
+  std::unique_ptr<Host> host;
+  PodPort client;
+  lb::IpAddr h2;  // the backend pod's host
+};
+ClientHost MakeClientHost(const std::string& name, const std::string& client_port,
+                          const Frontend& service) {
+  Update state = ClientAndRemoteBlock(client_port);
+  state.upsert_frontends = {service};
+  ClientHost made;
+  made.client = state.upsert_pod_ports[0];
+  made.h2 = state.upsert_routes[0].underlay;
+  made.host = Host::Make(name, state);
+  return made;
+}
+
 // Two CPUs share a flow's entries: one may stamp an entry after a packet on
 // the other read the clock. That entry is live, not 584 years old; once it
 // was taken for expired and the reply went out without its reverse NAT,
 // which broke a bulk TCP transfer mid-stream.
 TEST(BpfFixturesTest, EntryStampedAfterThePacketReadTheClockIsLive) {
-  Update state = ClientAndRemoteBlock("ctc");
-  const PodPort client = state.upsert_pod_ports[0];
-  const lb::IpAddr h2 = state.upsert_routes[0].underlay;
   const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.20");
   const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
-  state.upsert_frontends = {WebService(vip, backend)};
-  std::unique_ptr<Host> host = Host::Make("fxc", state);
+  const auto [host, client, h2] = MakeClientHost("fxc", "ctc", WebService(vip, backend));
   ASSERT_NE(host, nullptr);
   ASSERT_EQ(host->Run(ClientSyn(client, vip, 40000)).cb[0], ATL_VERDICT_ENCAP);
 
   // Every entry stamped 10 s ahead of the clock the next packet reads.
-  const int ct = bpf_map__fd(host->dataplane().bpf().skel().maps.atl_ct);
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  const uint64_t later = uint64_t(now.tv_sec + 10) * 1000000000ull + uint64_t(now.tv_nsec);
-  atl_ct_key key, next;
-  int entries = 0;
-  for (int err = bpf_map_get_next_key(ct, nullptr, &key); err == 0;
-       err = bpf_map_get_next_key(ct, &key, &next), key = next) {
-    atl_ct value;
-    ASSERT_EQ(bpf_map_lookup_elem(ct, &key, &value), 0);
-    value.last_seen_ns = later;
-    ASSERT_EQ(bpf_map_update_elem(ct, &key, &value, BPF_EXIST), 0);
-    ++entries;
-  }
-  ASSERT_EQ(entries, 2) << "the flow's two entries";
+  const uint64_t later = MonotonicNs(10);
+  ASSERT_EQ(EditEntries(*host,
+                        [&](atl_ct& e) {
+                          e.last_seen_ns = later;
+                          return true;
+                        }),
+            2)
+      << "the flow's two entries";
 
-  Step reply;
-  reply.port = Port::kOverlay;
-  reply.vni = 1;
-  reply.underlay = h2;
-  reply.packet = lb::PacketBuilder()
-                     .Ethernet({0x0a, 0x58, 198, 19, 0, 17}, kRouterMac)
-                     .Ip(backend, client.address)
-                     .Tcp(8080, 40000, lb::kTcpSyn | lb::kTcpAck)
-                     .Build();
+  const Step reply = FromBackendPod(h2, lb::PacketBuilder()
+                                            .Ethernet(kBackendMac, kRouterMac)
+                                            .Ip(backend, client.address)
+                                            .Tcp(8080, 40000, lb::kTcpSyn | lb::kTcpAck)
+                                            .Build());
   const Ran ran = host->Run(reply);
   ASSERT_EQ(ran.cb[0], ATL_VERDICT_DELIVER);
   EXPECT_EQ(lb::IpAddr::FromV4Bytes(&ran.out[14 + 12]), vip) << "the reply's reverse NAT";
   EXPECT_EQ(ran.out[14 + 20] * 256 + ran.out[14 + 21], 80);
+}
+
+// Stamps the conntrack entries of one direction (`reply`: the reply
+// entries, else the original ones) as last seen `seconds_ago`; how many.
+int AgeEntries(Host& host, bool reply, int64_t seconds_ago) {
+  const uint64_t then = MonotonicNs(-seconds_ago);
+  return EditEntries(host, [&](atl_ct& e) {
+    if (((e.flags & ATL_CT_REPLY) != 0) != reply) return false;
+    e.last_seen_ns = then;
+    return true;
+  });
+}
+
+// The state of the only reply entry in conntrack.
+int ReplyEntryState(Host& host) {
+  int state = -1;
+  EditEntries(host, [&](atl_ct& e) {
+    if (e.flags & ATL_CT_REPLY) {
+      EXPECT_EQ(state, -1) << "one reply entry";
+      state = e.tcp_state;
+    }
+    return false;
+  });
+  return state;
+}
+
+// A flow lives while either of its entries does, each entry by its own
+// state's lifetime (lb/conntrack_timeouts.h), as lb::ConntrackShard keeps
+// one lifetime for the flow: a UDP flow whose server streams to a silent
+// client keeps its original direction.
+TEST(BpfFixturesTest, AFlowLivesWhileEitherDirectionTalks) {
+  const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.24");
+  const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
+  Frontend dns;
+  dns.key = {vip, 53, lb::IpProto::kUdp, lb::Scope::kInternal};
+  dns.name = "a/dns";
+  dns.config.backends = {{.endpoint = {backend, 5353}}};
+  dns.config.maglev_size = 251;
+  const auto [host, client, h2] = MakeClientHost("fxu", "ctu", dns);
+  ASSERT_NE(host, nullptr);
+
+  const Step request = FromClient(client, lb::PacketBuilder()
+                                              .Ethernet(client.mac, kRouterMac)
+                                              .Ip(client.address, vip)
+                                              .Udp(40000, 53)
+                                              .Build());
+  const Step answer = FromBackendPod(h2, lb::PacketBuilder()
+                                             .Ethernet(kBackendMac, kRouterMac)
+                                             .Ip(backend, client.address)
+                                             .Udp(5353, 40000)
+                                             .Build());
+  const auto to_backend = [&](const Ran& ran) {
+    return ran.cb[0] == ATL_VERDICT_ENCAP && ran.out.size() > kVxlanHeaders + 34 &&
+           lb::IpAddr::FromV4Bytes(&ran.out[kVxlanHeaders + 14 + 16]) == backend;
+  };
+  ASSERT_TRUE(to_backend(host->Run(request)));
+  const Ran answered = host->Run(answer);
+  ASSERT_EQ(answered.cb[0], ATL_VERDICT_DELIVER);
+  ASSERT_EQ(lb::IpAddr::FromV4Bytes(&answered.out[14 + 12]), vip);
+  ASSERT_EQ(ReplyEntryState(*host), ATL_TCP_ESTABLISHED) << "answered";
+
+  // The client silent for a minute (unreplied UDP lives 30 s), the server
+  // not: the client's next datagram is the same flow's.
+  ASSERT_EQ(AgeEntries(*host, false, 60), 1);
+  EXPECT_TRUE(to_backend(host->Run(request)));
+  EXPECT_EQ(host->Drops("nat-exhausted"), 0u);
+  EXPECT_EQ(ReplyEntryState(*host), ATL_TCP_ESTABLISHED) << "the flow as it was";
+  const Ran again = host->Run(answer);
+  ASSERT_EQ(again.cb[0], ATL_VERDICT_DELIVER);
+  EXPECT_EQ(lb::IpAddr::FromV4Bytes(&again.out[14 + 12]), vip);
+
+  // Both silent past their lifetimes (answered UDP lives 120 s): the flow is
+  // over, and the next datagram starts a new one.
+  ASSERT_EQ(AgeEntries(*host, false, 60), 1);
+  ASSERT_EQ(AgeEntries(*host, true, 200), 1);
+  EXPECT_TRUE(to_backend(host->Run(request)));
+  EXPECT_EQ(ReplyEntryState(*host), ATL_TCP_SYN_SENT) << "a new flow, not answered yet";
+}
+
+// An established TCP flow lives 6 hours after its last packet, as in lb
+// (lb/conntrack_timeouts.h), not netfilter's 5 days.
+TEST(BpfFixturesTest, AnIdleConnectionLivesSixHours) {
+  const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.25");
+  const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
+  const auto [host, client, h2] = MakeClientHost("fxt", "ctt", WebService(vip, backend));
+  ASSERT_NE(host, nullptr);
+  const auto from_backend = [&](uint8_t flags) {
+    return FromBackendPod(h2, lb::PacketBuilder()
+                                  .Ethernet(kBackendMac, kRouterMac)
+                                  .Ip(backend, client.address)
+                                  .Tcp(8080, 40002, flags)
+                                  .Build());
+  };
+  ASSERT_EQ(host->Run(ClientSyn(client, vip, 40002)).cb[0], ATL_VERDICT_ENCAP);
+  ASSERT_EQ(host->Run(from_backend(lb::kTcpSyn | lb::kTcpAck)).cb[0], ATL_VERDICT_DELIVER);
+  const Step ack = FromClient(client, lb::PacketBuilder()
+                                          .Ethernet(client.mac, kRouterMac)
+                                          .Ip(client.address, vip)
+                                          .Tcp(40002, 80, lb::kTcpAck)
+                                          .Build());
+  ASSERT_EQ(host->Run(ack).cb[0], ATL_VERDICT_ENCAP);
+
+  const int64_t six_hours = 6 * 3600;
+  ASSERT_EQ(AgeEntries(*host, false, six_hours - 60), 1);
+  ASSERT_EQ(AgeEntries(*host, true, six_hours - 60), 1);
+  Ran ran = host->Run(from_backend(lb::kTcpAck));
+  ASSERT_EQ(ran.cb[0], ATL_VERDICT_DELIVER);
+  EXPECT_EQ(lb::IpAddr::FromV4Bytes(&ran.out[14 + 12]), vip) << "idle for 6 h less a minute";
+
+  ASSERT_EQ(AgeEntries(*host, false, six_hours + 60), 1);
+  ASSERT_EQ(AgeEntries(*host, true, six_hours + 60), 1);
+  ran = host->Run(from_backend(lb::kTcpAck));
+  ASSERT_EQ(ran.cb[0], ATL_VERDICT_DELIVER);
+  EXPECT_EQ(lb::IpAddr::FromV4Bytes(&ran.out[14 + 12]), backend)
+      << "idle for 6 h and a minute: the flow is gone, its reply not translated";
 }
 
 // What one host encapsulates the other decapsulates at its uplink: a frame
@@ -375,7 +534,7 @@ TEST(BpfFixturesTest, TheUplinkDecapsulatesWhatTheOtherHostEncapsulated) {
   PodPort server;
   server.host_ifname = "dc2";
   server.address = backend;
-  server.mac = {0x0a, 0x58, 198, 19, 0, 17};
+  server.mac = kBackendMac;
   server.segment = "a";
   h2_state.upsert_pod_ports = {server};
   h2_state.upsert_routes = {Route{*lb::IpPrefix::Parse("198.19.0.0/28"), 1, "h1",
