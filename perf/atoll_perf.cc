@@ -5,8 +5,9 @@
 //   atoll     DpdkDataplane's worker running the pipeline.
 // Workloads (perf/dpdk_peers.h LbWorkload): "hit", a fixed set of live TCP
 // flows replayed from memory (conntrack hits after the first pass), and
-// "new", a pcap of distinct SYNs read once (every packet a new flow; the
-// figure is the forwarding core's busy time per packet). Atoll gets the
+// "new", distinct SYNs each sent once by a generator process on the main
+// core over a memif link (every packet a new flow; the figure is the
+// forwarding core's busy time per packet). Atoll gets the
 // traffic as an external frontend's (externalIPs, externalTrafficPolicy
 // Local) on its uplink: conntrack, DNAT to the backend and VXLAN to the
 // backend's host; OVS DNATs and outputs, testpmd only forwards.
@@ -68,11 +69,16 @@ ABSL_FLAG(std::string, pcap_dir, "",
           "where the workloads' pcaps go, and stay (default: a temporary directory)");
 ABSL_FLAG(bool, progress, true, "a progress line on stderr while a point runs");
 // The child's own flags.
-ABSL_FLAG(bool, child, false, "internal: measure Atoll on --pcap and print one JSON line");
-ABSL_FLAG(std::string, pcap, "", "internal: the traffic");
-ABSL_FLAG(bool, single_pass, false, "internal: read --pcap once");
+ABSL_FLAG(bool, child, false, "internal: measure Atoll on --rx_vdev and print one JSON line");
+ABSL_FLAG(std::string, rx_vdev, "", "internal: the traffic's port (DPDK devargs)");
+ABSL_FLAG(bool, single_pass, false, "internal: --rx_vdev delivers every frame once");
 ABSL_FLAG(int, child_services, 1, "internal: the workload's services");
 ABSL_FLAG(std::string, huge_dir, "", "internal: the hugetlbfs mount of --hugepages pages");
+// The frame generator's (FrameGenerator).
+ABSL_FLAG(bool, generate, false, "internal: send --pcap's frames once on a memif server");
+ABSL_FLAG(std::string, pcap, "", "internal: the generator's frames");
+ABSL_FLAG(std::string, memif_socket, "", "internal: the generator's memif socket");
+ABSL_FLAG(int, generator_core, 0, "internal: the generator's CPU");
 
 namespace atl::perf {
 namespace {
@@ -154,8 +160,8 @@ dataplane::Update HostState(const LbWorkload& w) {
   return u;
 }
 
-absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, bool single_pass) {
-  const std::vector<std::string> vdevs = PcapTrafficVdevs(pcap, !single_pass);
+absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vdev,
+                                  bool single_pass) {
   const std::string prefix = absl::StrCat("atoll-perf-", getpid());
   // One worker: the main lcore on CPU 0, the worker on CPU 1. More: the
   // main lcore (which only sleeps and samples) floats, worker i is on CPU i % CPUs.
@@ -177,7 +183,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
                                    "--file-prefix",
                                    prefix,
                                    "--vdev",
-                                   vdevs[0],
+                                   rx_vdev,
                                    "--log-level=lib.eal:error"};
   const int hugepages = absl::GetFlag(FLAGS_hugepages);
   if (hugepages == 0) {
@@ -186,7 +192,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
     args.insert(args.end(), {"--huge-dir", absl::GetFlag(FLAGS_huge_dir), "--in-memory"});
   }
   ATL_RETURN_IF_ERROR(dataplane::dpdk::InitEal(args));
-  // The pcap port keeps the whole file in mbufs of this pool.
+  // The pcap port replaying a file keeps all of it in mbufs of this pool.
   ATL_RETURN_IF_ERROR(dataplane::dpdk::PacketPool(single_pass ? 65535 : 262143).status());
 
   DpdkDataplane::Options options;
@@ -204,7 +210,8 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& pcap, 
   dp->SetNeighbours({{Ip(kRemote), {0x02, 0, 0, 0, 0, 0x12}}});
   // The traffic starts once the tables hold the services: a single pass
   // would otherwise be spent before they are programmed. The uplink is the
-  // pcap port: RX the workload; TX dropped.
+  // traffic's port: RX the workload; TX dropped (by the pcap PMD, or by the
+  // frame generator at the memif link's other end).
   ATL_RETURN_IF_ERROR(dataplane::dpdk::StartPort(0));
   dp->SetUplinkPort(0);
 
@@ -272,7 +279,7 @@ int Child() {
   // The workload as the parent wrote it: its flows size the conntrack table.
   const bool single_pass = absl::GetFlag(FLAGS_single_pass);
   LbWorkload w = Workload(single_pass ? "new" : "hit", absl::GetFlag(FLAGS_child_services), 64);
-  absl::StatusOr<json> r = MeasureAtoll(w, absl::GetFlag(FLAGS_pcap), single_pass);
+  absl::StatusOr<json> r = MeasureAtoll(w, absl::GetFlag(FLAGS_rx_vdev), single_pass);
   if (!r.ok()) {
     std::printf("%s\n", json{{"error", r.status().ToString()}}.dump().c_str());
     return 1;
@@ -283,9 +290,9 @@ int Child() {
 
 // --- The parent ----------------------------------------------------------------
 
-// Runs the child on `pcap` and parses its line.
-absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& pcap, bool single_pass,
-                                    json* extra) {
+// Runs the child on the traffic port `rx_vdev` and parses its line.
+absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& rx_vdev,
+                                    bool single_pass, json* extra) {
   namespace fs = std::filesystem;
   // Hugepages reserved for this run alone, and given back after it.
   std::string huge_dir;
@@ -296,7 +303,7 @@ absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& pcap
   }
   const std::string self = fs::read_symlink("/proc/self/exe");
   const std::string cmd = absl::StrCat(
-      self, " --child --pcap=", pcap, " --single_pass=", single_pass ? "true" : "false",
+      self, " --child --rx_vdev=", rx_vdev, " --single_pass=", single_pass ? "true" : "false",
       " --child_services=", w.services, " --backends=", w.backends_per_service,
       " --flows=", w.live_flows, " --new_packets=", w.packets,
       " --seconds=", absl::GetFlag(FLAGS_seconds), " --warmup=", absl::GetFlag(FLAGS_warmup),
@@ -342,6 +349,7 @@ int Parent() {
       return 1;
     }
   }
+  const std::string self = fs::read_symlink("/proc/self/exe");
   const std::string peers = absl::GetFlag(FLAGS_peers);
   auto wants = [&](const char* p) { return absl::StrContains(peers, p); };
   std::vector<Point> points;
@@ -399,8 +407,21 @@ int Parent() {
         std::fprintf(stderr, "[%d/%zu] %s %s N=%d %dB run %d/%d\n", done, points.size(), peer,
                      pt.workload.c_str(), pt.services, pt.frame, i + 1, reps);
         PeerRun r = base;
-        r.vdevs = PcapTrafficVdevs(pcap, !single_pass);
         r.single_pass = single_pass;
+        // A single pass comes from a generator of its own on the main core.
+        std::unique_ptr<FrameGenerator> generator;
+        if (single_pass) {
+          absl::StatusOr<std::unique_ptr<FrameGenerator>> started =
+              FrameGenerator::Start(self, pcap, r);
+          if (!started.ok()) {
+            std::fprintf(stderr, "  %s\n", started.status().ToString().c_str());
+            continue;
+          }
+          generator = *std::move(started);
+          r.vdevs = generator->vdevs();
+        } else {
+          r.vdevs = PcapTrafficVdevs(pcap);
+        }
         absl::StatusOr<PeerResult> got;
         json extra;
         if (std::string(peer) == "testpmd") {
@@ -414,7 +435,17 @@ int Parent() {
             got = RunOvsDpdk(r);
           }
         } else {
-          got = RunAtoll(w, pcap, single_pass, &extra);
+          got = RunAtoll(w, r.vdevs[0], single_pass, &extra);
+        }
+        if (generator != nullptr && got.ok()) {
+          // A figure over part of the file measures something else.
+          const absl::StatusOr<int64_t> sent = generator->Finish();
+          if (!sent.ok()) {
+            got = sent.status();
+          } else if (*sent != *written) {
+            got = absl::InternalError(
+                absl::StrCat("the generator sent ", *sent, " of ", *written, " frames"));
+          }
         }
         if (!got.ok()) {
           std::fprintf(stderr, "  %s: %s\n", peer, got.status().ToString().c_str());
@@ -465,6 +496,11 @@ int main(int argc, char** argv) {
   if (geteuid() != 0) {
     std::fprintf(stderr, "atoll-perf: run as root (DPDK, OVS and testpmd need it)\n");
     return 1;
+  }
+  if (absl::GetFlag(FLAGS_generate)) {
+    return atl::perf::RunFrameGenerator(absl::GetFlag(FLAGS_pcap),
+                                        absl::GetFlag(FLAGS_memif_socket),
+                                        absl::GetFlag(FLAGS_generator_core));
   }
   return absl::GetFlag(FLAGS_child) ? atl::perf::Child() : atl::perf::Parent();
 }

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "dataplane/dpdk/dpdk_dataplane.h"
 #include "lb/status_macros.h"
 
 namespace atl::perf {
@@ -565,12 +568,189 @@ absl::StatusOr<OvsProgram> OvsLbProgram(const LbWorkload& w, int rx_ofport, int 
   return p;
 }
 
-std::vector<std::string> PcapTrafficVdevs(const std::string& pcap_path, bool infinite) {
-  return {absl::StrCat("net_pcap0,rx_pcap=", pcap_path, infinite ? ",infinite_rx=1" : ""),
-          "net_null1,no-rx=1"};
+std::vector<std::string> PcapTrafficVdevs(const std::string& pcap_path) {
+  return {absl::StrCat("net_pcap0,rx_pcap=", pcap_path, ",infinite_rx=1"), "net_null1,no-rx=1"};
 }
 
 std::vector<std::string> NullVdevs() { return {"net_null0", "net_null1,no-rx=1"}; }
+
+// ----------------------------------------------------- frame generator ----
+
+namespace {
+
+// The frames of a pcap (microsecond, little-endian: WriteWorkloadPcap's),
+// back to back, and where each starts.
+struct Frames {
+  std::string bytes;
+  std::vector<uint32_t> start;  // plus bytes.size() at the end
+};
+
+absl::StatusOr<Frames> ReadPcap(const std::string& path) {
+  const std::string text = ReadFile(path);
+  auto le32 = [&](size_t at) {
+    uint32_t v;
+    std::memcpy(&v, text.data() + at, 4);
+    return v;
+  };
+  if (text.size() < 24 || le32(0) != 0xa1b2c3d4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", path, "\" is no little-endian microsecond pcap"));
+  }
+  Frames f;
+  f.bytes.reserve(text.size());
+  for (size_t at = 24; at < text.size();) {
+    if (at + 16 > text.size() || at + 16 + le32(at + 8) > text.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", path, "\": a record cut short at byte ", at));
+    }
+    const uint32_t len = le32(at + 8);
+    f.start.push_back(static_cast<uint32_t>(f.bytes.size()));
+    f.bytes.append(text, at + 16, len);
+    at += 16 + len;
+  }
+  f.start.push_back(static_cast<uint32_t>(f.bytes.size()));
+  return f;
+}
+
+volatile sig_atomic_t generator_stop = 0;
+
+// A memif port on a socket file: an abstract socket (the default) would not
+// reach OVS, which runs in a network namespace of its own.
+std::string MemifVdev(const std::string& role, const std::string& socket) {
+  return absl::StrCat("net_memif0,role=", role, ",socket=", socket, ",socket-abstract=no");
+}
+
+}  // namespace
+
+int RunFrameGenerator(const std::string& pcap, const std::string& socket, int core) {
+  signal(SIGTERM, [](int) { generator_stop = 1; });
+  absl::StatusOr<Frames> frames = ReadPcap(pcap);
+  if (!frames.ok()) {
+    std::fprintf(stderr, "generator: %s\n", frames.status().ToString().c_str());
+    return 1;
+  }
+  const std::vector<std::string> eal = {
+      "atoll-perf-generator",
+      "-l",
+      absl::StrCat(core),
+      "--no-huge",
+      "-m",
+      "512",
+      "--no-shconf",
+      "--no-pci",
+      "--iova-mode=va",
+      "--no-telemetry",
+      "--log-level=lib.eal:error",
+      absl::StrCat("--file-prefix=atoll-perf-generator-", getpid()),
+      absl::StrCat("--vdev=", MemifVdev("server", socket))};
+  absl::Status up = dataplane::dpdk::InitEal(eal);
+  absl::StatusOr<rte_mempool*> pool = dataplane::dpdk::PacketPool(8191);
+  if (up.ok()) up = pool.status();
+  // As many queues as a peer may send on: OVS gives a port one TX queue
+  // per thread that sends (2 here), and the link wants a queue here for each.
+  constexpr uint16_t kQueues = 4;
+  if (up.ok()) up = dataplane::dpdk::StartPort(0, *pool, kQueues);
+  if (!up.ok()) {
+    std::fprintf(stderr, "generator: %s\n", up.ToString().c_str());
+    return 1;
+  }
+  std::printf("listening on %s\n", socket.c_str());
+  std::fflush(stdout);
+  // Frames go as the peer makes room in the ring: the peer sets the pace.
+  const size_t n = frames->start.size() - 1;
+  size_t next = 0;
+  rte_mbuf* burst[32];
+  rte_mbuf* back[32];
+  auto drain = [&] {
+    unsigned got = 0;
+    for (uint16_t q = 0; q < kQueues; ++q) {
+      const uint16_t on_queue = rte_eth_rx_burst(0, q, back, 32);
+      rte_pktmbuf_free_bulk(back, on_queue);
+      got += on_queue;
+    }
+    return got;
+  };
+  while (next < n && !generator_stop) {
+    const unsigned want = static_cast<unsigned>(std::min<size_t>(32, n - next));
+    if (rte_pktmbuf_alloc_bulk(*pool, burst, want) != 0) {
+      drain();
+      continue;
+    }
+    for (unsigned i = 0; i < want; ++i) {
+      const uint32_t from = frames->start[next + i], len = frames->start[next + i + 1] - from;
+      std::memcpy(rte_pktmbuf_append(burst[i], static_cast<uint16_t>(len)),
+                  frames->bytes.data() + from, len);
+    }
+    unsigned sent = 0;
+    // What comes back is taken between tries: a full ring back to here
+    // would make the peer drop.
+    while (sent < want && !generator_stop) {
+      drain();
+      sent += rte_eth_tx_burst(0, 0, burst + sent, want - sent);
+    }
+    if (sent < want) rte_pktmbuf_free_bulk(burst + sent, want - sent);
+    next += sent;
+  }
+  std::printf("sent %zu\n", next);
+  std::fflush(stdout);
+  // The peer may still be reading the ring, which goes with this process.
+  // What comes back (Atoll sends on the port it receives on) is dropped.
+  while (!generator_stop) {
+    if (drain() == 0) usleep(100);
+  }
+  rte_eth_dev_stop(0);
+  rte_eth_dev_close(0);
+  return 0;
+}
+
+struct FrameGenerator::Parts {
+  std::unique_ptr<TempDir> dir;  // the socket and the log
+  std::unique_ptr<Child> process;
+  std::unique_ptr<EalRuntimeDir> eal;
+  fs::path socket() const { return dir->path() / "memif.sock"; }
+  fs::path log() const { return dir->path() / "generator.log"; }
+};
+
+FrameGenerator::FrameGenerator(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+FrameGenerator::~FrameGenerator() {
+  if (parts_->process) parts_->process->Stop(SIGTERM);
+}
+
+absl::StatusOr<std::unique_ptr<FrameGenerator>> FrameGenerator::Start(const std::string& self,
+                                                                      const std::string& pcap,
+                                                                      const PeerRun& run) {
+  auto parts = std::make_unique<Parts>();
+  ATL_ASSIGN_OR_RETURN(parts->dir, TempDir::Create("atoll-perf-generator"));
+  ATL_ASSIGN_OR_RETURN(parts->process,
+                       Child::Start({self, "--generate", "--pcap=" + pcap,
+                                     "--memif_socket=" + parts->socket().string(),
+                                     absl::StrCat("--generator_core=", run.main_core)},
+                                    parts->log(), {}));
+  parts->eal =
+      std::make_unique<EalRuntimeDir>(absl::StrCat("atoll-perf-generator-", parts->process->pid()));
+  auto generator = std::unique_ptr<FrameGenerator>(new FrameGenerator(std::move(parts)));
+  Parts& p = *generator->parts_;
+  if (!WaitFor(
+          [&] { return absl::StrContains(ReadFile(p.log()), "listening") || p.process->Exited(); },
+          std::chrono::seconds(60)) ||
+      p.process->Exited()) {
+    return absl::InternalError(
+        absl::StrCat("the frame generator did not start: ", ReadFile(p.log())));
+  }
+  return generator;
+}
+
+std::vector<std::string> FrameGenerator::vdevs() const {
+  return {MemifVdev("client", parts_->socket().string()), "net_null1,no-rx=1"};
+}
+
+absl::StatusOr<int64_t> FrameGenerator::Finish() {
+  parts_->process->Stop(SIGTERM);
+  const std::string log = ReadFile(parts_->log());
+  const std::optional<double> sent = NumberAfter(log, "sent ");
+  if (!sent) return absl::InternalError(absl::StrCat("the frame generator sent nothing: ", log));
+  return static_cast<int64_t>(*sent);
+}
 
 // ------------------------------------------------------------- testpmd ----
 
@@ -667,7 +847,7 @@ absl::StatusOr<PeerResult> RunTestpmd(const PeerRun& run) {
     r.detail = text.substr(c, text.find('\n', c) - c);
   }
   if (run.single_pass) {
-    // The file was read once: what counts is the busy time per packet.
+    // Each frame came once: what counts is the busy time per packet.
     if (bs.back().tx != bs[bs.size() - 2].tx) {
       return absl::InternalError(absl::StrCat("testpmd had not finished the single pass over \"",
                                               run.vdevs[0], "\" in ", bs.size(), " s"));
@@ -908,7 +1088,7 @@ absl::StatusOr<PeerResult> RunOvsDpdk(const PeerRun& run) {
 
   PeerResult r;
   if (run.single_pass) {
-    // Until RX stops moving (the file is read once), then the PMD's figures.
+    // Until RX stops moving (each frame comes once), then the PMD's figures.
     int64_t last = -1;
     int still = 0;
     const auto deadline = Clock::now() + std::chrono::seconds(600);

@@ -10,8 +10,9 @@
 //
 // The traffic: a pcap file, replayed from memory by DPDK's pcap PMD
 // (`net_pcap0,rx_pcap=FILE,infinite_rx=1`; its TX drops) into the RX port,
-// and `net_null1,no-rx=1` as the TX port (frees what it is given, receives
-// nothing). Every peer sees the same frames at the rate it can take them.
+// or sent once by FrameGenerator over a memif link, and `net_null1,no-rx=1`
+// as the TX port (frees what it is given, receives nothing). Every peer sees
+// the same frames at the rate it can take them.
 // WriteWorkloadPcap writes the load-balancing workload; addresses come only
 // from the benchmark ranges: service VIPs in 198.18.64.0/18, clients in
 // 198.18.16.0/20, backends in 198.19.0.0/16.
@@ -95,9 +96,9 @@ struct OvsProgram {
 };
 absl::StatusOr<OvsProgram> OvsLbProgram(const LbWorkload& w, int rx_ofport = 1, int tx_ofport = 2);
 
-// The shared traffic ports: the pcap replayed from memory (or read once, for
-// single-pass runs) as RX port 0 and a null sink as TX port 1.
-std::vector<std::string> PcapTrafficVdevs(const std::string& pcap_path, bool infinite = true);
+// The shared traffic ports: the pcap replayed from memory as RX port 0 and a
+// null sink as TX port 1.
+std::vector<std::string> PcapTrafficVdevs(const std::string& pcap_path);
 // net_null0 -> net_null1,no-rx=1 (contentless frames, one direction): the framework's
 // ceiling only; OVS cannot classify these.
 std::vector<std::string> NullVdevs();
@@ -141,10 +142,10 @@ struct PeerRun {
   int mbufs = 0;
   // OVS: the flows to program (an empty program forwards rx -> tx).
   OvsProgram ovs;
-  // A single pass over a non-infinite pcap (PcapTrafficVdevs(path, false)):
-  // the figure is the forwarding core's busy cycles per packet and the rate
-  // that gives, not wall-clock time. OVS: the run ends when the RX port stops
-  // delivering; testpmd: the pass must end within warmup + seconds.
+  // Each frame comes once (FrameGenerator's vdevs): the figure is the
+  // forwarding core's busy cycles per packet and the rate that gives, not
+  // wall-clock time. OVS: the run ends when the RX port stops delivering;
+  // testpmd: the pass must end within warmup + seconds.
   bool single_pass = false;
   // Where logs go; empty = a temporary directory removed afterwards.
   std::string log_dir;
@@ -170,5 +171,39 @@ struct PeerResult {
 
 absl::StatusOr<PeerResult> RunTestpmd(const PeerRun& run);
 absl::StatusOr<PeerResult> RunOvsDpdk(const PeerRun& run);
+
+// The traffic of a single-pass run (every frame of the file once, the new
+// workload): a process of its own on the main core sends the pcap's frames
+// over a memif link (shared memory rings) to the peer's RX port, so that the
+// forwarding core spends nothing on making its traffic. The pcap PMD reading
+// the file once did that on the forwarding core: about 95 ns a frame, a third
+// of a new flow's time, charged to every peer alike.
+class FrameGenerator {
+ public:
+  // Runs `self` (atoll-perf, whose --generate calls RunFrameGenerator) on
+  // `run.main_core`, and waits until it listens for the peer.
+  static absl::StatusOr<std::unique_ptr<FrameGenerator>> Start(const std::string& self,
+                                                               const std::string& pcap,
+                                                               const PeerRun& run);
+  ~FrameGenerator();
+  FrameGenerator(const FrameGenerator&) = delete;
+  FrameGenerator& operator=(const FrameGenerator&) = delete;
+
+  // The peer's ports: the memif client as RX, a null sink as TX.
+  std::vector<std::string> vdevs() const;
+  // Once the peer is done: ends the generator; the frames it sent, or an
+  // error when it did not send the whole file.
+  absl::StatusOr<int64_t> Finish();
+
+ private:
+  struct Parts;
+  explicit FrameGenerator(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+// The generator process's body: sends every frame of `pcap` once on a memif
+// server at `socket` as fast as the peer takes them, prints "sent N", and
+// waits for SIGTERM. The process exit code.
+int RunFrameGenerator(const std::string& pcap, const std::string& socket, int core);
 
 }  // namespace atl::perf
