@@ -89,7 +89,7 @@ static __always_inline int atl_destine(const struct atl_pkt *p, const struct atl
                                        const struct atl_config *cfg, struct atl_ct_key *to) {
   *to = p->flow;
   int external = 0;
-  if (svc && b) {
+  if (b) {
     to->daddr = b->addr;
     to->dport = b->port;
     if (origin == ATL_FROM_UPLINK) {
