@@ -476,8 +476,13 @@ TEST(BpfFixturesTest, AFlowLivesWhileEitherDirectionTalks) {
 TEST(BpfFixturesTest, AnIdleConnectionLivesSixHours) {
   const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.25");
   const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
-  const auto [host, client, h2] = MakeClientHost("fxt", "ctt", WebService(vip, backend));
-  ASSERT_NE(host, nullptr);
+  // Named, not a structured binding: the lambda below captures its parts,
+  // which clang before 16 refuses for bindings.
+  const ClientHost made = MakeClientHost("fxt", "ctt", WebService(vip, backend));
+  ASSERT_NE(made.host, nullptr);
+  Host* const host = made.host.get();
+  const PodPort& client = made.client;
+  const lb::IpAddr& h2 = made.h2;
   const auto from_backend = [&](uint8_t flags) {
     return FromBackendPod(h2, lb::PacketBuilder()
                                   .Ethernet(kBackendMac, kRouterMac)
