@@ -500,8 +500,8 @@ TEST(ConntrackRemoveHookTest, SeesEveryFlowThatGoes) {
   EXPECT_EQ(gone[1], b.reply) << "expired at lookup";
 
   ct->Insert(a.original, ct->Hash(a.original), a.reply, 0, 1 * kSec);
-  ct->Insert(b.original, ct->Hash(b.original), b.reply, 0,
-             2 * kSec);  // full: c, the closest to expiry, is evicted
+  // Full: c, the closest to expiry, is evicted.
+  ct->Insert(b.original, ct->Hash(b.original), b.reply, 0, 2 * kSec);
   ASSERT_EQ(gone.size(), 3u);
   EXPECT_EQ(gone[2], c.reply) << "evicted";
 
@@ -519,8 +519,8 @@ TEST(ConntrackExpireTest, ExpireSomeWorksInSlicesAndResumes) {
   }
   const Conn young1 = ClientConn(2000, IpProto::kUdp);
   const Conn young2 = ClientConn(2001, IpProto::kUdp);
-  ct->Insert(young1.original, ct->Hash(young1.original), young1.reply, 0,
-             5 * kSec);  // expires at 12 s
+  // These expire at 12 s.
+  ct->Insert(young1.original, ct->Hash(young1.original), young1.reply, 0, 5 * kSec);
   ct->Insert(young2.original, ct->Hash(young2.original), young2.reply, 0, 5 * kSec);
   ASSERT_EQ(ct->size(), 12u);
 

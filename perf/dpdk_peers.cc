@@ -691,7 +691,7 @@ int RunFrameGenerator(const std::string& pcap, const std::string& socket, int co
     if (sent < want) rte_pktmbuf_free_bulk(burst + sent, want - sent);
     next += sent;
   }
-  std::printf("sent %zu\n", next);
+  std::printf("sent %zu of %zu\n", next, n);
   std::fflush(stdout);
   // The peer may still be reading the ring, which goes with this process.
   // What comes back (Atoll sends on the port it receives on) is dropped.
@@ -747,8 +747,17 @@ std::vector<std::string> FrameGenerator::vdevs() const {
 absl::StatusOr<int64_t> FrameGenerator::Finish() {
   parts_->process->Stop(SIGTERM);
   const std::string log = ReadFile(parts_->log());
-  const std::optional<double> sent = NumberAfter(log, "sent ");
-  if (!sent) return absl::InternalError(absl::StrCat("the frame generator sent nothing: ", log));
+  size_t at = 0;
+  const std::optional<double> sent = NumberAfter(log, "sent ", &at);
+  const std::optional<double> total = NumberAfter(log, " of ", &at);
+  if (!sent || !total) {
+    return absl::InternalError(absl::StrCat("the frame generator did not finish: ", log));
+  }
+  // A figure over part of the file would measure something else.
+  if (*sent != *total) {
+    return absl::InternalError(
+        absl::StrCat("the frame generator sent ", *sent, " of ", *total, " frames"));
+  }
   return static_cast<int64_t>(*sent);
 }
 

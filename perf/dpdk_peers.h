@@ -176,8 +176,8 @@ absl::StatusOr<PeerResult> RunOvsDpdk(const PeerRun& run);
 // workload): a process of its own on the main core sends the pcap's frames
 // over a memif link (shared memory rings) to the peer's RX port, so that the
 // forwarding core spends nothing on making its traffic. The pcap PMD reading
-// the file once did that on the forwarding core: about 95 ns a frame, a third
-// of a new flow's time, charged to every peer alike.
+// the file once did that on the forwarding core: about 35 ns of Atoll's 290
+// per new flow (perf/RESULTS.md), charged to every peer alike.
 class FrameGenerator {
  public:
   // Runs `self` (atoll-perf, whose --generate calls RunFrameGenerator) on
@@ -192,7 +192,7 @@ class FrameGenerator {
   // The peer's ports: the memif client as RX, a null sink as TX.
   std::vector<std::string> vdevs() const;
   // Once the peer is done: ends the generator; the frames it sent, or an
-  // error when it did not send the whole file.
+  // error unless it sent every frame of the file.
   absl::StatusOr<int64_t> Finish();
 
  private:
@@ -202,7 +202,7 @@ class FrameGenerator {
 };
 
 // The generator process's body: sends every frame of `pcap` once on a memif
-// server at `socket` as fast as the peer takes them, prints "sent N", and
+// server at `socket` as fast as the peer takes them, prints "sent N of M", and
 // waits for SIGTERM. The process exit code.
 int RunFrameGenerator(const std::string& pcap, const std::string& socket, int core);
 
