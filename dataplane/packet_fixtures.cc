@@ -342,6 +342,23 @@ std::vector<Step> ReplyTupleSteps() {
       to_pa2("41101: now the SYN takes the tuple over", "198.18.64.23", 41101, kTcpSyn));
   steps.push_back(from_pa2("41101: pa2's replies are the new flow's", "198.18.64.23", 41101,
                            kTcpSyn | kTcpAck));
+  // A pod that leaves takes its flows with it (as Cilium flushes a deleted
+  // endpoint's). Otherwise a connection it never closed would hold its reply
+  // tuple for the established timeout, and a new pod given the same address
+  // could not reach pa2 from that port through another service.
+  steps.push_back(to_pa2("41102: a flow to pa2 through a service", "198.18.64.20", 41102, kTcpSyn));
+  steps.push_back(from_pa2("41102: pa2 answers", "198.18.64.20", 41102, kTcpSyn | kTcpAck));
+  steps.push_back(to_pa2("41102: established", "198.18.64.20", 41102, kTcpAck));
+  Step reborn = to_pa2("41102: pa1 left without closing, and a new pod at its address reaches pa2",
+                       "198.18.64.23", 41102, kTcpSyn);
+  Update left;
+  left.remove_pod_ports = {"pa1"};
+  Update came;
+  came.upsert_pod_ports = {MakePod("pa1", kPa1, "a")};
+  reborn.before = {left, came};
+  steps.push_back(reborn);
+  steps.push_back(from_pa2("41102: pa2's replies are the new pod's flow's", "198.18.64.23", 41102,
+                           kTcpSyn | kTcpAck));
   return steps;
 }
 

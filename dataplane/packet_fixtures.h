@@ -26,6 +26,9 @@ enum class Verdict {
 
 struct Step {
   std::string name;
+  // Applied in order before the packet is sent (a pod leaving, a new one
+  // coming); pod ports' host_ifindex is filled in as for Table::state.
+  std::vector<Update> before;
   Port port = Port::kPod;
   std::string pod;        // kPod: the sending pod's host interface
   uint32_t vni = 0;       // kOverlay: the packet's VNI

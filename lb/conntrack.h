@@ -198,6 +198,19 @@ class ConntrackShard {
   // between bursts, so the budget bounds the work, not the removals.
   uint32_t ExpireSome(uint64_t now_ns, uint32_t budget);
 
+  // The same walk for flows that must go before their time (those of a pod
+  // that left): examines up to `budget` records, continuing where the last
+  // call stopped (a cursor of its own), and removes those `doomed(flow)`
+  // names; `capacity()` records make a full pass.
+  template <typename Doomed>
+  void RemoveSome(Doomed&& doomed, uint32_t budget) {
+    for (uint32_t n = 0; n < budget && n < config_.max_flows; ++n) {
+      const uint32_t id = remove_cursor_;
+      remove_cursor_ = remove_cursor_ + 1 == config_.max_flows ? 0 : remove_cursor_ + 1;
+      if (flows_[id].in_use && doomed(static_cast<const Flow&>(flows_[id]))) Remove(id);
+    }
+  }
+
   const Flow& flow(uint32_t id) const { return flows_[id]; }
   uint32_t size() const { return live_; }
   uint32_t capacity() const { return config_.max_flows; }
@@ -226,6 +239,7 @@ class ConntrackShard {
   uint32_t live_ = 0;
   uint32_t expire_cursor_ = 0;
   uint32_t evict_cursor_ = 0;
+  uint32_t remove_cursor_ = 0;
   ConntrackStats stats_;
   RemoveHook on_remove_ = nullptr;
   void* on_remove_context_ = nullptr;

@@ -548,6 +548,33 @@ TEST(ConntrackExpireTest, ExpireSomeWorksInSlicesAndResumes) {
   EXPECT_EQ(ct->stats().expired, 10u);
 }
 
+TEST(ConntrackRemoveSomeTest, RemovesTheDoomedInSlicesOfAWalk) {
+  std::unique_ptr<ConntrackShard> ct = NewShard(TestConfig(16));
+  std::vector<Conn> flows;
+  for (uint16_t i = 0; i < 12; ++i) {
+    Conn c = ClientConn(3000 + i, IpProto::kUdp);
+    if (i % 3 == 0) {  // a second client, whose flows are the doomed ones
+      c.original.src = c.reply.dst = IpAddr::V4(0xc6130102);
+    }
+    ASSERT_NE(ct->Insert(c.original, ct->Hash(c.original), c.reply, 0, 0), ConntrackShard::kNoFlow);
+    flows.push_back(c);
+  }
+  const IpAddr leaving = IpAddr::V4(0xc6130102);
+  const auto doomed = [&](const Flow& f) { return f.tuple[0].src == leaving; };
+  // The flows took records 0 to 11. A budget of 4: the first two calls see
+  // records 0 to 7, with the doomed flows 0, 3 and 6; the next goes on from 8.
+  ct->RemoveSome(doomed, 4);
+  ct->RemoveSome(doomed, 4);
+  EXPECT_EQ(ct->size(), 9u);
+  ct->RemoveSome(doomed, 4);
+  EXPECT_EQ(ct->size(), 8u);
+  for (uint16_t i = 0; i < flows.size(); ++i) {
+    const Conn& c = flows[i];
+    EXPECT_EQ(ct->Lookup(c.reply, ct->Hash(c.reply), kSec).found(), i % 3 != 0) << i;
+  }
+  EXPECT_EQ(ct->stats().expired, 0u) << "removed, not expired";
+}
+
 class ConntrackFullTest : public ::testing::Test {
  protected:
   static constexpr uint32_t kCapacity = 8;

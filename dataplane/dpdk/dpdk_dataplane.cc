@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -33,6 +34,9 @@ namespace atl::dataplane::dpdk {
 namespace {
 
 constexpr uint16_t kBurst = 32;
+// Conntrack records a worker examines per round while it removes the flows
+// of pods that left: 256 KiB of records, some tens of microseconds.
+constexpr uint32_t kForgetRecordsPerRound = 2048;
 constexpr uint16_t kRxDescriptors = 1024;
 constexpr uint16_t kTxDescriptors = 1024;
 constexpr unsigned kPoolMbufs = 16383;  // 2^n - 1: the mempool's ring is sized 2^n
@@ -286,6 +290,39 @@ struct alignas(64) DpdkDataplane::Worker {
   // Load, read by the control thread.
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
+
+  // Pods that left: the control thread adds their addresses to `departed`
+  // and numbers its request in `departed_asked`; the worker takes them into a
+  // walk over its conntrack shard, a few records a round so that its ports
+  // are still served, and stores the request it took in `departed_done` once
+  // the walk has gone round the whole shard.
+  std::mutex departed_lock;
+  std::vector<lb::IpAddr> departed;  // guarded by departed_lock
+  std::atomic<uint64_t> departed_asked{0};
+  std::atomic<uint64_t> departed_done{0};
+  std::vector<lb::IpAddr> forgetting;  // the walk's, the worker's alone
+  uint64_t forgetting_asked = 0;
+  uint32_t walk_left = 0;  // records before the walk is complete
+
+  // One round's part of the walk; returns whether one is under way.
+  bool ForgetSome() {
+    if (departed_asked.load(std::memory_order_acquire) != forgetting_asked) {
+      std::lock_guard<std::mutex> lock(departed_lock);
+      forgetting.insert(forgetting.end(), departed.begin(), departed.end());
+      departed.clear();
+      forgetting_asked = departed_asked.load(std::memory_order_relaxed);
+      walk_left = pipeline->conntrack().capacity();  // from here, round to here
+    }
+    if (walk_left == 0) return false;
+    const uint32_t n = std::min(walk_left, kForgetRecordsPerRound);
+    pipeline->RemoveFlowsOf(forgetting, n);
+    walk_left -= n;
+    if (walk_left == 0) {
+      forgetting.clear();
+      departed_done.store(forgetting_asked, std::memory_order_release);
+    }
+    return true;
+  }
 
   void Send(uint16_t port, rte_mbuf* m) {
     if (port >= RTE_MAX_ETHPORTS) {  // no such port configured
@@ -550,10 +587,11 @@ int DpdkDataplane::WorkerMain(void* arg) {
                            std::memory_order_relaxed);
     }
     if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
+    const bool forgetting = w->ForgetSome();
     // An idle worker backs off (as l3fwd-power does) so that hosts sharing
     // cores, as the test bed's do, are not starved by polling; a busy one
     // never sleeps. The first packet after a pause waits at most o.idle_sleep_us.
-    idle_rounds = received + handed > 0 ? 0 : idle_rounds + 1;
+    idle_rounds = received + handed > 0 || forgetting ? 0 : idle_rounds + 1;
     if (o.idle_sleep_us > 0 && idle_rounds > kIdleRoundsBeforeSleep) {
       rte_rcu_qsbr_thread_offline(dp->qsbr_, w->id);
       usleep(o.idle_sleep_us);
@@ -591,9 +629,18 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
   if (update.full_sync_pod_ports) {
     for (const auto& [ifname, port] : port_of_) removed.insert(ifname);
   }
+  // Pods that leave, or whose port now has another address: their flows go.
+  std::vector<lb::IpAddr> departed;
+  const HostTables& before = *published_.load(std::memory_order_acquire);
   for (const PodPort& p : update.upsert_pod_ports) {
     removed.erase(p.host_ifname);
-    if (port_of.contains(p.host_ifname)) continue;
+    if (auto it = port_of.find(p.host_ifname); it != port_of.end()) {
+      const PodEntry* pod = before.PodByPort(it->second);
+      if (pod != nullptr && FromBe32(pod->addr) != p.address) {
+        departed.push_back(FromBe32(pod->addr));
+      }
+      continue;
+    }
     absl::StatusOr<uint16_t> port = options_.attach_pod(p);
     if (!port.ok()) {
       for (uint16_t a : attached) options_.detach_pod(a);
@@ -607,6 +654,7 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
     auto it = port_of.find(ifname);
     if (it == port_of.end()) continue;
     detach.push_back(it->second);
+    if (const PodEntry* pod = before.PodByPort(it->second)) departed.push_back(FromBe32(pod->addr));
     port_of.erase(it);
   }
   absl::Status applied = Mutate([&](HostTables& t) { return t.Apply(update, port_of); });
@@ -617,7 +665,28 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
   port_of_ = std::move(port_of);
   // No worker polls a removed port any more: both tables have lost it.
   for (uint16_t port : detach) options_.detach_pod(port);
+  ForgetFlowsOf(departed);
   return absl::OkStatus();
+}
+
+void DpdkDataplane::ForgetFlowsOf(const std::vector<lb::IpAddr>& departed) {
+  if (departed.empty()) return;
+  std::vector<uint64_t> asked(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Worker& w = *workers_[i];
+    std::lock_guard<std::mutex> lock(w.departed_lock);
+    w.departed.insert(w.departed.end(), departed.begin(), departed.end());
+    asked[i] = w.departed_asked.load(std::memory_order_relaxed) + 1;
+    w.departed_asked.store(asked[i], std::memory_order_release);
+  }
+  // A walk takes capacity / kForgetRecordsPerRound rounds (256 for a
+  // million flows), and a worker with a walk to do does not sleep.
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    while (workers_[i]->departed_done.load(std::memory_order_acquire) < asked[i] &&
+           !stop_.load(std::memory_order_relaxed)) {
+      usleep(100);
+    }
+  }
 }
 
 Programmed DpdkDataplane::Dump() const {

@@ -171,7 +171,12 @@ class Host {
     return {};
   }
 
+  // The step's updates, then its packet.
   Out Run(const Step& step) {
+    for (Update u : step.before) {
+      for (PodPort& p : u.upsert_pod_ports) p.host_ifindex = 1000u + pods_.at(p.host_ifname).id;
+      if (absl::Status s = dataplane_->Apply(u); !s.ok()) ADD_FAILURE() << s;
+    }
     switch (step.port) {
       case Port::kPod:
         return Send(pods_.at(step.pod), step.packet);

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "dataplane/dpdk/flow_owners.h"
@@ -142,6 +143,20 @@ class Pipeline {
   void CountDrop(DropReason reason) { ++stats_.drops[static_cast<size_t>(reason)]; }
   // Between bursts: removes up to `budget` expired conntrack entries.
   void ExpireSome(uint64_t now_ns, uint32_t budget) { conntrack_->ExpireSome(now_ns, budget); }
+  // Between bursts: the next `budget` records of a walk over the conntrack
+  // shard, removing the flows with an end in `departed` (pods that left).
+  // A flow's ends are its initiator, tuple[0].src, and its responder after
+  // any DNAT, tuple[1].src.
+  void RemoveFlowsOf(const std::vector<lb::IpAddr>& departed, uint32_t budget) {
+    conntrack_->RemoveSome(
+        [&](const lb::Flow& f) {
+          for (const lb::IpAddr& a : departed) {
+            if (f.tuple[0].src == a || f.tuple[1].src == a) return true;
+          }
+          return false;
+        },
+        budget);
+  }
 
   const PipelineStats& stats() const { return stats_; }
   const lb::ConntrackShard& conntrack() const { return *conntrack_; }

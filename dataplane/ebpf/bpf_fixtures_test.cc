@@ -116,7 +116,12 @@ class Host {
     return host;
   }
 
+  // The step's updates, then its packet.
   Ran Run(const Step& step) const {
+    for (Update u : step.before) {
+      for (PodPort& p : u.upsert_pod_ports) p.host_ifindex = ifindex_.at(p.host_ifname);
+      if (absl::Status s = dp_->Apply(u); !s.ok()) ADD_FAILURE() << s;
+    }
     switch (step.port) {
       case Port::kPod:
         return RunProgram(dp_->bpf().prog_fd(ebpf::Program::kFromPod), step.packet,

@@ -137,6 +137,37 @@ std::vector<lb::Backend> BackendsOf(const atl_svc& svc, const atl_backend* regio
   return backends;
 }
 
+// Removes the conntrack entries of every flow with an end at `addr`, a pod
+// that left, so that a new pod given its address finds none of them (they
+// would hold reply tuples it needs, or send its ports' flows to the old
+// backends). An entry belongs to such a flow when its key holds the address,
+// or its rewrite does (a client's entry DNATed to the pod as backend, the
+// reply entry of a pod's SNATed flow).
+absl::Status ForgetFlowsOf(bpf_map* ct, __be32 addr, std::string_view pod) {
+  constexpr uint32_t kChunk = 1024;
+  std::vector<atl_ct_key> keys(kChunk);
+  std::vector<atl_ct> values(kChunk);
+  std::vector<atl_ct_key> doomed;
+  uint32_t batch = 0;  // a hash map's position: its bucket
+  for (bool first = true;; first = false) {
+    uint32_t count = kChunk;
+    const int err = bpf_map_lookup_batch(Fd(ct), first ? nullptr : &batch, &batch, keys.data(),
+                                         values.data(), &count, nullptr);
+    if (err != 0 && errno != ENOENT) return MapError("walking", bpf_map__name(ct), pod);
+    for (uint32_t i = 0; i < count; ++i) {
+      const atl_ct& v = values[i];
+      if (keys[i].saddr == addr || keys[i].daddr == addr ||
+          ((v.flags & ATL_CT_DNAT) && v.nat_daddr == addr) ||
+          ((v.flags & ATL_CT_SNAT) && v.nat_saddr == addr)) {
+        doomed.push_back(keys[i]);
+      }
+    }
+    if (err != 0) break;  // ENOENT: that was the last of them
+  }
+  for (const atl_ct_key& k : doomed) ATL_RETURN_IF_ERROR(Erase(ct, k, pod));
+  return absl::OkStatus();
+}
+
 atl_pod PodValue(const PodPort& p) {
   atl_pod v{};
   v.addr = Be32(p.address);
@@ -460,7 +491,7 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
                               absl::StrCat("pod port ", port.host_ifname)));
     // The veth is usually gone already, and its program with it.
     if (options_.attach_pod_ports) (void)bpf_->Detach(port.host_ifindex);
-    return absl::OkStatus();
+    return ForgetFlowsOf(skel.maps.atl_ct, addr, absl::StrCat("the flows of pod ", port.pod));
   };
   for (const PodPort& port : update.upsert_pod_ports) {
     if (!port.address.IsV4()) continue;
