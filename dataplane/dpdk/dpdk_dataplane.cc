@@ -587,11 +587,11 @@ int DpdkDataplane::WorkerMain(void* arg) {
                            std::memory_order_relaxed);
     }
     if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
-    const bool forgetting = w->ForgetSome();
+    const bool walking = w->ForgetSome();
     // An idle worker backs off (as l3fwd-power does) so that hosts sharing
     // cores, as the test bed's do, are not starved by polling; a busy one
     // never sleeps. The first packet after a pause waits at most o.idle_sleep_us.
-    idle_rounds = received + handed > 0 || forgetting ? 0 : idle_rounds + 1;
+    idle_rounds = received + handed > 0 || walking ? 0 : idle_rounds + 1;
     if (o.idle_sleep_us > 0 && idle_rounds > kIdleRoundsBeforeSleep) {
       rte_rcu_qsbr_thread_offline(dp->qsbr_, w->id);
       usleep(o.idle_sleep_us);
@@ -679,7 +679,7 @@ void DpdkDataplane::ForgetFlowsOf(const std::vector<lb::IpAddr>& departed) {
     asked[i] = w.departed_asked.load(std::memory_order_relaxed) + 1;
     w.departed_asked.store(asked[i], std::memory_order_release);
   }
-  // A walk takes capacity / kForgetRecordsPerRound rounds (256 for a
+  // A walk takes capacity / kForgetRecordsPerRound rounds (512 for a
   // million flows), and a worker with a walk to do does not sleep.
   for (size_t i = 0; i < workers_.size(); ++i) {
     while (workers_[i]->departed_done.load(std::memory_order_acquire) < asked[i] &&
