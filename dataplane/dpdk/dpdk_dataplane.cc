@@ -629,16 +629,24 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
   if (update.full_sync_pod_ports) {
     for (const auto& [ifname, port] : port_of_) removed.insert(ifname);
   }
-  // Pods that leave, or whose port now has another address: their flows go.
+  // A pod that leaves takes its flows with it, so that a new pod given its
+  // address finds none of them (their reply tuples would keep it from its
+  // services' backends, and its ports' flows would follow the old ones).
+  // `departed`: the addresses of pods that leave, or of ports that now have
+  // another one. `arriving`: addresses that no pod of this host had, cleared
+  // before a pod takes them, in case an earlier pod's removal never came.
   std::vector<lb::IpAddr> departed;
+  std::vector<lb::IpAddr> arriving;
   const HostTables& before = *published_.load(std::memory_order_acquire);
   for (const PodPort& p : update.upsert_pod_ports) {
     removed.erase(p.host_ifname);
+    const PodEntry* holder = before.PodByAddr(Be32(p.address));
     if (auto it = port_of.find(p.host_ifname); it != port_of.end()) {
       const PodEntry* pod = before.PodByPort(it->second);
       if (pod != nullptr && FromBe32(pod->addr) != p.address) {
         departed.push_back(FromBe32(pod->addr));
       }
+      if (holder == nullptr || holder->port != it->second) arriving.push_back(p.address);
       continue;
     }
     absl::StatusOr<uint16_t> port = options_.attach_pod(p);
@@ -648,6 +656,7 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
     }
     port_of[p.host_ifname] = *port;
     attached.push_back(*port);
+    if (holder == nullptr || holder->port != *port) arriving.push_back(p.address);
   }
   std::vector<uint16_t> detach;
   for (const std::string& ifname : removed) {
@@ -657,6 +666,7 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
     if (const PodEntry* pod = before.PodByPort(it->second)) departed.push_back(FromBe32(pod->addr));
     port_of.erase(it);
   }
+  ForgetFlowsOf(arriving);
   absl::Status applied = Mutate([&](HostTables& t) { return t.Apply(update, port_of); });
   if (!applied.ok()) {
     for (uint16_t a : attached) options_.detach_pod(a);
@@ -665,17 +675,20 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
   port_of_ = std::move(port_of);
   // No worker polls a removed port any more: both tables have lost it.
   for (uint16_t port : detach) options_.detach_pod(port);
+  // Not an address another pod holds now.
+  const HostTables& after = *published_.load(std::memory_order_acquire);
+  std::erase_if(departed, [&](const lb::IpAddr& a) { return after.PodByAddr(Be32(a)) != nullptr; });
   ForgetFlowsOf(departed);
   return absl::OkStatus();
 }
 
-void DpdkDataplane::ForgetFlowsOf(const std::vector<lb::IpAddr>& departed) {
-  if (departed.empty()) return;
+void DpdkDataplane::ForgetFlowsOf(const std::vector<lb::IpAddr>& addrs) {
+  if (addrs.empty()) return;
   std::vector<uint64_t> asked(workers_.size());
   for (size_t i = 0; i < workers_.size(); ++i) {
     Worker& w = *workers_[i];
     std::lock_guard<std::mutex> lock(w.departed_lock);
-    w.departed.insert(w.departed.end(), departed.begin(), departed.end());
+    w.departed.insert(w.departed.end(), addrs.begin(), addrs.end());
     asked[i] = w.departed_asked.load(std::memory_order_relaxed) + 1;
     w.departed_asked.store(asked[i], std::memory_order_release);
   }

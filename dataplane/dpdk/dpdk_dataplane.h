@@ -150,11 +150,9 @@ class DpdkDataplane final : public Dataplane {
   // readers of the other copy and changes it the same way.
   absl::Status Mutate(const std::function<absl::Status(HostTables&)>& change);
   static int WorkerMain(void* arg);
-  // Has every worker remove the flows of pods that left, at `departed`, and
-  // waits until they have: a new pod given one of these addresses must not
-  // find the old one's flows (their reply tuples would keep it from its
-  // services' backends, and its ports' flows would follow the old backends).
-  void ForgetFlowsOf(const std::vector<lb::IpAddr>& departed);
+  // Has every worker remove the flows with an end at one of `addrs` (pods
+  // that left, or addresses new pods take) and waits until they have.
+  void ForgetFlowsOf(const std::vector<lb::IpAddr>& addrs);
 
   // Keeps the workers' underlay MACs in step with the host's neighbour table.
   void FollowNeighbours();

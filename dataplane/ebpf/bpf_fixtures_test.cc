@@ -93,27 +93,36 @@ class Host {
   // Programs `state` into a fresh set of pinned maps.
   static std::unique_ptr<Host> Make(const std::string& name, Update state) {
     auto host = std::make_unique<Host>();
+    host->name_ = name;
     host->uplink_ = MakeInterface(name + "-up");
+    if (!host->Restart(std::move(state))) return nullptr;
+    return host;
+  }
+
+  // A new dataplane on the same pinned maps (an agent that restarted), then
+  // `state`; pod ports get interfaces of their own names, made if new.
+  bool Restart(Update state) {
+    dp_.reset();
     for (PodPort& p : state.upsert_pod_ports) {
       p.host_ifindex = MakeInterface(p.host_ifname);
-      host->ifindex_[p.host_ifname] = p.host_ifindex;
+      ifindex_[p.host_ifname] = p.host_ifindex;
     }
     EbpfDataplane::Options options;
-    options.pin_dir = "/sys/fs/bpf/" + name;
+    options.pin_dir = "/sys/fs/bpf/" + name_;
     options.overlay_device = "";
-    options.uplink = name + "-up";
+    options.uplink = name_ + "-up";
     options.attach_pod_ports = false;
     auto dp = EbpfDataplane::Create(options);
     if (!dp.ok()) {
       ADD_FAILURE() << dp.status();
-      return nullptr;
+      return false;
     }
-    host->dp_ = *std::move(dp);
-    if (absl::Status s = host->dp_->Apply(state); !s.ok()) {
+    dp_ = *std::move(dp);
+    if (absl::Status s = dp_->Apply(state); !s.ok()) {
       ADD_FAILURE() << s;
-      return nullptr;
+      return false;
     }
-    return host;
+    return true;
   }
 
   // The step's updates, then its packet.
@@ -150,6 +159,7 @@ class Host {
   EbpfDataplane& dataplane() { return *dp_; }
 
  private:
+  std::string name_;
   std::unique_ptr<EbpfDataplane> dp_;
   std::map<std::string, uint32_t> ifindex_;
   uint32_t uplink_ = 0;
@@ -571,6 +581,49 @@ TEST(BpfFixturesTest, TheUplinkDecapsulatesWhatTheOtherHostEncapsulated) {
   const uint64_t before = h2->Drops("malformed");
   EXPECT_EQ(h2->Run(arrival).action, TC_ACT_SHOT);
   EXPECT_EQ(h2->Drops("malformed"), before + 1);
+}
+
+// The maps outlive the agent. A pod deleted while it was away, whose address
+// a new pod on another interface has taken, leaves no flows when the agent
+// is back: the new pod's arrival clears them, and the old port's removal
+// (the full sync) does not touch the new pod's.
+TEST(BpfFixturesTest, APodGoneWhileTheAgentWasAwayLeavesNoFlows) {
+  const lb::IpAddr vip = *lb::IpAddr::Parse("198.18.64.20");
+  const lb::IpAddr backend = *lb::IpAddr::Parse("198.19.0.17");
+  const Frontend web = WebService(vip, backend);
+  // Named parts: clang before 16 cannot capture structured bindings.
+  ClientHost made = MakeClientHost("fxa", "cta", web);
+  ASSERT_NE(made.host, nullptr);
+  Host& host = *made.host;
+  const PodPort client = made.client;
+  ASSERT_EQ(host.Run(ClientSyn(client, vip, 40000)).cb[0], ATL_VERDICT_ENCAP);
+  // Conntrack entries with the client's address in their key.
+  const auto entries_of_client = [&host, &client] {
+    __be32 addr;
+    std::memcpy(&addr, client.address.v4_bytes(), 4);
+    int n = 0;
+    const int ct = bpf_map__fd(host.dataplane().bpf().skel().maps.atl_ct);
+    atl_ct_key key, next;
+    for (int err = bpf_map_get_next_key(ct, nullptr, &key); err == 0;
+         err = bpf_map_get_next_key(ct, &key, &next), key = next) {
+      if (key.saddr == addr || key.daddr == addr) ++n;
+    }
+    return n;
+  };
+  ASSERT_EQ(entries_of_client(), 2) << "the flow's two entries";
+
+  Update back = ClientAndRemoteBlock("cta2");  // the new pod: another interface, the same address
+  back.upsert_frontends = {web};
+  back.full_sync_pod_ports = true;
+  ASSERT_TRUE(host.Restart(back));
+  EXPECT_EQ(entries_of_client(), 0) << "the old pod's flow";
+
+  // The new pod's own flow from the same port, and a second restart that
+  // keeps it: its address is its own now.
+  ASSERT_EQ(host.Run(ClientSyn(back.upsert_pod_ports[0], vip, 40000)).cb[0], ATL_VERDICT_ENCAP);
+  ASSERT_EQ(entries_of_client(), 2);
+  ASSERT_TRUE(host.Restart(back));
+  EXPECT_EQ(entries_of_client(), 2) << "a pod still there keeps its flows";
 }
 
 }  // namespace

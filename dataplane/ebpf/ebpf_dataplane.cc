@@ -137,13 +137,20 @@ std::vector<lb::Backend> BackendsOf(const atl_svc& svc, const atl_backend* regio
   return backends;
 }
 
-// Removes the conntrack entries of every flow with an end at `addr`, a pod
-// that left, so that a new pod given its address finds none of them (they
-// would hold reply tuples it needs, or send its ports' flows to the old
-// backends). An entry belongs to such a flow when its key holds the address,
-// or its rewrite does (a client's entry DNATed to the pod as backend, the
-// reply entry of a pod's SNATed flow).
-absl::Status ForgetFlowsOf(bpf_map* ct, __be32 addr, std::string_view pod) {
+// Whether conntrack entry (k, v) belongs to a flow with an end in `addrs`:
+// its key holds one, or its rewrite does (a client's entry DNATed to the pod
+// as backend, the reply entry of a pod's SNATed flow).
+bool InvolvesAny(const atl_ct_key& k, const atl_ct& v, const absl::flat_hash_set<__be32>& addrs) {
+  return addrs.contains(k.saddr) || addrs.contains(k.daddr) ||
+         ((v.flags & ATL_CT_DNAT) && addrs.contains(v.nat_daddr)) ||
+         ((v.flags & ATL_CT_SNAT) && addrs.contains(v.nat_saddr));
+}
+
+// Removes the conntrack entries of every flow with an end at one of `addrs`,
+// in one walk of the map.
+absl::Status ForgetFlowsOf(bpf_map* ct, const absl::flat_hash_set<__be32>& addrs,
+                           std::string_view what) {
+  if (addrs.empty()) return absl::OkStatus();
   constexpr uint32_t kChunk = 1024;
   std::vector<atl_ct_key> keys(kChunk);
   std::vector<atl_ct> values(kChunk);
@@ -153,18 +160,18 @@ absl::Status ForgetFlowsOf(bpf_map* ct, __be32 addr, std::string_view pod) {
     uint32_t count = kChunk;
     const int err = bpf_map_lookup_batch(Fd(ct), first ? nullptr : &batch, &batch, keys.data(),
                                          values.data(), &count, nullptr);
-    if (err != 0 && errno != ENOENT) return MapError("walking", bpf_map__name(ct), pod);
+    if (err != 0 && errno != ENOENT) return MapError("walking", bpf_map__name(ct), what);
     for (uint32_t i = 0; i < count; ++i) {
-      const atl_ct& v = values[i];
-      if (keys[i].saddr == addr || keys[i].daddr == addr ||
-          ((v.flags & ATL_CT_DNAT) && v.nat_daddr == addr) ||
-          ((v.flags & ATL_CT_SNAT) && v.nat_saddr == addr)) {
-        doomed.push_back(keys[i]);
-      }
+      if (InvolvesAny(keys[i], values[i], addrs)) doomed.push_back(keys[i]);
     }
     if (err != 0) break;  // ENOENT: that was the last of them
   }
-  for (const atl_ct_key& k : doomed) ATL_RETURN_IF_ERROR(Erase(ct, k, pod));
+  for (const atl_ct_key& k : doomed) {
+    // The programs may have given the key to another flow since the walk
+    // read it (an expired entry is overwritten): only a match goes.
+    std::optional<atl_ct> now = Get<atl_ct_key, atl_ct>(ct, k);
+    if (now.has_value() && InvolvesAny(k, *now, addrs)) ATL_RETURN_IF_ERROR(Erase(ct, k, what));
+  }
   return absl::OkStatus();
 }
 
@@ -481,22 +488,41 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
                               absl::StrCat("route ", cidr.ToString())));
   }
 
-  auto remove_pod = [&](const PodPort& port) -> absl::Status {
+  // A pod that leaves takes its flows with it, so that a new pod given its
+  // address finds none of them (their reply tuples would keep it from its
+  // services' backends, and its ports' flows would follow the old ones). An
+  // address that no pod of this host had is cleared too before it is taken:
+  // an earlier pod may have gone while the agent was away (the maps outlive
+  // it), or its removal may never have come.
+  absl::flat_hash_set<__be32> departed;
+  absl::flat_hash_set<__be32> arriving;
+  for (const PodPort& port : update.upsert_pod_ports) {
+    if (!port.address.IsV4()) continue;
+    const std::optional<atl_pod> held =
+        Get<__be32, atl_pod>(skel.maps.atl_pods, Be32(port.address));
+    if (!held.has_value() || held->ifindex != port.host_ifindex)
+      arriving.insert(Be32(port.address));
+  }
+  ATL_RETURN_IF_ERROR(ForgetFlowsOf(skel.maps.atl_ct, arriving, "the flows of arriving pods"));
+  // `address_goes`: false when the port stays at its address with other
+  // fields changed; its flows stay then.
+  auto remove_pod = [&](const PodPort& port, bool address_goes) -> absl::Status {
     const __be32 addr = Be32(port.address);
     if (std::optional<atl_pod> by_addr = Get<__be32, atl_pod>(skel.maps.atl_pods, addr);
         by_addr.has_value() && by_addr->ifindex == port.host_ifindex) {
       ATL_RETURN_IF_ERROR(Erase(skel.maps.atl_pods, addr, absl::StrCat("pod ", port.pod)));
+      if (address_goes) departed.insert(addr);  // not when another pod holds it now
     }
     ATL_RETURN_IF_ERROR(Erase(skel.maps.atl_pod_ports, port.host_ifindex,
                               absl::StrCat("pod port ", port.host_ifname)));
     // The veth is usually gone already, and its program with it.
     if (options_.attach_pod_ports) (void)bpf_->Detach(port.host_ifindex);
-    return ForgetFlowsOf(skel.maps.atl_ct, addr, absl::StrCat("the flows of pod ", port.pod));
+    return absl::OkStatus();
   };
   for (const PodPort& port : update.upsert_pod_ports) {
     if (!port.address.IsV4()) continue;
     if (auto it = pod_ports_.find(port.host_ifname); it != pod_ports_.end() && it->second != port) {
-      ATL_RETURN_IF_ERROR(remove_pod(it->second));
+      ATL_RETURN_IF_ERROR(remove_pod(it->second, it->second.address != port.address));
     }
     atl_pod value = PodValue(port);
     if (auto seg = segments_.find(port.segment); seg != segments_.end()) {
@@ -512,7 +538,7 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
   for (const std::string& ifname : update.remove_pod_ports) {
     auto it = pod_ports_.find(ifname);
     if (it == pod_ports_.end()) continue;
-    ATL_RETURN_IF_ERROR(remove_pod(it->second));
+    ATL_RETURN_IF_ERROR(remove_pod(it->second, true));
     pod_ports_.erase(it);
   }
   if (update.full_sync_pod_ports) {
@@ -523,10 +549,17 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
         std::optional<atl_pod> by_addr = Get<__be32, atl_pod>(skel.maps.atl_pods, value->addr);
         if (by_addr.has_value() && by_addr->ifindex == ifindex) {
           ATL_RETURN_IF_ERROR(Erase(skel.maps.atl_pods, value->addr, "a pod from before"));
+          departed.insert(value->addr);
         }
       }
     }
     restored_pod_ifindexes_.clear();
+  }
+  // The pods are gone whether or not this walk succeeds; a flow it misses
+  // goes when a new pod takes the address (above).
+  if (absl::Status s = ForgetFlowsOf(skel.maps.atl_ct, departed, "the flows of departed pods");
+      !s.ok()) {
+    std::fprintf(stderr, "eBPF dataplane: %s\n", s.ToString().c_str());
   }
   // A pod's segment id follows its segment (a namespace known after its pod).
   if (!update.upsert_segments.empty()) {
