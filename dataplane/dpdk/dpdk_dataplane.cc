@@ -633,8 +633,10 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
   // address finds none of them (their reply tuples would keep it from its
   // services' backends, and its ports' flows would follow the old ones).
   // `departed`: the addresses of pods that leave, or of ports that now have
-  // another one. `arriving`: addresses that no pod of this host had, cleared
-  // before a pod takes them, in case an earlier pod's removal never came.
+  // another one. `arriving`: addresses another port still holds (a pod whose
+  // removal has not come), cleared before the new pod takes them. The tables
+  // live and die with this process, so an address no port holds had its
+  // flows cleared when its last pod left.
   std::vector<lb::IpAddr> departed;
   std::vector<lb::IpAddr> arriving;
   const HostTables& before = *published_.load(std::memory_order_acquire);
@@ -646,7 +648,7 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
       if (pod != nullptr && FromBe32(pod->addr) != p.address) {
         departed.push_back(FromBe32(pod->addr));
       }
-      if (holder == nullptr || holder->port != it->second) arriving.push_back(p.address);
+      if (holder != nullptr && holder->port != it->second) arriving.push_back(p.address);
       continue;
     }
     absl::StatusOr<uint16_t> port = options_.attach_pod(p);
@@ -656,7 +658,7 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
     }
     port_of[p.host_ifname] = *port;
     attached.push_back(*port);
-    if (holder == nullptr || holder->port != *port) arriving.push_back(p.address);
+    if (holder != nullptr && holder->port != *port) arriving.push_back(p.address);
   }
   std::vector<uint16_t> detach;
   for (const std::string& ifname : removed) {

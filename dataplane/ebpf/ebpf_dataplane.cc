@@ -491,17 +491,19 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
   // A pod that leaves takes its flows with it, so that a new pod given its
   // address finds none of them (their reply tuples would keep it from its
   // services' backends, and its ports' flows would follow the old ones). An
-  // address that no pod of this host had is cleared too before it is taken:
-  // an earlier pod may have gone while the agent was away (the maps outlive
-  // it), or its removal may never have come.
+  // address a pod takes is cleared too, unless its flows went with its last
+  // pod: that pod may have gone while the agent was away (the maps outlive
+  // it), or still hold the address on another interface.
   absl::flat_hash_set<__be32> departed;
   absl::flat_hash_set<__be32> arriving;
   for (const PodPort& port : update.upsert_pod_ports) {
     if (!port.address.IsV4()) continue;
-    const std::optional<atl_pod> held =
-        Get<__be32, atl_pod>(skel.maps.atl_pods, Be32(port.address));
-    if (!held.has_value() || held->ifindex != port.host_ifindex)
-      arriving.insert(Be32(port.address));
+    const __be32 addr = Be32(port.address);
+    const std::optional<atl_pod> held = Get<__be32, atl_pod>(skel.maps.atl_pods, addr);
+    if (held.has_value() ? held->ifindex != port.host_ifindex : !cleared_addrs_.contains(addr)) {
+      arriving.insert(addr);
+    }
+    cleared_addrs_.erase(addr);
   }
   ATL_RETURN_IF_ERROR(ForgetFlowsOf(skel.maps.atl_ct, arriving, "the flows of arriving pods"));
   // `address_goes`: false when the port stays at its address with other
@@ -555,10 +557,12 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     }
     restored_pod_ifindexes_.clear();
   }
-  // The pods are gone whether or not this walk succeeds; a flow it misses
-  // goes when a new pod takes the address (above).
+  // The pods are gone whether or not this walk succeeds; if it fails, their
+  // flows go when a new pod takes the address (above).
   if (absl::Status s = ForgetFlowsOf(skel.maps.atl_ct, departed, "the flows of departed pods");
-      !s.ok()) {
+      s.ok()) {
+    cleared_addrs_.insert(departed.begin(), departed.end());
+  } else {
     std::fprintf(stderr, "eBPF dataplane: %s\n", s.ToString().c_str());
   }
   // A pod's segment id follows its segment (a namespace known after its pod).

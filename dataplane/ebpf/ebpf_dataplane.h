@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "dataplane/dataplane.h"
@@ -84,6 +85,9 @@ class EbpfDataplane : public Dataplane {
   std::set<lb::IpPrefix> restored_routes_;
   std::set<uint32_t> restored_pod_ifindexes_;
   bool restored_admits_ = false;
+  // Addresses (network order) whose flows went with their pod, and which no
+  // pod has taken since: a new pod taking one needs no walk of conntrack.
+  absl::flat_hash_set<uint32_t> cleared_addrs_;
 };
 
 }  // namespace atl::dataplane
