@@ -19,6 +19,7 @@ lb::MacAddr PodMac(const char* ip) { return dataplane::PodMac(Ip(ip)); }
 constexpr const char* kPa1 = "198.19.0.2";
 constexpr const char* kPa2 = "198.19.0.3";
 constexpr const char* kPa3 = "198.19.0.4";
+constexpr const char* kPa4 = "198.19.0.5";  // the reply tuples table's spare port
 constexpr const char* kPb1 = "198.19.1.2";
 constexpr const char* kPo1 = "198.19.2.2";
 constexpr const char* kRemoteA = "198.19.0.17";  // a pod of segment a on h2
@@ -265,7 +266,8 @@ Update ReplyTupleState() {
   u.upsert_segments = {MakeSegment("a", 1, "198.19.0.0/24", "198.19.0.1", true),
                        MakeSegment("b", 2, "198.19.1.0/24", "198.19.1.1", true)};
   u.upsert_pod_ports = {MakePod("pa1", kPa1, "a"), MakePod("pa2", kPa2, "a"),
-                        MakePod("pa3", kPa3, "a"), MakePod("pb1", kPb1, "b")};
+                        MakePod("pa3", kPa3, "a"), MakePod("pb1", kPb1, "b"),
+                        MakePod("pa4", kPa4, "a")};
   u.set_node_addresses = true;
   u.node_addresses = {kNodeAddr};
   const auto tcp = [](const char* vip, std::vector<lb::Endpoint> backends) {
@@ -359,6 +361,26 @@ std::vector<Step> ReplyTupleSteps() {
   steps.push_back(reborn);
   steps.push_back(from_pa2("41102: pa2's replies are the new pod's flow's", "198.18.64.23", 41102,
                            kTcpSyn | kTcpAck));
+  // A new pod may take an address before the old pod's removal comes: the
+  // new pod's port (pa4's, given pa1's address) clears the address's flows
+  // as it takes it, and the old port's removal then leaves the new pod's alone.
+  steps.push_back(to_pa2("41103: a flow to pa2 through a service", "198.18.64.20", 41103, kTcpSyn));
+  steps.push_back(from_pa2("41103: pa2 answers", "198.18.64.20", 41103, kTcpSyn | kTcpAck));
+  Step taken =
+      Delivered(PodStep("41103: another port takes pa1's address and reaches pa2 from that port",
+                        "pa4", FromPod(kPa1, "198.18.64.23").Tcp(41103, 80, kTcpSyn).Build()),
+                "pa2", ToPod(kPa1, kPa2).Tcp(41103, 8080, kTcpSyn).Build());
+  Update moved;
+  moved.upsert_pod_ports = {MakePod("pa4", kPa1, "a")};
+  taken.before = {moved};
+  steps.push_back(taken);
+  Step stays = Delivered(PodStep("41103: the old port's removal leaves the new pod's flow", "pa4",
+                                 FromPod(kPa1, "198.18.64.23").Tcp(41103, 80, kTcpAck).Build()),
+                         "pa2", ToPod(kPa1, kPa2).Tcp(41103, 8080, kTcpAck).Build());
+  Update left_late;
+  left_late.remove_pod_ports = {"pa1"};
+  stays.before = {left_late};
+  steps.push_back(stays);
   return steps;
 }
 
