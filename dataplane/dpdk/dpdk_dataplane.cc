@@ -291,26 +291,27 @@ struct alignas(64) DpdkDataplane::Worker {
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
 
-  // Pods that left: the control thread adds their addresses to `departed`
-  // and numbers its request in `departed_asked`; the worker takes them into a
-  // walk over its conntrack shard, a few records a round so that its ports
-  // are still served, and stores the request it took in `departed_done` once
-  // the walk has gone round the whole shard.
-  std::mutex departed_lock;
-  std::vector<lb::IpAddr> departed;  // guarded by departed_lock
-  std::atomic<uint64_t> departed_asked{0};
-  std::atomic<uint64_t> departed_done{0};
+  // Addresses whose flows go (pods that left, addresses new pods take): the
+  // control thread adds them to `to_forget` and numbers its request in
+  // `forget_asked`; the worker takes them into a walk over its conntrack
+  // shard, a few records a round so that its ports are still served, and
+  // stores the request it took in `forget_done` once the walk has gone round
+  // the whole shard.
+  std::mutex forget_lock;
+  std::vector<lb::IpAddr> to_forget;  // guarded by forget_lock
+  std::atomic<uint64_t> forget_asked{0};
+  std::atomic<uint64_t> forget_done{0};
   std::vector<lb::IpAddr> forgetting;  // the walk's, the worker's alone
   uint64_t forgetting_asked = 0;
   uint32_t walk_left = 0;  // records before the walk is complete
 
   // One round's part of the walk; returns whether one is under way.
   bool ForgetSome() {
-    if (departed_asked.load(std::memory_order_acquire) != forgetting_asked) {
-      std::lock_guard<std::mutex> lock(departed_lock);
-      forgetting.insert(forgetting.end(), departed.begin(), departed.end());
-      departed.clear();
-      forgetting_asked = departed_asked.load(std::memory_order_relaxed);
+    if (forget_asked.load(std::memory_order_acquire) != forgetting_asked) {
+      std::lock_guard<std::mutex> lock(forget_lock);
+      forgetting.insert(forgetting.end(), to_forget.begin(), to_forget.end());
+      to_forget.clear();
+      forgetting_asked = forget_asked.load(std::memory_order_relaxed);
       walk_left = pipeline->conntrack().capacity();  // from here, round to here
     }
     if (walk_left == 0) return false;
@@ -319,7 +320,7 @@ struct alignas(64) DpdkDataplane::Worker {
     walk_left -= n;
     if (walk_left == 0) {
       forgetting.clear();
-      departed_done.store(forgetting_asked, std::memory_order_release);
+      forget_done.store(forgetting_asked, std::memory_order_release);
     }
     return true;
   }
@@ -689,15 +690,15 @@ void DpdkDataplane::ForgetFlowsOf(const std::vector<lb::IpAddr>& addrs) {
   std::vector<uint64_t> asked(workers_.size());
   for (size_t i = 0; i < workers_.size(); ++i) {
     Worker& w = *workers_[i];
-    std::lock_guard<std::mutex> lock(w.departed_lock);
-    w.departed.insert(w.departed.end(), addrs.begin(), addrs.end());
-    asked[i] = w.departed_asked.load(std::memory_order_relaxed) + 1;
-    w.departed_asked.store(asked[i], std::memory_order_release);
+    std::lock_guard<std::mutex> lock(w.forget_lock);
+    w.to_forget.insert(w.to_forget.end(), addrs.begin(), addrs.end());
+    asked[i] = w.forget_asked.load(std::memory_order_relaxed) + 1;
+    w.forget_asked.store(asked[i], std::memory_order_release);
   }
   // A walk takes capacity / kForgetRecordsPerRound rounds (512 for a
   // million flows), and a worker with a walk to do does not sleep.
   for (size_t i = 0; i < workers_.size(); ++i) {
-    while (workers_[i]->departed_done.load(std::memory_order_acquire) < asked[i] &&
+    while (workers_[i]->forget_done.load(std::memory_order_acquire) < asked[i] &&
            !stop_.load(std::memory_order_relaxed)) {
       usleep(100);
     }

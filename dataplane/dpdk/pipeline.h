@@ -144,13 +144,13 @@ class Pipeline {
   // Between bursts: removes up to `budget` expired conntrack entries.
   void ExpireSome(uint64_t now_ns, uint32_t budget) { conntrack_->ExpireSome(now_ns, budget); }
   // Between bursts: the next `budget` records of a walk over the conntrack
-  // shard, removing the flows with an end in `departed` (pods that left).
-  // A flow's ends are its initiator, tuple[0].src, and its responder after
-  // any DNAT, tuple[1].src.
-  void RemoveFlowsOf(const std::vector<lb::IpAddr>& departed, uint32_t budget) {
+  // shard, removing the flows with an end in `addrs` (pods that left, or
+  // addresses new pods take). A flow's ends are its initiator, tuple[0].src,
+  // and its responder after any DNAT, tuple[1].src.
+  void RemoveFlowsOf(const std::vector<lb::IpAddr>& addrs, uint32_t budget) {
     conntrack_->RemoveSome(
         [&](const lb::Flow& f) {
-          for (const lb::IpAddr& a : departed) {
+          for (const lb::IpAddr& a : addrs) {
             if (f.tuple[0].src == a || f.tuple[1].src == a) return true;
           }
           return false;

@@ -513,7 +513,7 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     if (std::optional<atl_pod> by_addr = Get<__be32, atl_pod>(skel.maps.atl_pods, addr);
         by_addr.has_value() && by_addr->ifindex == port.host_ifindex) {
       ATL_RETURN_IF_ERROR(Erase(skel.maps.atl_pods, addr, absl::StrCat("pod ", port.pod)));
-      if (address_goes) departed.insert(addr);  // not when another pod holds it now
+      if (address_goes) departed.insert(addr);
     }
     ATL_RETURN_IF_ERROR(Erase(skel.maps.atl_pod_ports, port.host_ifindex,
                               absl::StrCat("pod port ", port.host_ifname)));
@@ -557,6 +557,9 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     }
     restored_pod_ifindexes_.clear();
   }
+  // Not an address another pod holds now: its flows are that pod's.
+  absl::erase_if(departed,
+                 [&](__be32 a) { return Get<__be32, atl_pod>(skel.maps.atl_pods, a).has_value(); });
   // The pods are gone whether or not this walk succeeds; if it fails, their
   // flows go when a new pod takes the address (above).
   if (absl::Status s = ForgetFlowsOf(skel.maps.atl_ct, departed, "the flows of departed pods");
