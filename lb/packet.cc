@@ -274,7 +274,7 @@ bool IsIcmpError(Family family, uint8_t type) {
 // fragmentation, carrying a whole TCP or UDP header. Parsed here in one go,
 // with the checks ParseIpHeaders and ParseL4 would make on it; false for
 // anything else (the general walk then takes it, and finds what it finds),
-// with `out` as Reset left it.
+// with `out` untouched.
 bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   constexpr size_t kL3 = kEthHeaderLen;
   constexpr size_t kL4 = kL3 + kIpv4MinHeaderLen;
@@ -288,11 +288,12 @@ bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   const uint8_t* l4 = data + kL4;
   const auto proto = static_cast<IpProto>(l3[9]);
   // l4_len bounds every read below: the frame holds the whole IP packet.
+  uint8_t tcp_flags = 0;
   if (proto == IpProto::kTcp) {
     if (l4_len < kTcpMinHeaderLen) return false;
     const size_t doff = static_cast<size_t>(l4[12] >> 4) * 4;
     if (doff < kTcpMinHeaderLen || doff > l4_len) return false;
-    out->tcp_flags = l4[13];
+    tcp_flags = l4[13];
   } else if (proto == IpProto::kUdp) {
     if (l4_len < kUdpHeaderLen) return false;
     const size_t udp_len = Load16(l4 + 4);
@@ -300,26 +301,39 @@ bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   } else {
     return false;
   }
+  // Every field Reset would clear, written once (`inner` means nothing
+  // without icmp_error).
   out->ethertype = kEtherTypeIpv4;
+  out->vlan_count = 0;
+  out->vlan_id = 0;
   out->ttl = l3[8];
+  out->tcp_flags = tcp_flags;
+  out->icmp_type = 0;
+  out->icmp_code = 0;
+  out->icmp_error = false;
   IpHeaders& ip = out->ip;
   ip.family = Family::kIpv4;
   ip.proto = proto;
   ip.l3_offset = kL3;
-  ip.l3_len = static_cast<uint32_t>(total);
   ip.l4_offset = kL4;
+  ip.l3_len = static_cast<uint32_t>(total);
   ip.has_l4 = true;
+  ip.fragment = false;
+  ip.non_first_fragment = false;
+  ip.has_ip_options = false;
+  ip.source_routed = false;
   ip.key.src = IpAddr::FromV4Bytes(l3 + 12);
   ip.key.dst = IpAddr::FromV4Bytes(l3 + 16);
   ip.key.src_port = Load16(l4);
   ip.key.dst_port = Load16(l4 + 2);
   ip.key.proto = proto;
+  ip.key.pad[0] = ip.key.pad[1] = ip.key.pad[2] = 0;
   return true;
 }
 
 DropReason ParseEthernet(const uint8_t* data, size_t len, ParsedPacket* out) {
-  Reset(out, 0);
   if (ParsePlainIpv4(data, len, out)) return DropReason::kNone;
+  Reset(out, 0);
   if (len < kEthHeaderLen) return DropReason::kEthTruncated;
   size_t off = 12;
   uint16_t type = Load16(data + off);

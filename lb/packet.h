@@ -94,7 +94,7 @@ struct ParsedPacket {
   // that caused them; that packet's headers are here. Conntrack finds the flow
   // an error belongs to through inner.key.
   bool icmp_error = false;
-  IpHeaders inner;
+  IpHeaders inner;  // valid only with icmp_error
 
   bool is_ip() const { return ethertype == kEtherTypeIpv4 || ethertype == kEtherTypeIpv6; }
 };
