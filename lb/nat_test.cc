@@ -484,6 +484,87 @@ TEST(RewriteFlow, RandomPacketsAndTargets) {
   }
 }
 
+// RewriteFlow takes an IPv4 TCP or UDP packet by a short path of its own,
+// which folds its checksum changes 32 bits at a time. It must write the bytes
+// ChecksumDelta gives, field by field, for any checksum the packet carries:
+// the ones no valid packet has (0xffff, and 0 for TCP) and the changes that
+// add nothing (a port from 0xffff to 0) included.
+TEST(RewriteFlow, ShortPathWritesWhatChecksumDeltaGives) {
+  std::mt19937 rng(1624);
+  const auto pick16 = [&]() -> uint16_t {
+    switch (rng() % 4) {
+      case 0:
+        return 0;
+      case 1:
+        return 0xffff;
+      default:
+        return static_cast<uint16_t>(rng());
+    }
+  };
+  const auto load16 = [](const uint8_t* p) {
+    uint16_t x;
+    std::memcpy(&x, p, 2);
+    return x;
+  };
+  for (int iter = 0; iter < 20000; ++iter) {
+    const bool tcp = rng() % 2 == 0;
+    FlowKey from;
+    from.src = IpAddr::V4(0xc6120000u | (rng() & 0x1ffffu));
+    from.dst = IpAddr::V4(0xc6120000u | (rng() & 0x1ffffu));
+    from.src_port = pick16();
+    from.dst_port = pick16();
+    from.proto = tcp ? IpProto::kTcp : IpProto::kUdp;
+    FlowKey to = from;
+    const uint32_t which = rng();
+    if (which & 1) to.src = IpAddr::V4(0xc6120000u | (rng() & 0x1ffffu));
+    if (which & 2) to.dst = IpAddr::V4(rng() % 2 ? 0xc613ffffu : 0xc6120000u | (rng() & 0x1ffffu));
+    if (which & 4) to.src_port = pick16();
+    if (which & 8) to.dst_port = pick16();
+    PacketBuilder b;
+    b.Ip(from.src, from.dst);
+    if (tcp)
+      b.Tcp(from.src_port, from.dst_port, kTcpAck);
+    else
+      b.Udp(from.src_port, from.dst_port);
+    std::vector<uint8_t> pkt = b.Payload(rng() % 40).Build();
+    const size_t csum_at = kL4v4 + (tcp ? 16 : 6);
+    for (size_t at : {kL3 + 10, csum_at}) {
+      const uint16_t v = pick16();
+      pkt[at] = static_cast<uint8_t>(v >> 8);
+      pkt[at + 1] = static_cast<uint8_t>(v);
+    }
+    // What the general path writes: each field that changes adds its words.
+    std::vector<uint8_t> want = pkt;
+    ChecksumDelta addrs;
+    ChecksumDelta ports;
+    const auto patch = [&](size_t at, const uint8_t* bytes, size_t len, ChecksumDelta* d) {
+      if (std::memcmp(&want[at], bytes, len) == 0) return;
+      d->Add(&want[at], bytes, len);
+      std::memcpy(&want[at], bytes, len);
+    };
+    patch(kL3 + 12, to.src.v4_bytes(), 4, &addrs);
+    patch(kL3 + 16, to.dst.v4_bytes(), 4, &addrs);
+    uint16_t ip_csum = addrs.Apply(load16(&want[kL3 + 10]));
+    std::memcpy(&want[kL3 + 10], &ip_csum, 2);
+    for (const auto& [at, port] :
+         {std::pair{kL4v4, to.src_port}, std::pair{kL4v4 + 2, to.dst_port}}) {
+      const uint8_t be[2] = {static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port)};
+      patch(at, be, 2, &ports);
+    }
+    const uint16_t old = load16(&want[csum_at]);
+    if (tcp || old != 0) {
+      ChecksumDelta total = ports;
+      total.Add(addrs);
+      uint16_t updated = total.Apply(old);
+      if (!tcp && updated == 0) updated = 0xffff;
+      std::memcpy(&want[csum_at], &updated, 2);
+    }
+    ASSERT_TRUE(RewriteFlow(pkt.data(), MustParse(pkt), to)) << iter;
+    ASSERT_EQ(pkt, want) << "iteration " << iter << ": " << from.ToString() << " to "
+                         << to.ToString();
+  }
+}
+
 // A target derived from the packet's own key, changing the fields `which`
 // selects, as a translation of that packet would.
 FlowKey TargetFor(const IpHeaders& ip, uint32_t which) {
