@@ -9,7 +9,6 @@
 namespace atl::lb {
 namespace {
 constexpr uint64_t kNsPerSec = 1'000'000'000;
-constexpr uint64_t kExpiryRefreshNs = kNsPerSec;
 }  // namespace
 
 const char* CtStateName(CtState state) {
@@ -54,7 +53,12 @@ absl::StatusOr<std::unique_ptr<ConntrackShard>> ConntrackShard::Create(
 }
 
 ConntrackShard::ConntrackShard(const ConntrackConfig& config)
-    : config_(config), index_(2 * config.max_flows), flows_(config.max_flows) {
+    : config_(config),
+      tcp_established_ns_(uint64_t{config.tcp_established_s} * kNsPerSec),
+      tcp_syn_ns_(uint64_t{config.tcp_syn_s} * kNsPerSec),
+      udp_replied_ns_(uint64_t{config.udp_replied_s} * kNsPerSec),
+      index_(2 * config.max_flows),
+      flows_(config.max_flows) {
   free_.reserve(config.max_flows);
   for (uint32_t id = config.max_flows; id > 0; --id) free_.push_back(id - 1);
 }
@@ -94,12 +98,9 @@ uint64_t ConntrackShard::TimeoutNs(const Flow& f) const {
   return s * kNsPerSec;
 }
 
-ConntrackShard::Hit ConntrackShard::Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns,
-                                           uint32_t guess) {
+ConntrackShard::Hit ConntrackShard::Find(const FlowKey& key, uint32_t hash, uint64_t now_ns) {
   // A live record holding `key` is its flow: keys are unique among live flows.
-  const auto holds = [&](uint32_t r) { return flows_[r >> 1].tuple[r & 1] == key; };
-  uint32_t ref = guess;
-  if (ref == kNoGuess || !flows_[ref >> 1].in_use || !holds(ref)) ref = index_.Find(hash, holds);
+  const uint32_t ref = RefOf(key, hash);
   if (ref == HashIndex::kNone) return {};
   const uint32_t id = ref >> 1;
   if (flows_[id].expires_ns <= now_ns) {
@@ -204,8 +205,7 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   return id;
 }
 
-void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t now_ns) {
-  Flow& f = flows_[id];
+void ConntrackShard::UpdateState(Flow& f, CtDir dir, uint8_t tcp_flags, uint64_t now_ns) {
   CtState state = f.state;
   uint8_t fin_seen = f.fin_seen;
   const uint8_t seen = f.seen | static_cast<uint8_t>(1u << static_cast<unsigned>(dir));
@@ -236,13 +236,8 @@ void ConntrackShard::Update(uint32_t id, CtDir dir, uint8_t tcp_flags, uint64_t 
   } else if (dir == CtDir::kReply && state == CtState::kUnreplied) {
     state = CtState::kReplied;
   }
-  // Most packets change nothing but the expiry, and by little: writing it
-  // only once it moves by kExpiryRefreshNs keeps the flow's cache line clean,
-  // which halves the memory traffic of a conntrack hit. A flow may so expire
-  // up to that much early.
   if (state == f.state && fin_seen == f.fin_seen && seen == f.seen) {
-    const uint64_t expires = now_ns + TimeoutNs(f);
-    if (expires >= f.expires_ns + kExpiryRefreshNs) f.expires_ns = expires;
+    Refresh(f, now_ns + TimeoutNs(f));
     return;
   }
   f.state = state;

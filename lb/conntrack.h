@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "lb/flow_hash.h"
 #include "lb/hash_index.h"
 #include "lb/net.h"
+#include "lb/packet.h"
 #include "lb/prefetch.h"
 #include "lb/table_memory.h"
 
@@ -117,9 +119,18 @@ class ConntrackShard {
   ConntrackShard(const ConntrackShard&) = delete;
   ConntrackShard& operator=(const ConntrackShard&) = delete;
 
-  // The index's hash of a key: FlowHash with this shard's seed, which is
-  // not Maglev's (kMaglevSeed).
-  uint32_t Hash(const FlowKey& key) const { return FlowHash(key, config_.hash_seed); }
+  // The index's hash of a key, with this shard's seed. Only this process
+  // reads it (Maglev's FlowHash must match the eBPF programs'), so an IPv4
+  // key is three words, its protocol folded into the seed: lookup3's final
+  // mix alone, a quarter of a conntrack hit's hashing fewer.
+  uint32_t Hash(const FlowKey& key) const {
+    if (!key.src.IsV4()) return FlowHash(key, config_.hash_seed);
+    uint32_t words[3];
+    std::memcpy(&words[0], key.src.v4_bytes(), 4);
+    std::memcpy(&words[1], key.dst.v4_bytes(), 4);
+    words[2] = static_cast<uint32_t>(key.src_port) << 16 | key.dst_port;
+    return Jhash2(words, 3, config_.hash_seed ^ static_cast<uint32_t>(key.proto));
+  }
   // Burst callers hash a few packets ahead and prefetch their slots.
   void Prefetch(uint32_t hash) const { index_.Prefetch(hash); }
   // Once the slot is loaded: prefetches the flow it most likely names.
@@ -155,7 +166,16 @@ class ConntrackShard {
   // Finds the live flow that `key` belongs to; an expired one is removed and
   // not found. A `guess` from Guess that names it spares the index probe; a
   // wrong or stale one (a flow gone since) costs only a record compare.
-  Hit Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns, uint32_t guess = kNoGuess);
+  Hit Lookup(const FlowKey& key, uint32_t hash, uint64_t now_ns, uint32_t guess = kNoGuess) {
+    // Nearly every packet of a burst: the guess names its live flow. Inline.
+    if (guess != kNoGuess) {
+      const Flow& f = flows_[guess >> 1];
+      if (f.in_use && f.tuple[guess & 1] == key && f.expires_ns > now_ns) {
+        return {guess >> 1, static_cast<CtDir>(guess & 1)};
+      }
+    }
+    return Find(key, hash, now_ns);
+  }
 
   // Records a new flow and returns its id, or kNoFlow when the table is full
   // and nothing could be evicted (stats().full counts these) or when the
@@ -173,7 +193,27 @@ class ConntrackShard {
   bool Contains(const FlowKey& key) const { return RefOf(key, Hash(key)) != HashIndex::kNone; }
 
   // Advances the state for a packet of the flow and extends its lifetime.
-  void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);
+  void Update(uint32_t flow, CtDir dir, uint8_t tcp_flags, uint64_t now_ns) {
+    Flow& f = flows_[flow];
+    // Nearly every packet leaves its flow as it is, and only moves its
+    // expiry: a TCP connection established without a FIN yet, in a direction
+    // already seen, a packet with none of the flags that move it; or a UDP
+    // flow already replied to. Done here as UpdateState would do it, inline
+    // and without the timeout's switch.
+    if ((f.seen & (1u << static_cast<unsigned>(dir))) != 0 && f.fin_seen == 0) {
+      if (f.state == CtState::kEstablished && f.tuple[0].proto == IpProto::kTcp &&
+          (tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) == 0) {
+        // Picked up mid-stream and not answered yet: as short-lived as a SYN.
+        Refresh(f, now_ns + (f.seen == 3 ? tcp_established_ns_ : tcp_syn_ns_));
+        return;
+      }
+      if (f.state == CtState::kReplied && f.tuple[0].proto == IpProto::kUdp) {
+        Refresh(f, now_ns + udp_replied_ns_);
+        return;
+      }
+    }
+    UpdateState(f, dir, tcp_flags, now_ns);
+  }
 
   void Remove(uint32_t flow);
 
@@ -219,6 +259,17 @@ class ConntrackShard {
  private:
   explicit ConntrackShard(const ConntrackConfig& config);
   uint64_t TimeoutNs(const Flow& f) const;
+  // Lookup without a guess that names the flow: through the index.
+  Hit Find(const FlowKey& key, uint32_t hash, uint64_t now_ns);
+  // Update's general case: any state, any flags.
+  void UpdateState(Flow& f, CtDir dir, uint8_t tcp_flags, uint64_t now_ns);
+  // Most packets move a flow's expiry by little: writing it only once it
+  // moves by a second keeps the flow's cache line clean, which halves the
+  // memory traffic of a conntrack hit. A flow may so expire up to a second early.
+  static constexpr uint64_t kExpiryRefreshNs = 1'000'000'000;
+  static void Refresh(Flow& f, uint64_t expires_ns) {
+    if (expires_ns >= f.expires_ns + kExpiryRefreshNs) f.expires_ns = expires_ns;
+  }
   uint32_t Allocate(uint64_t now_ns);
   static uint32_t Ref(uint32_t flow, CtDir dir) { return flow << 1 | static_cast<uint32_t>(dir); }
   void PrefetchRecord(uint32_t ref) const {
@@ -233,6 +284,10 @@ class ConntrackShard {
   }
 
   ConntrackConfig config_;
+  // Update's two common timeouts, in nanoseconds.
+  uint64_t tcp_established_ns_;
+  uint64_t tcp_syn_ns_;
+  uint64_t udp_replied_ns_;
   HashIndex index_;  // two entries per flow, one per direction
   TableArray<Flow> flows_;
   std::vector<uint32_t> free_;  // a stack of unused flow ids
