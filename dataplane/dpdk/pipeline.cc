@@ -368,34 +368,37 @@ void Pipeline::ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, ui
 // `in.src_segment` is the sender's segment (0: a host, or outside);
 // `in.tunnel` says which host sent a packet that came by the overlay.
 Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns) {
+  if (in.p.icmp_error) return IcmpError(m, in, t, now_ns);
+  // conntrack: an established flow is translated as it was and not judged again.
+  const lb::ConntrackShard::Hit hit =
+      conntrack_->Lookup(in.p.ip.key, in.hash, now_ns, in.flow_guess);
+  if (!hit.found()) return FirstPacket(m, in, t, now_ns);
+  conntrack_->Update(hit.flow, hit.dir, in.p.tcp_flags, now_ns);
+  const lb::Flow& flow = conntrack_->flow(hit.flow);
+  if (flow.translated &&
+      !lb::RewriteFlow(rte_pktmbuf_mtod(m, uint8_t*), in.p, flow.Translated(hit.dir))) {
+    return Drop(DropReason::kMalformed);
+  }
+  // route: as resolved for the flow's earlier packets, while the tables stay as they were.
+  const auto d = static_cast<size_t>(hit.dir);
+  const uint32_t daddr = Be32(flow.tuple[d ^ 1].src);  // Translated(dir).dst
+  if (flow.route_version[d] == t.version()) {
+    return SendTo(m, daddr, t.destination(flow.route[d]));
+  }
+  const Tunnel back = hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
+  uint32_t resolved;
+  const Verdict v = Route(m, daddr, back, t, &resolved);
+  if (resolved != kNoDestination) conntrack_->SetRoute(hit.flow, hit.dir, t.version(), resolved);
+  return v;
+}
+
+Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& t,
+                              uint64_t now_ns) {
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   const lb::ParsedPacket& p = in.p;
   const Origin origin = in.origin;
   const Tunnel tunnel = in.tunnel;
-  if (p.icmp_error) return IcmpError(m, in, t, now_ns);
-
-  // conntrack: an established flow is translated as it was and not judged again.
   const lb::FlowKey& key = p.ip.key;
-  const lb::ConntrackShard::Hit hit = conntrack_->Lookup(key, in.hash, now_ns, in.flow_guess);
-  if (hit.found()) {
-    conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
-    const lb::Flow& flow = conntrack_->flow(hit.flow);
-    if (flow.translated && !lb::RewriteFlow(frame, p, flow.Translated(hit.dir))) {
-      return Drop(DropReason::kMalformed);
-    }
-    // route: as resolved for the flow's earlier packets, while the tables stay as they were.
-    const auto d = static_cast<size_t>(hit.dir);
-    const uint32_t daddr = Be32(flow.tuple[d ^ 1].src);  // Translated(dir).dst
-    if (flow.route_version[d] == t.version()) {
-      return SendTo(m, daddr, t.destination(flow.route[d]));
-    }
-    const Tunnel back =
-        hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
-    uint32_t resolved;
-    const Verdict v = Route(m, daddr, back, t, &resolved);
-    if (resolved != kNoDestination) conntrack_->SetRoute(hit.flow, hit.dir, t.version(), resolved);
-    return v;
-  }
   // A packet of a flow another worker recorded.
   if (const std::optional<uint16_t> owner = OwnerElsewhere(key, in)) {
     return HandOff(m, in, *owner, true);

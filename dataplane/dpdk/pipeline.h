@@ -253,6 +253,9 @@ class Pipeline {
   Verdict AnswerArp(rte_mbuf* m, const PodEntry& port);
   // conntrack onwards.
   Verdict Process(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
+  // Process for a packet conntrack has no flow of: a flow of another worker,
+  // or a new one (service_lb -> isolation -> snat -> record).
+  Verdict FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   // Maglev's hash of the frame's key, computed now unless PrefetchFlows did.
   static uint32_t MaglevHash(const Pending& in);
