@@ -110,22 +110,39 @@ bool Translatable(const IpHeaders& ip, const FlowKey& to) {
 // no source route, to an IPv4 target: nearly every packet translated. The
 // steps of the general path below, for this case alone, in one function
 // (the same bytes: each field that changes adds to the deltas, as there).
+// Both addresses are checked, so `to` may be the target or its reverse.
 bool IsPlainIpv4L4(const IpHeaders& ip, const FlowKey& to) {
   return ip.family == Family::kIpv4 && ip.has_l4 && !ip.source_routed &&
          (ip.proto == IpProto::kTcp || ip.proto == IpProto::kUdp) && to.src.IsV4() &&
          to.dst.IsV4() && ip.l4_offset + L4ChecksumOffset(ip) + 2u <= ip.l3_offset + ip.l3_len;
 }
-void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const FlowKey& to) {
+// The target of a rewrite, as given or as the reverse of a tuple.
+struct TargetOf {
+  const FlowKey& key;
+  const IpAddr& src() const { return key.src; }
+  const IpAddr& dst() const { return key.dst; }
+  uint16_t src_port() const { return key.src_port; }
+  uint16_t dst_port() const { return key.dst_port; }
+};
+struct ReverseOf {
+  const FlowKey& key;
+  const IpAddr& src() const { return key.dst; }
+  const IpAddr& dst() const { return key.src; }
+  uint16_t src_port() const { return key.dst_port; }
+  uint16_t dst_port() const { return key.src_port; }
+};
+template <typename Target>
+void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const Target& to) {
   uint8_t* l3 = packet + ip.l3_offset;
   uint8_t* l4 = packet + ip.l4_offset;
   HeaderDeltas d;
-  if (std::memcmp(l3 + 12, to.src.v4_bytes(), 4) != 0)
-    Patch(l3 + 12, to.src.v4_bytes(), 4, &d.addrs);
-  if (std::memcmp(l3 + 16, to.dst.v4_bytes(), 4) != 0)
-    Patch(l3 + 16, to.dst.v4_bytes(), 4, &d.addrs);
+  if (std::memcmp(l3 + 12, to.src().v4_bytes(), 4) != 0)
+    Patch(l3 + 12, to.src().v4_bytes(), 4, &d.addrs);
+  if (std::memcmp(l3 + 16, to.dst().v4_bytes(), 4) != 0)
+    Patch(l3 + 16, to.dst().v4_bytes(), 4, &d.addrs);
   StoreNative(l3 + 10, d.addrs.Apply(LoadNative(l3 + 10)));
-  if (to.src_port != ip.key.src_port) PatchPort(l4, to.src_port, &d.ports);
-  if (to.dst_port != ip.key.dst_port) PatchPort(l4 + 2, to.dst_port, &d.ports);
+  if (to.src_port() != ip.key.src_port) PatchPort(l4, to.src_port(), &d.ports);
+  if (to.dst_port() != ip.key.dst_port) PatchPort(l4 + 2, to.dst_port(), &d.ports);
   uint8_t* field = l4 + (ip.proto == IpProto::kTcp ? 16 : 6);
   const uint16_t old = LoadNative(field);
   if (ip.proto == IpProto::kUdp && old == 0) return;  // no checksum: it stays none
@@ -141,7 +158,7 @@ void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const FlowKey& to)
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {
   const IpHeaders& ip = parsed.ip;
   if (IsPlainIpv4L4(ip, to)) {
-    RewritePlainIpv4L4(packet, ip, to);
+    RewritePlainIpv4L4(packet, ip, TargetOf{to});
     return true;
   }
   if (!Translatable(ip, to)) return false;
@@ -153,6 +170,14 @@ bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to)
     PatchL4Checksum(packet, ip, end, d, nullptr);
   }
   return true;
+}
+
+bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple) {
+  if (IsPlainIpv4L4(parsed.ip, tuple)) {
+    RewritePlainIpv4L4(packet, parsed.ip, ReverseOf{tuple});
+    return true;
+  }
+  return RewriteFlow(packet, parsed, tuple.Reversed());
 }
 
 bool RewriteIcmpError(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& quoted_to,

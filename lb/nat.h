@@ -18,6 +18,9 @@ namespace atl::lb {
 // change, or a source-routed packet: an IPv6 routing header with segments
 // left, or an IPv4 loose or strict source route).
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to);
+// RewriteFlow to the reverse of `tuple`, read where it is: a conntrack hit
+// goes to the reverse of its flow's other tuple (lb::Flow::Translated).
+bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple);
 
 // Translates an ICMP error that quotes a translated flow: the quoted header
 // becomes `quoted_to` and the outer addresses `outer_src` and `outer_dst`

@@ -477,7 +477,12 @@ TEST(RewriteFlow, RandomPacketsAndTargets) {
     if (kind == 2) to.dst_port = to.src_port;
 
     std::vector<uint8_t> pkt = build(v4, kind, vlan, extra, from, payload);
+    // A conntrack hit's form of the same rewrite, from the reverse tuple.
+    std::vector<uint8_t> reversed = pkt;
+    ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed()))
+        << iter;
     ASSERT_TRUE(RewriteFlow(pkt.data(), MustParse(pkt), to)) << iter;
+    ASSERT_EQ(reversed, pkt) << iter;
     ASSERT_TRUE(ChecksumsValid(pkt)) << "iteration " << iter << ": " << from.ToString() << " to " << to.ToString();
     ASSERT_EQ(MustParse(pkt).ip.key, to) << iter;
     ASSERT_EQ(pkt, build(v4, kind, vlan, extra, to, payload)) << iter;
@@ -559,9 +564,13 @@ TEST(RewriteFlow, ShortPathWritesWhatChecksumDeltaGives) {
       if (!tcp && updated == 0) updated = 0xffff;
       std::memcpy(&want[csum_at], &updated, 2);
     }
+    std::vector<uint8_t> reversed = pkt;
     ASSERT_TRUE(RewriteFlow(pkt.data(), MustParse(pkt), to)) << iter;
     ASSERT_EQ(pkt, want) << "iteration " << iter << ": " << from.ToString() << " to "
                          << to.ToString();
+    ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed()))
+        << iter;
+    ASSERT_EQ(reversed, want) << iter;
   }
 }
 

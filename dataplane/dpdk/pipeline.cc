@@ -375,12 +375,13 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   if (!hit.found()) return FirstPacket(m, in, t, now_ns);
   conntrack_->Update(hit.flow, hit.dir, in.p.tcp_flags, now_ns);
   const lb::Flow& flow = conntrack_->flow(hit.flow);
+  const auto d = static_cast<size_t>(hit.dir);
+  // The other direction's tuple, reversed: Translated(dir).
   if (flow.translated &&
-      !lb::RewriteFlow(rte_pktmbuf_mtod(m, uint8_t*), in.p, flow.Translated(hit.dir))) {
+      !lb::RewriteFlowToReverseOf(rte_pktmbuf_mtod(m, uint8_t*), in.p, flow.tuple[d ^ 1])) {
     return Drop(DropReason::kMalformed);
   }
   // route: as resolved for the flow's earlier packets, while the tables stay as they were.
-  const auto d = static_cast<size_t>(hit.dir);
   const uint32_t daddr = Be32(flow.tuple[d ^ 1].src);  // Translated(dir).dst
   if (flow.route_version[d] == t.version()) {
     return SendTo(m, daddr, t.destination(flow.route[d]));
