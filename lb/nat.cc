@@ -116,23 +116,17 @@ bool IsPlainIpv4L4(const IpHeaders& ip, const FlowKey& to) {
          (ip.proto == IpProto::kTcp || ip.proto == IpProto::kUdp) && to.src.IsV4() &&
          to.dst.IsV4() && ip.l4_offset + L4ChecksumOffset(ip) + 2u <= ip.l3_offset + ip.l3_len;
 }
-// The target of a rewrite, as given or as the reverse of a tuple.
-struct TargetOf {
+// The target of a rewrite: `key` itself, or its reverse read in place.
+template <bool kReversed>
+struct Target {
   const FlowKey& key;
-  const IpAddr& src() const { return key.src; }
-  const IpAddr& dst() const { return key.dst; }
-  uint16_t src_port() const { return key.src_port; }
-  uint16_t dst_port() const { return key.dst_port; }
+  const IpAddr& src() const { return kReversed ? key.dst : key.src; }
+  const IpAddr& dst() const { return kReversed ? key.src : key.dst; }
+  uint16_t src_port() const { return kReversed ? key.dst_port : key.src_port; }
+  uint16_t dst_port() const { return kReversed ? key.src_port : key.dst_port; }
 };
-struct ReverseOf {
-  const FlowKey& key;
-  const IpAddr& src() const { return key.dst; }
-  const IpAddr& dst() const { return key.src; }
-  uint16_t src_port() const { return key.dst_port; }
-  uint16_t dst_port() const { return key.src_port; }
-};
-template <typename Target>
-void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const Target& to) {
+template <bool kReversed>
+void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const Target<kReversed>& to) {
   uint8_t* l3 = packet + ip.l3_offset;
   uint8_t* l4 = packet + ip.l4_offset;
   HeaderDeltas d;
@@ -158,7 +152,7 @@ void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const Target& to) 
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {
   const IpHeaders& ip = parsed.ip;
   if (IsPlainIpv4L4(ip, to)) {
-    RewritePlainIpv4L4(packet, ip, TargetOf{to});
+    RewritePlainIpv4L4(packet, ip, Target<false>{to});
     return true;
   }
   if (!Translatable(ip, to)) return false;
@@ -174,7 +168,7 @@ bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to)
 
 bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple) {
   if (IsPlainIpv4L4(parsed.ip, tuple)) {
-    RewritePlainIpv4L4(packet, parsed.ip, ReverseOf{tuple});
+    RewritePlainIpv4L4(packet, parsed.ip, Target<true>{tuple});
     return true;
   }
   return RewriteFlow(packet, parsed, tuple.Reversed());

@@ -148,9 +148,10 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
   }
   conntrack_->Update(hit.flow, hit.dir, p.tcp_flags, now_ns);
   const Flow& flow = conntrack_->flow(hit.flow);
+  // Translated(dir) is the other direction's tuple, reversed: read in place.
   if (!flow.translated) {
     *out = {};
-  } else if (!RewriteFlow(frame, p, flow.Translated(hit.dir))) {
+  } else if (!RewriteFlowToReverseOf(frame, p, flow.tuple[static_cast<size_t>(hit.dir) ^ 1])) {
     *out = Drop(DropReason::kNatUnsupported);
   } else {
     ++stats_.translated;
