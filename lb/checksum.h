@@ -75,6 +75,15 @@ class ChecksumDelta {
   uint64_t sum_ = 0;  // 64 bits: no carry is lost however many words change
 };
 
+// ChecksumDelta::Apply for a sum of changes folded to 16 bits beforehand
+// (lb::SumIpv4Rewrite). The result is the same: the folded and the unfolded
+// sum are equal modulo 0xffff, and each is zero only when all its terms are.
+inline uint16_t ChecksumAddFolded(uint16_t csum, uint16_t folded) {
+  uint32_t s = static_cast<uint32_t>(static_cast<uint16_t>(~csum)) + folded;
+  s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+
 // The same for a run of `len` bytes (even, at an even offset of the covered data).
 inline uint16_t ChecksumReplace(uint16_t csum, const uint8_t* old_bytes, const uint8_t* new_bytes,
                                 size_t len) {

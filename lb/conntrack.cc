@@ -177,8 +177,11 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   f.tuple[0] = original;
   f.tuple[1] = reply;
   f.translated = !(reply == original.Reversed());
-  f.hash[0] = original_hash;
-  f.hash[1] = reply_hash;
+  if (f.translated && original.src.IsV4() && original.dst.IsV4() && reply.src.IsV4() &&
+      reply.dst.IsV4()) {
+    f.rewrite[0] = SumIpv4RewriteToReverseOf(original, reply);
+    f.rewrite[1] = SumIpv4RewriteToReverseOf(reply, original);
+  }
   f.service = service;
   f.backend = backend;
   f.route[0] = f.route[1] = 0;
@@ -198,8 +201,8 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   }
   Update(id, CtDir::kOriginal, first_tcp_flags, now_ns);
   f.expires_ns = now_ns + TimeoutNs(f);  // Update may leave the record's old expiry
-  index_.Insert(f.hash[0], Ref(id, CtDir::kOriginal));
-  index_.Insert(f.hash[1], Ref(id, CtDir::kReply));
+  index_.Insert(original_hash, Ref(id, CtDir::kOriginal));
+  index_.Insert(reply_hash, Ref(id, CtDir::kReply));
   ++live_;
   ++stats_.created;
   return id;
@@ -250,8 +253,9 @@ void ConntrackShard::Remove(uint32_t id) {
   Flow& f = flows_[id];
   if (!f.in_use) return;
   if (on_remove_ != nullptr) on_remove_(on_remove_context_, f);
-  index_.Erase(f.hash[0], Ref(id, CtDir::kOriginal));
-  index_.Erase(f.hash[1], Ref(id, CtDir::kReply));
+  // The record keeps no hash (its bytes hold the rewrite sums): computed again.
+  index_.Erase(Hash(f.tuple[0]), Ref(id, CtDir::kOriginal));
+  index_.Erase(Hash(f.tuple[1]), Ref(id, CtDir::kReply));
   f.in_use = false;
   free_.push_back(id);
   --live_;

@@ -14,6 +14,7 @@
 #include "lb/conntrack_timeouts.h"
 #include "lb/flow_hash.h"
 #include "lb/hash_index.h"
+#include "lb/nat.h"
 #include "lb/net.h"
 #include "lb/packet.h"
 #include "lb/prefetch.h"
@@ -82,7 +83,9 @@ struct alignas(64) Flow {
   // Opaque to conntrack: the caller's service and backend for this flow.
   uint32_t service = 0;
   uint32_t backend = 0;
-  uint32_t hash[2] = {0, 0};
+  // What each direction's rewrite changes in an IPv4 packet's checksums
+  // (lb/nat.h), for a translated IPv4 flow: a hit adds them without comparing.
+  Ipv4RewriteSums rewrite[2];
   // Opaque to conntrack: where the caller sent each direction's packets, as
   // it caches it (the DPDK pipeline's resolved destination, and the version
   // of the tables it was resolved in); zero when the flow is recorded.

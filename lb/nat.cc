@@ -1,5 +1,7 @@
 #include "lb/nat.h"
 
+#include <arpa/inet.h>
+
 namespace atl::lb {
 namespace {
 
@@ -106,15 +108,12 @@ bool Translatable(const IpHeaders& ip, const FlowKey& to) {
   return true;
 }
 
-// An IPv4 TCP or UDP packet whose transport header the buffer holds, with
-// no source route, to an IPv4 target: nearly every packet translated. The
-// steps of the general path below, for this case alone, in one function
-// (the same bytes: each field that changes adds to the deltas, as there).
-// Both addresses are checked, so `to` may be the target or its reverse.
-bool IsPlainIpv4L4(const IpHeaders& ip, const FlowKey& to) {
-  return ip.family == Family::kIpv4 && ip.has_l4 && !ip.source_routed &&
-         (ip.proto == IpProto::kTcp || ip.proto == IpProto::kUdp) && to.src.IsV4() &&
-         to.dst.IsV4() && ip.l4_offset + L4ChecksumOffset(ip) + 2u <= ip.l3_offset + ip.l3_len;
+// A plain IPv4 TCP or UDP packet (ParsedPacket::plain_ipv4) to an IPv4
+// target: nearly every packet translated. The steps of the general path
+// below, for this case alone (the same bytes: the sums add each field that
+// changes, as Patch does there).
+bool IsPlainIpv4L4(const ParsedPacket& parsed, const FlowKey& to) {
+  return parsed.plain_ipv4 && to.src.IsV4() && to.dst.IsV4();
 }
 // The target of a rewrite: `key` itself, or its reverse read in place.
 template <bool kReversed>
@@ -125,34 +124,67 @@ struct Target {
   uint16_t src_port() const { return kReversed ? key.dst_port : key.src_port; }
   uint16_t dst_port() const { return kReversed ? key.src_port : key.dst_port; }
 };
+// What ChecksumDelta::Add takes for each field that changes (native-order
+// 16-bit words), without its loop: conntrack sums two directions per new flow.
 template <bool kReversed>
-void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const Target<kReversed>& to) {
+Ipv4RewriteSums SumTo(const FlowKey& from, const Target<kReversed>& to) {
+  const auto addr = [](const IpAddr& o, const IpAddr& n) -> uint32_t {
+    uint32_t ow;
+    uint32_t nw;
+    std::memcpy(&ow, o.v4_bytes(), 4);
+    std::memcpy(&nw, n.v4_bytes(), 4);
+    if (ow == nw) return 0;
+    ow = ~ow;
+    return (ow & 0xffff) + (ow >> 16) + (nw & 0xffff) + (nw >> 16);
+  };
+  const auto port = [](uint16_t o, uint16_t n) -> uint32_t {
+    if (o == n) return 0;
+    return static_cast<uint16_t>(~htons(o)) + uint32_t{htons(n)};
+  };
+  const auto fold = [](uint32_t sum) {
+    sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
+  };
+  const uint32_t addrs = addr(from.src, to.src()) + addr(from.dst, to.dst());
+  const uint32_t ports = port(from.src_port, to.src_port()) + port(from.dst_port, to.dst_port());
+  return {fold(addrs), fold(addrs + ports)};
+}
+
+// Writes every field of the target, changed or not, and adds `sums`.
+template <bool kReversed>
+void RewritePlainIpv4L4(uint8_t* packet, const IpHeaders& ip, const Target<kReversed>& to,
+                        Ipv4RewriteSums sums) {
   uint8_t* l3 = packet + ip.l3_offset;
   uint8_t* l4 = packet + ip.l4_offset;
-  HeaderDeltas d;
-  if (std::memcmp(l3 + 12, to.src().v4_bytes(), 4) != 0)
-    Patch(l3 + 12, to.src().v4_bytes(), 4, &d.addrs);
-  if (std::memcmp(l3 + 16, to.dst().v4_bytes(), 4) != 0)
-    Patch(l3 + 16, to.dst().v4_bytes(), 4, &d.addrs);
-  StoreNative(l3 + 10, d.addrs.Apply(LoadNative(l3 + 10)));
-  if (to.src_port() != ip.key.src_port) PatchPort(l4, to.src_port(), &d.ports);
-  if (to.dst_port() != ip.key.dst_port) PatchPort(l4 + 2, to.dst_port(), &d.ports);
+  std::memcpy(l3 + 12, to.src().v4_bytes(), 4);
+  std::memcpy(l3 + 16, to.dst().v4_bytes(), 4);
+  StoreNative(l3 + 10, ChecksumAddFolded(LoadNative(l3 + 10), sums.l3));
+  const uint8_t ports[4] = {
+      static_cast<uint8_t>(to.src_port() >> 8), static_cast<uint8_t>(to.src_port()),
+      static_cast<uint8_t>(to.dst_port() >> 8), static_cast<uint8_t>(to.dst_port())};
+  std::memcpy(l4, ports, 4);
   uint8_t* field = l4 + (ip.proto == IpProto::kTcp ? 16 : 6);
   const uint16_t old = LoadNative(field);
   if (ip.proto == IpProto::kUdp && old == 0) return;  // no checksum: it stays none
-  ChecksumDelta total = d.ports;
-  total.Add(d.addrs);
-  uint16_t updated = total.Apply(old);
+  uint16_t updated = ChecksumAddFolded(old, sums.l4);
   if (ip.proto == IpProto::kUdp && updated == 0) updated = 0xffff;
   StoreNative(field, updated);
 }
 
 }  // namespace
 
+Ipv4RewriteSums SumIpv4Rewrite(const FlowKey& from, const FlowKey& to) {
+  return SumTo(from, Target<false>{to});
+}
+
+Ipv4RewriteSums SumIpv4RewriteToReverseOf(const FlowKey& from, const FlowKey& tuple) {
+  return SumTo(from, Target<true>{tuple});
+}
+
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {
   const IpHeaders& ip = parsed.ip;
-  if (IsPlainIpv4L4(ip, to)) {
-    RewritePlainIpv4L4(packet, ip, Target<false>{to});
+  if (IsPlainIpv4L4(parsed, to)) {
+    RewritePlainIpv4L4(packet, ip, Target<false>{to}, SumIpv4Rewrite(ip.key, to));
     return true;
   }
   if (!Translatable(ip, to)) return false;
@@ -166,9 +198,10 @@ bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to)
   return true;
 }
 
-bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple) {
-  if (IsPlainIpv4L4(parsed.ip, tuple)) {
-    RewritePlainIpv4L4(packet, parsed.ip, Target<true>{tuple});
+bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple,
+                            Ipv4RewriteSums sums) {
+  if (IsPlainIpv4L4(parsed, tuple)) {
+    RewritePlainIpv4L4(packet, parsed.ip, Target<true>{tuple}, sums);
     return true;
   }
   return RewriteFlow(packet, parsed, tuple.Reversed());

@@ -18,9 +18,26 @@ namespace atl::lb {
 // change, or a source-routed packet: an IPv6 routing header with segments
 // left, or an IPv4 loose or strict source route).
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to);
+
+// What rewriting an IPv4 TCP or UDP packet of key `from` to `to` changes in
+// its checksums, each a ChecksumDelta folded to 16 bits. Conntrack sums each
+// direction of a flow once, when it records the flow, so that a hit writes the
+// new fields and adds these without comparing a field.
+struct Ipv4RewriteSums {
+  uint16_t l3 = 0;  // the IPv4 header's: the addresses that change
+  uint16_t l4 = 0;  // the transport checksum's: those and the ports that change
+};
+Ipv4RewriteSums SumIpv4Rewrite(const FlowKey& from, const FlowKey& to);
+// SumIpv4Rewrite to the reverse of `tuple`, read where it is.
+Ipv4RewriteSums SumIpv4RewriteToReverseOf(const FlowKey& from, const FlowKey& tuple);
+
 // RewriteFlow to the reverse of `tuple`, read where it is: a conntrack hit
 // goes to the reverse of its flow's other tuple (lb::Flow::Translated).
-bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple);
+// `sums` must be SumIpv4Rewrite(parsed.ip.key, tuple.Reversed()) when both
+// are IPv4 (lb::Flow::rewrite); a plain IPv4 TCP or UDP packet is rewritten
+// with them.
+bool RewriteFlowToReverseOf(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& tuple,
+                            Ipv4RewriteSums sums);
 
 // Translates an ICMP error that quotes a translated flow: the quoted header
 // becomes `quoted_to` and the outer addresses `outer_src` and `outer_dst`

@@ -479,7 +479,8 @@ TEST(RewriteFlow, RandomPacketsAndTargets) {
     std::vector<uint8_t> pkt = build(v4, kind, vlan, extra, from, payload);
     // A conntrack hit's form of the same rewrite, from the reverse tuple.
     std::vector<uint8_t> reversed = pkt;
-    ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed()))
+    const Ipv4RewriteSums sums = v4 ? SumIpv4Rewrite(from, to) : Ipv4RewriteSums{};
+    ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed(), sums))
         << iter;
     ASSERT_TRUE(RewriteFlow(pkt.data(), MustParse(pkt), to)) << iter;
     ASSERT_EQ(reversed, pkt) << iter;
@@ -490,7 +491,8 @@ TEST(RewriteFlow, RandomPacketsAndTargets) {
 }
 
 // RewriteFlow takes an IPv4 TCP or UDP packet by a short path of its own,
-// which folds its checksum changes 32 bits at a time. It must write the bytes
+// which writes every field and adds checksum sums folded beforehand
+// (SumIpv4Rewrite, as conntrack keeps them per flow). It must write the bytes
 // ChecksumDelta gives, field by field, for any checksum the packet carries:
 // the ones no valid packet has (0xffff, and 0 for TCP) and the changes that
 // add nothing (a port from 0xffff to 0) included.
@@ -568,7 +570,9 @@ TEST(RewriteFlow, ShortPathWritesWhatChecksumDeltaGives) {
     ASSERT_TRUE(RewriteFlow(pkt.data(), MustParse(pkt), to)) << iter;
     ASSERT_EQ(pkt, want) << "iteration " << iter << ": " << from.ToString() << " to "
                          << to.ToString();
-    ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed()))
+    // As a conntrack hit does it: with the sums its flow keeps.
+    const Ipv4RewriteSums sums = SumIpv4RewriteToReverseOf(from, to.Reversed());
+    ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed(), sums))
         << iter;
     ASSERT_EQ(reversed, want) << iter;
   }

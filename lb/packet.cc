@@ -255,6 +255,7 @@ void Reset(ParsedPacket* out, uint16_t ethertype) {
   out->icmp_type = 0;
   out->icmp_code = 0;
   out->icmp_error = false;
+  out->plain_ipv4 = false;
   Reset(&out->ip);
   Reset(&out->inner);
 }
@@ -270,11 +271,8 @@ bool IsIcmpError(Family family, uint8_t type) {
   return type >= 1 && type <= 4;
 }
 
-// The frame nearly every packet is: untagged IPv4 without options or
-// fragmentation, carrying a whole TCP or UDP header. Parsed here in one go,
-// with the checks ParseIpHeaders and ParseL4 would make on it; false for
-// anything else (the general walk then takes it, and finds what it finds),
-// with `out` untouched.
+// With the checks ParseIpHeaders and ParseL4 would make on such a frame;
+// anything else the walk takes, and finds what it finds.
 bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   constexpr size_t kL3 = kEthHeaderLen;
   constexpr size_t kL4 = kL3 + kIpv4MinHeaderLen;
@@ -311,6 +309,7 @@ bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   out->icmp_type = 0;
   out->icmp_code = 0;
   out->icmp_error = false;
+  out->plain_ipv4 = true;
   IpHeaders& ip = out->ip;
   ip.family = Family::kIpv4;
   ip.proto = proto;
@@ -331,8 +330,7 @@ bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out) {
   return true;
 }
 
-DropReason ParseEthernet(const uint8_t* data, size_t len, ParsedPacket* out) {
-  if (ParsePlainIpv4(data, len, out)) return DropReason::kNone;
+DropReason ParseEthernetWalk(const uint8_t* data, size_t len, ParsedPacket* out) {
   Reset(out, 0);
   if (len < kEthHeaderLen) return DropReason::kEthTruncated;
   size_t off = 12;

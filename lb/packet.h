@@ -95,13 +95,26 @@ struct ParsedPacket {
   // an error belongs to through inner.key.
   bool icmp_error = false;
   IpHeaders inner;  // valid only with icmp_error
+  // ParsePlainIpv4's shape: untagged IPv4 without options or fragmentation,
+  // the whole TCP or UDP header in the packet. The rewrite's short path
+  // (lb/nat.h) takes it on this alone.
+  bool plain_ipv4 = false;
 
   bool is_ip() const { return ethertype == kEtherTypeIpv4 || ethertype == kEtherTypeIpv6; }
 };
 
+// The frame nearly every packet is (ParsedPacket::plain_ipv4), parsed in one
+// go; false for anything else, with `out` untouched.
+bool ParsePlainIpv4(const uint8_t* data, size_t len, ParsedPacket* out);
+// Every frame, walking its headers one by one.
+DropReason ParseEthernetWalk(const uint8_t* data, size_t len, ParsedPacket* out);
+
 // Parses an Ethernet frame. Returns kNone on success; a frame that is not IP
 // also succeeds (is_ip() is false) so the caller can pass ARP and the like on.
-DropReason ParseEthernet(const uint8_t* data, size_t len, ParsedPacket* out);
+// Inline, so that the common frame costs its callers one call.
+inline DropReason ParseEthernet(const uint8_t* data, size_t len, ParsedPacket* out) {
+  return ParsePlainIpv4(data, len, out) ? DropReason::kNone : ParseEthernetWalk(data, len, out);
+}
 
 // Parses an IP packet that starts at `data` (an L3 device or a decapsulated
 // packet).

@@ -151,7 +151,8 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
   // Translated(dir) is the other direction's tuple, reversed: read in place.
   if (!flow.translated) {
     *out = {};
-  } else if (!RewriteFlowToReverseOf(frame, p, flow.tuple[static_cast<size_t>(hit.dir) ^ 1])) {
+  } else if (!RewriteFlowToReverseOf(frame, p, flow.tuple[static_cast<size_t>(hit.dir) ^ 1],
+                                     flow.rewrite[static_cast<size_t>(hit.dir)])) {
     *out = Drop(DropReason::kNatUnsupported);
   } else {
     ++stats_.translated;

@@ -377,8 +377,8 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   const lb::Flow& flow = conntrack_->flow(hit.flow);
   const auto d = static_cast<size_t>(hit.dir);
   // The other direction's tuple, reversed: Translated(dir).
-  if (flow.translated &&
-      !lb::RewriteFlowToReverseOf(rte_pktmbuf_mtod(m, uint8_t*), in.p, flow.tuple[d ^ 1])) {
+  if (flow.translated && !lb::RewriteFlowToReverseOf(rte_pktmbuf_mtod(m, uint8_t*), in.p,
+                                                     flow.tuple[d ^ 1], flow.rewrite[d])) {
     return Drop(DropReason::kMalformed);
   }
   // route: as resolved for the flow's earlier packets, while the tables stay as they were.
@@ -461,7 +461,15 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
       return Drop(DropReason::kNatExhausted);
     }
   }
-  if (!(to == key) && !lb::RewriteFlow(frame, p, to)) return Drop(DropReason::kMalformed);
+  if (!(to == key)) {
+    // A recorded flow's rewrite sums serve its first packet as they serve its hits.
+    const bool rewritten =
+        flow != lb::ConntrackShard::kNoFlow
+            ? lb::RewriteFlowToReverseOf(frame, p, conntrack_->flow(flow).tuple[1],
+                                         conntrack_->flow(flow).rewrite[0])
+            : lb::RewriteFlow(frame, p, to);
+    if (!rewritten) return Drop(DropReason::kMalformed);
+  }
   uint32_t resolved;
   const Verdict v = Route(m, Be32(to.dst), Tunnel{}, t, &resolved);
   if (flow != lb::ConntrackShard::kNoFlow && resolved != kNoDestination) {
