@@ -287,6 +287,14 @@ struct alignas(64) DpdkDataplane::Worker {
   };
   Pending tx[RTE_MAX_ETHPORTS];
   Pending handoff[kMaxWorkers];
+  // Bits of ports: those with frames in `tx`, so that Flush visits only them;
+  // and those this worker polls and sends on (WorkerOf), for the uplink port
+  // they were worked out for, so that sending a frame costs no division.
+  static_assert(RTE_MAX_ETHPORTS <= 64, "a port is a bit of a 64-bit mask");
+  uint64_t tx_waiting = 0;
+  uint64_t own_ports = 0;
+  bool own_ports_known = false;
+  uint16_t own_ports_uplink = kNoPort;
   // Load, read by the control thread.
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
@@ -339,6 +347,7 @@ struct alignas(64) DpdkDataplane::Worker {
     }
     Pending& q = tx[port];
     q.pkts[q.n++] = m;
+    tx_waiting |= uint64_t{1} << port;
     if (q.n == kBurst) FlushPort(port);
   }
   void FlushPort(uint16_t port) {
@@ -349,6 +358,7 @@ struct alignas(64) DpdkDataplane::Worker {
       pipeline->CountDrop(DropReason::kTxFull);
     }
     q.n = 0;
+    tx_waiting &= ~(uint64_t{1} << port);
   }
   void HandOff(uint16_t worker, rte_mbuf* m) {
     Pending& q = handoff[worker];
@@ -369,9 +379,7 @@ struct alignas(64) DpdkDataplane::Worker {
     for (uint16_t w = 0; w < dataplane->workers_.size(); ++w) {
       if (handoff[w].n > 0) FlushHandoff(w);
     }
-    for (uint16_t p = 0; p < RTE_MAX_ETHPORTS; ++p) {
-      if (tx[p].n > 0) FlushPort(p);
-    }
+    while (tx_waiting != 0) FlushPort(static_cast<uint16_t>(__builtin_ctzll(tx_waiting)));
   }
   // Sends each frame where its verdict says; `in_port` is where they came in.
   void Deliver(rte_mbuf** pkts, const Verdict* verdicts, uint16_t n, uint16_t in_port) {
@@ -442,7 +450,17 @@ struct alignas(64) DpdkDataplane::Worker {
     return static_cast<uint16_t>(n);
   }
   // Every port has one RX queue, polled by one worker.
-  bool Polls(uint16_t port) const { return port != kNoPort && dataplane->WorkerOf(port) == id; }
+  bool Polls(uint16_t port) const { return port < 64 && (own_ports >> port & 1) != 0; }
+  // Works own_ports out again if the uplink moved (SetUplinkPort).
+  void SeeUplink(uint16_t uplink_port) {
+    if (own_ports_known && uplink_port == own_ports_uplink) return;
+    own_ports = 0;
+    for (uint16_t port = 0; port < RTE_MAX_ETHPORTS; ++port) {
+      if (dataplane->WorkerOf(port) == id) own_ports |= uint64_t{1} << port;
+    }
+    own_ports_uplink = uplink_port;
+    own_ports_known = true;
+  }
 };
 
 DpdkDataplane::DpdkDataplane(Options options)
@@ -566,6 +584,7 @@ int DpdkDataplane::WorkerMain(void* arg) {
     const uint64_t started = rte_rdtsc();
     unsigned received = 0;
     const Uplink uplink = dp->uplink_.load(std::memory_order_relaxed);
+    w->SeeUplink(uplink.port);
     if (w->Polls(uplink.port)) {
       for (uint16_t q = 0; q < uplink.queues; ++q) {
         received += w->Poll(uplink.port, q, Next::kUplink, *t, now);
