@@ -16,7 +16,8 @@ namespace atl::lb {
 // leaving the packet untouched, when the translation cannot be done (an SCTP
 // port change, whose CRC32c cannot be updated incrementally, an IP family
 // change, or a source-routed packet: an IPv6 routing header with segments
-// left, or an IPv4 loose or strict source route).
+// left, or an IPv4 loose or strict source route). `parsed` must be the
+// packet's parse as it is now: its fields are taken for the packet's.
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to);
 
 // What rewriting an IPv4 TCP or UDP packet of key `from` to `to` changes in

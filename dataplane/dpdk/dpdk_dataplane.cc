@@ -257,7 +257,11 @@ void DetachPort(uint16_t port) {
 // connections to the controller (not yet understood: the TAP driver wakes
 // its reader with SIGIO, which may be a part of it), on one it does not.
 uint16_t DpdkDataplane::WorkerOf(uint16_t port) const {
-  if (port == options_.host_port || port == uplink_.load(std::memory_order_relaxed).port) return 0;
+  return WorkerOf(port, uplink_.load(std::memory_order_relaxed).port);
+}
+
+uint16_t DpdkDataplane::WorkerOf(uint16_t port, uint16_t uplink_port) const {
+  if (port == options_.host_port || port == uplink_port) return 0;
   return static_cast<uint16_t>(port % workers_.size());
 }
 
@@ -456,7 +460,9 @@ struct alignas(64) DpdkDataplane::Worker {
     if (own_ports_known && uplink_port == own_ports_uplink) return;
     own_ports = 0;
     for (uint16_t port = 0; port < RTE_MAX_ETHPORTS; ++port) {
-      if (dataplane->WorkerOf(port) == id) own_ports |= uint64_t{1} << port;
+      // With the uplink given, not read again: the mask must be the one
+      // own_ports_uplink names, or a move and a move back could keep a wrong one.
+      if (dataplane->WorkerOf(port, uplink_port) == id) own_ports |= uint64_t{1} << port;
     }
     own_ports_uplink = uplink_port;
     own_ports_known = true;

@@ -171,8 +171,10 @@ class DpdkDataplane final : public Dataplane {
   // on; kNoPort: the frame is handed over to be processed.
   int tx_port_offset_ = -1;
   uint16_t* TxPortOf(rte_mbuf* m) const;
-  // The worker that receives and sends on `port`.
+  // The worker that receives and sends on `port`, with the uplink on
+  // `uplink_port` (the current one unless given).
   uint16_t WorkerOf(uint16_t port) const;
+  uint16_t WorkerOf(uint16_t port, uint16_t uplink_port) const;
   std::vector<std::unique_ptr<Worker>> workers_;
   // The underlay port and how many RX queues it has, changed together.
   struct Uplink {
