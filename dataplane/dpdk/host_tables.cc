@@ -34,8 +34,7 @@ template <typename T>
 const T* PrefixMap<T>::Find(uint32_t addr_be) const {
   const uint32_t addr = ntohl(addr_be);
   for (int length : lengths_) {
-    auto it = by_length_.find(uint64_t(length) << 32 | (addr & Mask(length)));
-    if (it != by_length_.end()) return &it->second;
+    if (const T* v = by_length_.Find(uint64_t(length) << 32 | (addr & Mask(length)))) return v;
   }
   return nullptr;
 }
@@ -84,11 +83,11 @@ void HostTables::SetNeighbours(const std::vector<Neighbour>& neighbours) {
 void HostTables::ResolveDestinations() {
   version_ = NextVersion();
   destinations_.clear();
-  for (auto& [addr, pod] : pods_by_addr_) {
+  pods_by_addr_.ForEach([&](uint64_t, PodEntry& pod) {
     pod.destination = static_cast<uint32_t>(destinations_.size());
     pods_by_port_[pod.port].destination = pod.destination;
     destinations_.push_back({.kind = Destination::Kind::kPod, .port = pod.port, .mac = pod.mac});
-  }
+  });
   // One destination per underlay host and VNI, shared by its blocks.
   absl::flat_hash_map<uint64_t, uint32_t> encap_of;
   remote_blocks_.ForEach([&](RemoteBlock& block) {
@@ -168,7 +167,7 @@ void HostTables::Reindex(const absl::flat_hash_map<std::string, uint16_t>& port_
     }
   }
 
-  pods_by_addr_.clear();
+  pods_by_addr_.Clear();
   pods_by_port_.assign(pods_by_port_.size(), PodEntry{});
   pod_port_ids_.clear();
   for (const auto& [ifname, p] : model_->pod_ports()) {

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/dpdk/host_link.h"
+#include "dataplane/dpdk/word_map.h"
 #include "dataplane/in_process_dataplane.h"
 #include "lb/net.h"
 #include "lb/prefetch.h"
@@ -138,19 +139,19 @@ template <typename T>
 class PrefixMap {
  public:
   void Clear() {
-    by_length_.clear();
+    by_length_.Clear();
     lengths_.clear();
   }
   void Insert(uint32_t addr_host_order, int length, const T& value);
   const T* Find(uint32_t addr_be) const;
   template <typename F>
   void ForEach(F&& f) {
-    for (auto& [key, value] : by_length_) f(value);
+    by_length_.ForEach([&](uint64_t, T& value) { f(value); });
   }
 
  private:
   static uint32_t Mask(int length) { return length == 0 ? 0 : ~0u << (32 - length); }
-  absl::flat_hash_map<uint64_t, T> by_length_;  // length << 32 | masked address (host order)
+  WordMap<T> by_length_;                        // length << 32 | masked address (host order)
   std::vector<int> lengths_;                    // longest first
 };
 
@@ -167,10 +168,7 @@ class HostTables {
   Programmed Dump() const { return model_->Dump(); }
 
   // The packet path's lookups. Addresses in network order.
-  const PodEntry* PodByAddr(uint32_t addr) const {
-    auto it = pods_by_addr_.find(addr);
-    return it == pods_by_addr_.end() ? nullptr : &it->second;
-  }
+  const PodEntry* PodByAddr(uint32_t addr) const { return pods_by_addr_.Find(addr); }
   const PodEntry* PodByPort(uint16_t port) const {
     return port < pods_by_port_.size() && pods_by_port_[port].port != kNoPort ? &pods_by_port_[port]
                                                                               : nullptr;
@@ -222,10 +220,7 @@ class HostTables {
     return gateway == nullptr ? 0 : *gateway != 0 ? *gateway : daddr;
   }
   void SetNeighbours(const std::vector<Neighbour>& neighbours);
-  const lb::MacAddr* NeighbourOf(uint32_t addr) const {
-    auto it = neighbours_.find(addr);
-    return it == neighbours_.end() ? nullptr : &it->second;
-  }
+  const lb::MacAddr* NeighbourOf(uint32_t addr) const { return neighbours_.Find(addr); }
 
  private:
   explicit HostTables(std::unique_ptr<InProcessDataplane> model) : model_(std::move(model)) {}
@@ -255,7 +250,7 @@ class HostTables {
   }
 
   std::unique_ptr<InProcessDataplane> model_;
-  absl::flat_hash_map<uint32_t, PodEntry> pods_by_addr_;
+  WordMap<PodEntry> pods_by_addr_;
   std::vector<PodEntry> pods_by_port_;  // by port id; port == kNoPort where none
   std::vector<uint16_t> pod_port_ids_;
   std::vector<uint32_t> underlays_;
@@ -270,7 +265,7 @@ class HostTables {
   uint32_t node_addr_ = 0;
   std::vector<uint32_t> node_addrs_;  // network order: where NodePorts answer
   PrefixMap<uint32_t> host_routes_;   // to the gateway (0: on the link)
-  absl::flat_hash_map<uint32_t, lb::MacAddr> neighbours_;
+  WordMap<lb::MacAddr> neighbours_;
   std::vector<Destination> destinations_;
   uint32_t version_ = 0;
 };

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 
 namespace atl::dataplane::dpdk {
 namespace {
@@ -35,6 +36,40 @@ PodPort MakePod(const char* ifname, const char* ip, const char* segment) {
   p.mac = {0x0a, 0x58, 1, 2, 3, 4};
   p.segment = segment;
   return p;
+}
+
+// Against std::map, over enough keys to grow the table many times, with keys
+// whose low bits are all alike (addresses in network order) and key 0.
+TEST(WordMapTest, FindsWhatWasPutAsAMapDoes) {
+  WordMap<uint32_t> map;
+  std::map<uint64_t, uint32_t> want;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    const uint64_t key = i % 3 == 0 ? uint64_t{i} << 24 : uint64_t{i} * 7919;
+    map[key] = i;
+    want[key] = i;
+    if (i % 7 == 0) {  // overwritten: still one entry
+      map[key] = i + 1;
+      want[key] = i + 1;
+    }
+  }
+  ASSERT_EQ(map.size(), want.size());
+  for (const auto& [key, value] : want) {
+    const uint32_t* got = map.Find(key);
+    ASSERT_NE(got, nullptr) << key;
+    EXPECT_EQ(*got, value) << key;
+  }
+  for (uint64_t key : {uint64_t{1}, uint64_t{5000} << 24, uint64_t{0xffffffff}}) {
+    EXPECT_EQ(map.Find(key), nullptr) << key;
+  }
+  size_t visited = 0;
+  map.ForEach([&](uint64_t key, uint32_t& value) {
+    ++visited;
+    EXPECT_EQ(want.at(key), value);
+  });
+  EXPECT_EQ(visited, want.size());
+  map.Clear();
+  EXPECT_EQ(map.size(), 0u);
+  EXPECT_EQ(map.Find(0), nullptr);
 }
 
 TEST(PrefixMapTest, TheLongestPrefixWins) {
