@@ -143,11 +143,11 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
 }
 
 uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
-                                const FlowKey& reply, uint8_t first_tcp_flags, uint64_t now_ns,
-                                uint32_t service, uint32_t backend) {
+                                const FlowKey& reply, uint32_t reply_hash, uint8_t first_tcp_flags,
+                                uint64_t now_ns, uint32_t service, uint32_t backend) {
   // A wrong hash would file the flow where Lookup and Remove never look.
   assert(original_hash == Hash(original));
-  const uint32_t reply_hash = Hash(reply);
+  assert(reply_hash == Hash(reply));
   const uint32_t holder_ref = RefOf(reply, reply_hash);
   if (holder_ref != HashIndex::kNone) {
     // A flow that is over gives its tuple up: an expired one, or a finished
@@ -199,8 +199,9 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   } else {
     f.state = CtState::kUnreplied;
   }
-  Update(id, CtDir::kOriginal, first_tcp_flags, now_ns);
-  f.expires_ns = now_ns + TimeoutNs(f);  // Update may leave the record's old expiry
+  // The first packet moves the state as any other would (a FIN or RST at
+  // once) and sets the expiry: it is the first seen, so UpdateState writes it.
+  UpdateState(f, CtDir::kOriginal, first_tcp_flags, now_ns);
   index_.Insert(original_hash, Ref(id, CtDir::kOriginal));
   index_.Insert(reply_hash, Ref(id, CtDir::kReply));
   ++live_;

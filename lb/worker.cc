@@ -105,7 +105,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
         service_[j]->eligible[service_[j]->MaglevPick(maglev_hash[j])].endpoint;
     reply.src = backend.addr;
     reply.src_port = backend.port;
-    conntrack_->PrefetchInsert(reply, creations++);
+    conntrack_->PrefetchInsert(conntrack_->Hash(reply), creations++);
   }
   for (size_t j = 0; j < n_fresh; ++j) {
     const size_t k = fresh[j];
@@ -190,11 +190,12 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, ui
   for (size_t tried = 1;; ++tried) {
     to.dst = svc.eligible[index].endpoint.addr;
     to.dst_port = svc.eligible[index].endpoint.port;
-    if (conntrack_->Insert(key, hash, to.Reversed(), p.tcp_flags, now_ns, svc.id, index) !=
-        ConntrackShard::kNoFlow) {
+    const FlowKey reply = to.Reversed();
+    if (conntrack_->Insert(key, hash, reply, conntrack_->Hash(reply), p.tcp_flags, now_ns, svc.id,
+                           index) != ConntrackShard::kNoFlow) {
       break;
     }
-    if (!conntrack_->Contains(to.Reversed())) {  // refused for room: balance statelessly
+    if (!conntrack_->Contains(reply)) {  // refused for room: balance statelessly
       ++stats_.stateless;
       last_stateless_ns_ = now_ns;
       break;

@@ -323,13 +323,12 @@ void Pipeline::FirstPassDone(uint16_t i, bool ready) {
 // may choose otherwise).
 void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
-  const ServiceEntry* svc[kMaxBurst];
   uint16_t n_fresh = 0;
   for (uint16_t i = 0; i < n; ++i) {
     Pending& in = pending_[i];
+    in.new_flow = false;
     if (!ready_[i] || in.p.icmp_error) continue;
     in.flow_guess = conntrack_->Guess(in.hash);
-    in.maglev_hash.reset();
     if (in.origin == Origin::kOverlay || in.flow_guess != lb::ConntrackShard::kNoGuess) continue;
     const lb::FlowKey& key = in.p.ip.key;
     t.PrefetchService(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
@@ -337,22 +336,27 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     fresh[n_fresh++] = i;
   }
   for (uint16_t j = 0; j < n_fresh; ++j) {
-    const Pending& in = pending_[fresh[j]];
+    Pending& in = pending_[fresh[j]];
     const lb::FlowKey& key = in.p.ip.key;
-    svc[j] = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
-    if (svc[j] != nullptr && svc[j]->has_backend()) {
-      lb::Prefetch(&svc[j]->maglev[lb::ReduceHash(*in.maglev_hash, svc[j]->maglev_size)]);
+    in.new_flow = true;
+    in.service = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
+    if (in.service != nullptr && in.service->has_backend()) {
+      lb::Prefetch(&in.service->maglev[lb::ReduceHash(in.maglev_hash, in.service->maglev_size)]);
     }
   }
   uint32_t creations = 0;
   for (uint16_t j = 0; j < n_fresh; ++j) {
-    if (svc[j] == nullptr || !svc[j]->has_backend()) continue;
-    const Pending& in = pending_[fresh[j]];
-    const lb::Endpoint backend = svc[j]->backend(svc[j]->MaglevPick(*in.maglev_hash));
-    lb::FlowKey reply = in.p.ip.key.Reversed();
-    reply.src = backend.addr;
-    reply.src_port = backend.port;
-    conntrack_->PrefetchInsert(reply, creations++);
+    Pending& in = pending_[fresh[j]];
+    const ServiceEntry* svc = in.service;
+    if (svc != nullptr && !svc->has_backend()) continue;
+    in.reply = in.p.ip.key.Reversed();
+    if (svc != nullptr) {
+      const lb::Endpoint backend = svc->backend(svc->MaglevPick(in.maglev_hash));
+      in.reply.src = backend.addr;
+      in.reply.src_port = backend.port;
+    }
+    in.reply_hash = conntrack_->Hash(in.reply);
+    conntrack_->PrefetchInsert(in.reply_hash, creations++);
   }
 }
 
@@ -409,9 +413,12 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
   const ServiceEntry* svc = nullptr;
   uint16_t chosen = 0;
   if (origin != Origin::kOverlay) {
-    svc = t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
+    svc = in.new_flow ? in.service
+                      : t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
-      const std::optional<uint16_t> pick = Select(*svc, key, MaglevHash(in), now_ns);
+      const uint32_t maglev_hash =
+          in.new_flow ? in.maglev_hash : lb::FlowHash(key, lb::kMaglevSeed);
+      const std::optional<uint16_t> pick = Select(*svc, key, maglev_hash, now_ns);
       if (!pick) return Drop(DropReason::kNoBackend);
       chosen = *pick;
     } else if (origin == Origin::kUplink) {
@@ -440,8 +447,10 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     const lb::FlowKey reply = to.Reversed();
     if (!Owns(reply)) return HandOff(m, in, OwnerOf(reply, config_.workers), true, tried);
     if (!(config_.owners != nullptr && config_.owners->Find(reply))) {
-      flow =
-          conntrack_->Insert(key, in.hash, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
+      const uint32_t reply_hash =
+          in.new_flow && reply == in.reply ? in.reply_hash : conntrack_->Hash(reply);
+      flow = conntrack_->Insert(key, in.hash, reply, reply_hash, p.tcp_flags, now_ns,
+                                tunnel.underlay, tunnel.vni);
       if (flow != lb::ConntrackShard::kNoFlow) {
         // Its original direction is steered to another worker: tell it where the flow is.
         if (!Owns(key) && !config_.owners->Set(key, config_.worker)) {
@@ -476,10 +485,6 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     conntrack_->SetRoute(flow, lb::CtDir::kOriginal, t.version(), resolved);
   }
   return v;
-}
-
-uint32_t Pipeline::MaglevHash(const Pending& in) {
-  return in.maglev_hash ? *in.maglev_hash : lb::FlowHash(in.p.ip.key, lb::kMaglevSeed);
 }
 
 std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to,

@@ -201,10 +201,18 @@ class Pipeline {
     lb::ParsedPacket p;
     uint32_t hash = 0;  // of p.ip.key, conntrack's
     // Set before the second pass (but not for ICMP errors): conntrack's guess
-    // of the frame's flow, for its Lookup, and Maglev's hash of p.ip.key
-    // (lb::FlowHash), for the frames taken for new flows.
+    // of the frame's flow, for its Lookup.
     uint32_t flow_guess = lb::ConntrackShard::kNoGuess;
-    std::optional<uint32_t> maglev_hash;
+    // What PrefetchFlows found for a frame it took for a new flow, so that
+    // FirstPacket need not look again (`new_flow` says which frames): the
+    // service its destination is (nullptr: none), Maglev's hash of p.ip.key
+    // (lb::FlowHash), and the likely reply tuple (to Maglev's backend for a
+    // service, without SNAT) with its conntrack hash, which Insert wants.
+    bool new_flow = false;
+    const ServiceEntry* service = nullptr;
+    uint32_t maglev_hash = 0;
+    uint32_t reply_hash = 0;
+    lb::FlowKey reply;
   };
 
   // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
@@ -258,8 +266,6 @@ class Pipeline {
   // or a new one (service_lb -> isolation -> snat -> record).
   Verdict FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
-  // Maglev's hash of the frame's key, computed now unless PrefetchFlows did.
-  static uint32_t MaglevHash(const Pending& in);
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
   std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key,
                                  uint32_t maglev_hash, uint64_t now_ns);
