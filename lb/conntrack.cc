@@ -56,6 +56,7 @@ ConntrackShard::ConntrackShard(const ConntrackConfig& config)
     : config_(config),
       tcp_established_ns_(uint64_t{config.tcp_established_s} * kNsPerSec),
       tcp_syn_ns_(uint64_t{config.tcp_syn_s} * kNsPerSec),
+      udp_unreplied_ns_(uint64_t{config.udp_unreplied_s} * kNsPerSec),
       udp_replied_ns_(uint64_t{config.udp_replied_s} * kNsPerSec),
       index_(2 * config.max_flows),
       flows_(config.max_flows) {
@@ -187,21 +188,30 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   f.route[0] = f.route[1] = 0;
   f.route_version[0] = f.route_version[1] = 0;
   f.fin_seen = 0;
-  f.seen = 0;
   f.in_use = true;
-  if (original.proto == IpProto::kTcp) {
+  const bool tcp = original.proto == IpProto::kTcp;
+  if (tcp) {
     // A flow first seen mid-stream (after a restart, or asymmetric routing) is
     // taken as established, like Linux's nf_conntrack_tcp_loose.
-    // A first packet carrying FIN or RST then moves it on at once, so that a
-    // stray RST or FIN does not pin an entry for the established timeout.
     const bool syn_only = (first_tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
     f.state = syn_only ? CtState::kSynSent : CtState::kEstablished;
   } else {
     f.state = CtState::kUnreplied;
   }
-  // The first packet moves the state as any other would (a FIN or RST at
-  // once) and sets the expiry: it is the first seen, so UpdateState writes it.
-  UpdateState(f, CtDir::kOriginal, first_tcp_flags, now_ns);
+  if (tcp && (first_tcp_flags & (kTcpFin | kTcpRst)) != 0) {
+    // A first packet carrying FIN or RST moves the flow on at once, as any
+    // packet would, so that a stray one does not pin an entry for the
+    // established timeout.
+    f.seen = 0;
+    UpdateState(f, CtDir::kOriginal, first_tcp_flags, now_ns);
+  } else {
+    // Nearly every first packet: seen one way, with the timeout of a SYN (a
+    // TCP flow unanswered) or of an unreplied UDP flow.
+    f.seen = 1u << static_cast<unsigned>(CtDir::kOriginal);
+    f.expires_ns = now_ns + (tcp                               ? tcp_syn_ns_
+                             : original.proto == IpProto::kUdp ? udp_unreplied_ns_
+                                                               : TimeoutNs(f));
+  }
   index_.Insert(original_hash, Ref(id, CtDir::kOriginal));
   index_.Insert(reply_hash, Ref(id, CtDir::kReply));
   ++live_;

@@ -288,9 +288,10 @@ class ConntrackShard {
   }
 
   ConntrackConfig config_;
-  // Update's two common timeouts, in nanoseconds.
+  // The common timeouts of Update and Insert, in nanoseconds.
   uint64_t tcp_established_ns_;
   uint64_t tcp_syn_ns_;
+  uint64_t udp_unreplied_ns_;
   uint64_t udp_replied_ns_;
   HashIndex index_;  // two entries per flow, one per direction
   TableArray<Flow> flows_;
