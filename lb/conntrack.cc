@@ -180,8 +180,9 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   f.translated = !(reply == original.Reversed());
   if (f.translated && original.src.IsV4() && original.dst.IsV4() && reply.src.IsV4() &&
       reply.dst.IsV4()) {
-    f.rewrite[0] = SumIpv4RewriteToReverseOf(original, reply);
-    f.rewrite[1] = SumIpv4RewriteToReverseOf(reply, original);
+    const std::array<Ipv4RewriteSums, 2> sums = SumIpv4FlowRewrites(original, reply);
+    f.rewrite[0] = sums[0];
+    f.rewrite[1] = sums[1];
   }
   f.service = service;
   f.backend = backend;

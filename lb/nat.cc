@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
+
 namespace atl::lb {
 namespace {
 
@@ -179,6 +181,39 @@ Ipv4RewriteSums SumIpv4Rewrite(const FlowKey& from, const FlowKey& to) {
 
 Ipv4RewriteSums SumIpv4RewriteToReverseOf(const FlowKey& from, const FlowKey& tuple) {
   return SumTo(from, Target<true>{tuple});
+}
+
+std::array<Ipv4RewriteSums, 2> SumIpv4FlowRewrites(const FlowKey& original, const FlowKey& reply) {
+  // SumTo's terms, from one sum per field: changing x to y adds ~x and y, and
+  // the halves of ~x sum to 0x1fffe less those of x (0xffff less the port).
+  const auto halves = [](const IpAddr& a) -> uint32_t {
+    uint32_t w;
+    std::memcpy(&w, a.v4_bytes(), 4);
+    return (w & 0xffff) + (w >> 16);
+  };
+  const auto same = [](const IpAddr& a, const IpAddr& b) {
+    return std::memcmp(a.v4_bytes(), b.v4_bytes(), 4) == 0;
+  };
+  // Each pair: a field of the original and the reply's field it becomes.
+  const uint32_t os = halves(original.src), od = halves(original.dst);
+  const uint32_t rs = halves(reply.src), rd = halves(reply.dst);
+  const bool src_same = same(original.src, reply.dst);
+  const bool dst_same = same(original.dst, reply.src);
+  const uint32_t addrs0 = (src_same ? 0 : 0x1fffe - os + rd) + (dst_same ? 0 : 0x1fffe - od + rs);
+  const uint32_t addrs1 = (src_same ? 0 : 0x1fffe - rd + os) + (dst_same ? 0 : 0x1fffe - rs + od);
+  const uint32_t osp = htons(original.src_port), odp = htons(original.dst_port);
+  const uint32_t rsp = htons(reply.src_port), rdp = htons(reply.dst_port);
+  const bool sport_same = osp == rdp;
+  const bool dport_same = odp == rsp;
+  const uint32_t ports0 =
+      (sport_same ? 0 : 0xffff - osp + rdp) + (dport_same ? 0 : 0xffff - odp + rsp);
+  const uint32_t ports1 =
+      (sport_same ? 0 : 0xffff - rdp + osp) + (dport_same ? 0 : 0xffff - rsp + odp);
+  const auto fold = [](uint32_t sum) {
+    sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
+  };
+  return {{{fold(addrs0), fold(addrs0 + ports0)}, {fold(addrs1), fold(addrs1 + ports1)}}};
 }
 
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {

@@ -2,6 +2,7 @@
 // updated incrementally (RFC 1624) rather than recomputed.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "lb/checksum.h"
@@ -31,6 +32,11 @@ struct Ipv4RewriteSums {
 Ipv4RewriteSums SumIpv4Rewrite(const FlowKey& from, const FlowKey& to);
 // SumIpv4Rewrite to the reverse of `tuple`, read where it is.
 Ipv4RewriteSums SumIpv4RewriteToReverseOf(const FlowKey& from, const FlowKey& tuple);
+// Both directions' sums of a flow with tuples `original` and `reply`, as
+// conntrack keeps them: SumIpv4RewriteToReverseOf(original, reply) and
+// (reply, original). Each field pair changes one way in one direction and
+// back in the other, so the terms are summed once for both.
+std::array<Ipv4RewriteSums, 2> SumIpv4FlowRewrites(const FlowKey& original, const FlowKey& reply);
 
 // RewriteFlow to the reverse of `tuple`, read where it is: a conntrack hit
 // goes to the reverse of its flow's other tuple (lb::Flow::Translated).

@@ -570,8 +570,14 @@ TEST(RewriteFlow, ShortPathWritesWhatChecksumDeltaGives) {
     ASSERT_TRUE(RewriteFlow(pkt.data(), MustParse(pkt), to)) << iter;
     ASSERT_EQ(pkt, want) << "iteration " << iter << ": " << from.ToString() << " to "
                          << to.ToString();
-    // As a conntrack hit does it: with the sums its flow keeps.
+    // As a conntrack hit does it: with the sums its flow keeps, both ways.
+    const std::array<Ipv4RewriteSums, 2> both = SumIpv4FlowRewrites(from, to.Reversed());
     const Ipv4RewriteSums sums = SumIpv4RewriteToReverseOf(from, to.Reversed());
+    const Ipv4RewriteSums back = SumIpv4RewriteToReverseOf(to.Reversed(), from);
+    ASSERT_EQ(both[0].l3, sums.l3) << iter;
+    ASSERT_EQ(both[0].l4, sums.l4) << iter;
+    ASSERT_EQ(both[1].l3, back.l3) << iter;
+    ASSERT_EQ(both[1].l4, back.l4) << iter;
     ASSERT_TRUE(RewriteFlowToReverseOf(reversed.data(), MustParse(reversed), to.Reversed(), sums))
         << iter;
     ASSERT_EQ(reversed, want) << iter;

@@ -491,17 +491,18 @@ std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to
                                             const HostTables& t, lb::FlowKey* out) const {
   const lb::FlowKey& key = in.p.ip.key;
   *out = key;
-  bool external = false;
   if (to.service != nullptr) {
     const lb::Endpoint backend = to.service->backend(to.index);
     out->dst = backend.addr;
     out->dst_port = backend.port;
     if (in.origin == Origin::kUplink) {
-      // An external frontend admits its clients; with policy Cluster the
-      // source becomes this node, so that replies come back through it.
-      external = true;
+      // An external frontend admits its clients (no isolation to judge);
+      // with policy Cluster the source becomes this node, so that replies
+      // come back through it.
       if (!to.service->keeps_source) out->src = FromBe32(t.node_addr());
-    } else if (out->dst == key.src) {
+      return std::nullopt;
+    }
+    if (out->dst == key.src) {
       // Hairpin: a pod reaching itself through a service would see its own
       // address as the source, which its stack drops: it sees the gateway.
       if (const SegmentEntry* seg = t.SegmentOf(Be32(key.src))) out->src = FromBe32(seg->gateway);
@@ -509,7 +510,7 @@ std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to
   }
   // isolation, on the final destination
   const SegmentEntry* dst_segment = t.SegmentOf(Be32(out->dst));
-  if (!external && !t.IsolationAllows(in.src_segment, dst_segment)) return DropReason::kIsolated;
+  if (!t.IsolationAllows(in.src_segment, dst_segment)) return DropReason::kIsolated;
   if (in.origin == Origin::kOverlay) {
     // Another host sends only to pods of this one, in the segment of the VNI.
     const PodEntry* pod = t.PodByAddr(Be32(out->dst));
