@@ -349,14 +349,13 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     Pending& in = pending_[fresh[j]];
     const ServiceEntry* svc = in.service;
     if (svc != nullptr && !svc->has_backend()) continue;
-    in.reply = in.p.ip.key.Reversed();
+    lb::FlowKey reply = in.p.ip.key.Reversed();
     if (svc != nullptr) {
       const lb::Endpoint backend = svc->backend(svc->MaglevPick(in.maglev_hash));
-      in.reply.src = backend.addr;
-      in.reply.src_port = backend.port;
+      reply.src = backend.addr;
+      reply.src_port = backend.port;
     }
-    in.reply_hash = conntrack_->Hash(in.reply);
-    conntrack_->PrefetchInsert(in.reply_hash, creations++);
+    conntrack_->PrefetchInsert(conntrack_->Hash(reply), creations++);
   }
 }
 
@@ -447,8 +446,7 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     const lb::FlowKey reply = to.Reversed();
     if (!Owns(reply)) return HandOff(m, in, OwnerOf(reply, config_.workers), true, tried);
     if (!(config_.owners != nullptr && config_.owners->Find(reply))) {
-      const uint32_t reply_hash =
-          in.new_flow && reply == in.reply ? in.reply_hash : conntrack_->Hash(reply);
+      const uint32_t reply_hash = conntrack_->Hash(reply);
       flow = conntrack_->Insert(key, in.hash, reply, reply_hash, p.tcp_flags, now_ns,
                                 tunnel.underlay, tunnel.vni);
       if (flow != lb::ConntrackShard::kNoFlow) {
