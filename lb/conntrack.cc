@@ -144,11 +144,11 @@ uint32_t ConntrackShard::Allocate(uint64_t now_ns) {
 }
 
 uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
-                                const FlowKey& reply, uint32_t reply_hash, uint8_t first_tcp_flags,
-                                uint64_t now_ns, uint32_t service, uint32_t backend) {
+                                const FlowKey& reply, uint8_t first_tcp_flags, uint64_t now_ns,
+                                uint32_t service, uint32_t backend) {
   // A wrong hash would file the flow where Lookup and Remove never look.
   assert(original_hash == Hash(original));
-  assert(reply_hash == Hash(reply));
+  const uint32_t reply_hash = Hash(reply);
   const uint32_t holder_ref = RefOf(reply, reply_hash);
   if (holder_ref != HashIndex::kNone) {
     // A flow that is over gives its tuple up: an expired one, or a finished

@@ -154,10 +154,10 @@ class ConntrackShard {
   }
 
   // Before the `nth` next Insert (0 = the very next) of a flow whose reply
-  // tuple hashes to `reply_hash`: prefetches the record it will fill and the
-  // index slot of the reply tuple, the two lines a creation misses on.
-  void PrefetchInsert(uint32_t reply_hash, uint32_t nth) const {
-    index_.Prefetch(reply_hash);
+  // tuple is `reply`: prefetches the record it will fill and the index slot
+  // of the reply tuple, the two lines a creation misses on.
+  void PrefetchInsert(const FlowKey& reply, uint32_t nth) const {
+    index_.Prefetch(Hash(reply));
     if (nth < free_.size()) lb::Prefetch(&flows_[free_[free_.size() - 1 - nth]]);
   }
 
@@ -184,13 +184,12 @@ class ConntrackShard {
   // and nothing could be evicted (stats().full counts these) or when the
   // reply tuple already belongs to another flow (stats().reply_taken), unless
   // that flow is over: expired, or a finished TCP connection and this one
-  // starts with a SYN (the old flow is removed). `original_hash` and
-  // `reply_hash` are Hash(original) and Hash(reply), which the caller had
-  // for its Lookup and for prefetching; `first_tcp_flags` is the first
-  // packet's TCP flags (0 for other protocols).
+  // starts with a SYN (the old flow is removed). `original_hash` is
+  // Hash(original), which the caller's Lookup had; `first_tcp_flags` is the
+  // first packet's TCP flags (0 for other protocols).
   uint32_t Insert(const FlowKey& original, uint32_t original_hash, const FlowKey& reply,
-                  uint32_t reply_hash, uint8_t first_tcp_flags, uint64_t now_ns,
-                  uint32_t service = 0, uint32_t backend = 0);
+                  uint8_t first_tcp_flags, uint64_t now_ns, uint32_t service = 0,
+                  uint32_t backend = 0);
 
   // Whether a live or expired-but-not-yet-removed flow owns `key` in either
   // direction. Keys are unique: Insert refuses a reply tuple already taken.

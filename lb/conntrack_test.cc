@@ -81,7 +81,7 @@ class ConntrackTest : public ::testing::Test {
     return ct_->Lookup(key, ct_->Hash(key), now);
   }
   uint32_t Create(const Conn& c, uint8_t flags, uint64_t now) {
-    return ct_->Insert(c.original, ct_->Hash(c.original), c.reply, ct_->Hash(c.reply), flags, now);
+    return ct_->Insert(c.original, ct_->Hash(c.original), c.reply, flags, now);
   }
   CtState State(uint32_t id) const { return ct_->flow(id).state; }
   uint64_t Expires(uint32_t id) const { return ct_->flow(id).expires_ns; }
@@ -396,9 +396,8 @@ TEST_F(ConntrackTest, IcmpAndOtherProtocolsUseTheirTimeouts) {
 
 TEST_F(ConntrackTest, LookupFindsTheFlowFromBothDirections) {
   const Conn c = ClientConn(43000);
-  const uint32_t id =
-      ct_->Insert(c.original, ct_->Hash(c.original), c.reply, ct_->Hash(c.reply), kSyn, 0,
-                  /*service=*/4, /*backend=*/2);
+  const uint32_t id = ct_->Insert(c.original, ct_->Hash(c.original), c.reply, kSyn, 0,
+                                  /*service=*/4, /*backend=*/2);
 
   const ConntrackShard::Hit out = Lookup(c.original, kSec);
   ASSERT_TRUE(out.found());
@@ -488,8 +487,7 @@ TEST_F(ConntrackTest, TranslatedRewritesANattedFlow) {
 
   // Without NAT the reply is the reverse of the original and nothing changes.
   const FlowKey direct = ClientConn(44001).original;
-  const uint32_t plain = ct_->Insert(direct, ct_->Hash(direct), direct.Reversed(),
-                                     ct_->Hash(direct.Reversed()), kAck, 0);
+  const uint32_t plain = ct_->Insert(direct, ct_->Hash(direct), direct.Reversed(), kAck, 0);
   EXPECT_FALSE(ct_->flow(plain).translated);
   EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kOriginal), direct);
   EXPECT_EQ(ct_->flow(plain).Translated(CtDir::kReply), direct.Reversed());
@@ -522,22 +520,21 @@ TEST(ConntrackRemoveHookTest, SeesEveryFlowThatGoes) {
   const Conn a = ClientConn(1000, IpProto::kUdp);  // expires at 7 s
   const Conn b = ClientConn(1001, IpProto::kUdp);
   const Conn c = ClientConn(1002, IpProto::kUdp);
-  const uint32_t id_a =
-      ct->Insert(a.original, ct->Hash(a.original), a.reply, ct->Hash(a.reply), 0, 0);
-  ct->Insert(b.original, ct->Hash(b.original), b.reply, ct->Hash(b.reply), 0, 0);
+  const uint32_t id_a = ct->Insert(a.original, ct->Hash(a.original), a.reply, 0, 0);
+  ct->Insert(b.original, ct->Hash(b.original), b.reply, 0, 0);
   ct->Remove(id_a);
   ct->Remove(id_a);  // already gone: not seen twice
   ASSERT_EQ(gone.size(), 1u);
   EXPECT_EQ(gone[0], a.reply) << "removed";
 
-  ct->Insert(c.original, ct->Hash(c.original), c.reply, ct->Hash(c.reply), 0, 0);
+  ct->Insert(c.original, ct->Hash(c.original), c.reply, 0, 0);
   EXPECT_FALSE(ct->Lookup(b.reply, ct->Hash(b.reply), 8 * kSec).found());
   ASSERT_EQ(gone.size(), 2u);
   EXPECT_EQ(gone[1], b.reply) << "expired at lookup";
 
-  ct->Insert(a.original, ct->Hash(a.original), a.reply, ct->Hash(a.reply), 0, 1 * kSec);
+  ct->Insert(a.original, ct->Hash(a.original), a.reply, 0, 1 * kSec);
   // Full: c, the closest to expiry, is evicted.
-  ct->Insert(b.original, ct->Hash(b.original), b.reply, ct->Hash(b.reply), 0, 2 * kSec);
+  ct->Insert(b.original, ct->Hash(b.original), b.reply, 0, 2 * kSec);
   ASSERT_EQ(gone.size(), 3u);
   EXPECT_EQ(gone[2], c.reply) << "evicted";
 
@@ -551,15 +548,13 @@ TEST(ConntrackExpireTest, ExpireSomeWorksInSlicesAndResumes) {
   for (uint16_t i = 0; i < 10; ++i) {
     old_flows.push_back(ClientConn(1000 + i, IpProto::kUdp));
     ct->Insert(old_flows.back().original, ct->Hash(old_flows.back().original),
-               old_flows.back().reply, ct->Hash(old_flows.back().reply), 0, 0);  // expires at 7 s
+               old_flows.back().reply, 0, 0);  // expires at 7 s
   }
   const Conn young1 = ClientConn(2000, IpProto::kUdp);
   const Conn young2 = ClientConn(2001, IpProto::kUdp);
   // These expire at 12 s.
-  ct->Insert(young1.original, ct->Hash(young1.original), young1.reply, ct->Hash(young1.reply), 0,
-             5 * kSec);
-  ct->Insert(young2.original, ct->Hash(young2.original), young2.reply, ct->Hash(young2.reply), 0,
-             5 * kSec);
+  ct->Insert(young1.original, ct->Hash(young1.original), young1.reply, 0, 5 * kSec);
+  ct->Insert(young2.original, ct->Hash(young2.original), young2.reply, 0, 5 * kSec);
   ASSERT_EQ(ct->size(), 12u);
 
   // Nothing has expired yet.
@@ -594,8 +589,7 @@ TEST(ConntrackRemoveSomeTest, RemovesTheDoomedInSlicesOfAWalk) {
     if (i % 3 == 0) {  // a second client, whose flows are the doomed ones
       c.original.src = c.reply.dst = IpAddr::V4(0xc6130102);
     }
-    ASSERT_NE(ct->Insert(c.original, ct->Hash(c.original), c.reply, ct->Hash(c.reply), 0, 0),
-              ConntrackShard::kNoFlow);
+    ASSERT_NE(ct->Insert(c.original, ct->Hash(c.original), c.reply, 0, 0), ConntrackShard::kNoFlow);
     flows.push_back(c);
   }
   const IpAddr leaving = IpAddr::V4(0xc6130102);
@@ -626,7 +620,7 @@ class ConntrackFullTest : public ::testing::Test {
   }
   uint32_t Create(uint16_t port, IpProto proto, uint8_t flags, uint64_t now) {
     const Conn c = ClientConn(port, proto);
-    return ct_->Insert(c.original, ct_->Hash(c.original), c.reply, ct_->Hash(c.reply), flags, now);
+    return ct_->Insert(c.original, ct_->Hash(c.original), c.reply, flags, now);
   }
   bool Found(uint16_t port, IpProto proto, uint64_t now) {
     const Conn c = ClientConn(port, proto);
@@ -817,8 +811,8 @@ TEST(ConntrackChurnTest, MatchesAModel) {
       const bool syn = !udp && rng() % 2 == 0;
       const Conn c = conn(client);
       const bool full = live.size() == kCapacity;
-      const uint32_t id = ct->Insert(c.original, ct->Hash(c.original), c.reply, ct->Hash(c.reply),
-                                     udp ? 0 : (syn ? kSyn : kAck), now);
+      const uint32_t id =
+          ct->Insert(c.original, ct->Hash(c.original), c.reply, udp ? 0 : (syn ? kSyn : kAck), now);
       if (id == ConntrackShard::kNoFlow) {
         ++want.full;
         // Refused only when full of live, established flows.

@@ -105,7 +105,7 @@ void Worker::ProcessChunk(const PacketRef* pkts, size_t n, Scope scope, uint64_t
         service_[j]->eligible[service_[j]->MaglevPick(maglev_hash[j])].endpoint;
     reply.src = backend.addr;
     reply.src_port = backend.port;
-    conntrack_->PrefetchInsert(conntrack_->Hash(reply), creations++);
+    conntrack_->PrefetchInsert(reply, creations++);
   }
   for (size_t j = 0; j < n_fresh; ++j) {
     const size_t k = fresh[j];
@@ -191,8 +191,8 @@ Verdict Worker::Balance(uint8_t* frame, const ParsedPacket& p, uint32_t hash, ui
     to.dst = svc.eligible[index].endpoint.addr;
     to.dst_port = svc.eligible[index].endpoint.port;
     const FlowKey reply = to.Reversed();
-    if (conntrack_->Insert(key, hash, reply, conntrack_->Hash(reply), p.tcp_flags, now_ns, svc.id,
-                           index) != ConntrackShard::kNoFlow) {
+    if (conntrack_->Insert(key, hash, reply, p.tcp_flags, now_ns, svc.id, index) !=
+        ConntrackShard::kNoFlow) {
       break;
     }
     if (!conntrack_->Contains(reply)) {  // refused for room: balance statelessly

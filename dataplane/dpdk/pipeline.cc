@@ -318,9 +318,9 @@ void Pipeline::FirstPassDone(uint16_t i, bool ready) {
 // holds it) and the reply tuple's conntrack slot are each a likely cache miss
 // that depends on the one before. They are walked in passes over the burst's
 // new flows, as lb::Worker does, so that the misses of different flows
-// overlap. Only loads: the second pass decides everything as it would without
-// them (the reply tuple guessed here is Maglev's DNAT choice; SNAT or affinity
-// may choose otherwise).
+// overlap. It decides nothing: it finds the service and Maglev's hash, which
+// FirstPacket takes as found, and guesses the reply tuple from Maglev's DNAT
+// choice only to prefetch its slot (SNAT or affinity may choose otherwise).
 void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
   uint16_t n_fresh = 0;
@@ -346,16 +346,14 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   }
   uint32_t creations = 0;
   for (uint16_t j = 0; j < n_fresh; ++j) {
-    Pending& in = pending_[fresh[j]];
+    const Pending& in = pending_[fresh[j]];
     const ServiceEntry* svc = in.service;
-    if (svc != nullptr && !svc->has_backend()) continue;
+    if (svc == nullptr || !svc->has_backend()) continue;
+    const lb::Endpoint backend = svc->backend(svc->MaglevPick(in.maglev_hash));
     lb::FlowKey reply = in.p.ip.key.Reversed();
-    if (svc != nullptr) {
-      const lb::Endpoint backend = svc->backend(svc->MaglevPick(in.maglev_hash));
-      reply.src = backend.addr;
-      reply.src_port = backend.port;
-    }
-    conntrack_->PrefetchInsert(conntrack_->Hash(reply), creations++);
+    reply.src = backend.addr;
+    reply.src_port = backend.port;
+    conntrack_->PrefetchInsert(reply, creations++);
   }
 }
 
@@ -446,9 +444,8 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     const lb::FlowKey reply = to.Reversed();
     if (!Owns(reply)) return HandOff(m, in, OwnerOf(reply, config_.workers), true, tried);
     if (!(config_.owners != nullptr && config_.owners->Find(reply))) {
-      const uint32_t reply_hash = conntrack_->Hash(reply);
-      flow = conntrack_->Insert(key, in.hash, reply, reply_hash, p.tcp_flags, now_ns,
-                                tunnel.underlay, tunnel.vni);
+      flow =
+          conntrack_->Insert(key, in.hash, reply, p.tcp_flags, now_ns, tunnel.underlay, tunnel.vni);
       if (flow != lb::ConntrackShard::kNoFlow) {
         // Its original direction is steered to another worker: tell it where the flow is.
         if (!Owns(key) && !config_.owners->Set(key, config_.worker)) {

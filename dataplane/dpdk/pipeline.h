@@ -226,7 +226,8 @@ class Pipeline {
   void FirstPassDone(uint16_t i, bool ready);
   // Before the second pass: guesses each ready frame's flow from its
   // conntrack slot, which starts loading the flow's record, and starts
-  // loading what the new flows among them will read; decides nothing.
+  // loading what the new flows among them will read; decides nothing (what
+  // it finds for a new flow is in its Pending, for FirstPacket).
   void PrefetchFlows(uint16_t n, const HostTables& t);
   // The second pass: the stages from conntrack on, for the frames whose ready_[i] is set.
   void ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,

@@ -1,6 +1,6 @@
 // A map from a 64-bit word to a plain value, for the packet path's lookups
 // in HostTables (pods by address, the prefixes of segments, remote blocks
-// and host routes): open addressing with linear probing, at most half full,
+// and host routes, neighbours): open addressing with linear probing, at most half full,
 // Fibonacci hashing.
 //
 // A lookup is a multiply, a shift and, at that load, one or two compares in
@@ -34,6 +34,7 @@ class WordMap {
   WordMap() { Reset(kMinCapacity); }
 
   const T* Find(uint64_t key) const {
+    assert(key != kFree);
     for (size_t i = SlotOf(key);; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.key == key) return &s.value;
