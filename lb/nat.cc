@@ -126,6 +126,13 @@ struct Target {
   uint16_t src_port() const { return kReversed ? key.dst_port : key.src_port; }
   uint16_t dst_port() const { return kReversed ? key.src_port : key.dst_port; }
 };
+// A sum of 16-bit terms folded to 16 bits (one's complement), as
+// Ipv4RewriteSums keeps it.
+uint16_t FoldSum(uint32_t sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
+}
+
 // What ChecksumDelta::Add takes for each field that changes (native-order
 // 16-bit words), without its loop: conntrack sums two directions per new flow.
 template <bool kReversed>
@@ -143,13 +150,9 @@ Ipv4RewriteSums SumTo(const FlowKey& from, const Target<kReversed>& to) {
     if (o == n) return 0;
     return static_cast<uint16_t>(~htons(o)) + uint32_t{htons(n)};
   };
-  const auto fold = [](uint32_t sum) {
-    sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
-  };
   const uint32_t addrs = addr(from.src, to.src()) + addr(from.dst, to.dst());
   const uint32_t ports = port(from.src_port, to.src_port()) + port(from.dst_port, to.dst_port());
-  return {fold(addrs), fold(addrs + ports)};
+  return {FoldSum(addrs), FoldSum(addrs + ports)};
 }
 
 // Writes every field of the target, changed or not, and adds `sums`.
@@ -209,11 +212,8 @@ std::array<Ipv4RewriteSums, 2> SumIpv4FlowRewrites(const FlowKey& original, cons
       (sport_same ? 0 : 0xffff - osp + rdp) + (dport_same ? 0 : 0xffff - odp + rsp);
   const uint32_t ports1 =
       (sport_same ? 0 : 0xffff - rdp + osp) + (dport_same ? 0 : 0xffff - rsp + odp);
-  const auto fold = [](uint32_t sum) {
-    sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
-  };
-  return {{{fold(addrs0), fold(addrs0 + ports0)}, {fold(addrs1), fold(addrs1 + ports1)}}};
+  return {
+      {{FoldSum(addrs0), FoldSum(addrs0 + ports0)}, {FoldSum(addrs1), FoldSum(addrs1 + ports1)}}};
 }
 
 bool RewriteFlow(uint8_t* packet, const ParsedPacket& parsed, const FlowKey& to) {

@@ -46,14 +46,13 @@ class WordMap {
   // The value of `key`, a value-initialised one added when it has none.
   T& operator[](uint64_t key) {
     assert(key != kFree);
+    if (T* value = Find(key)) return *value;
     if (2 * (size_ + 1) > slots_.size()) Grow();
     size_t i = SlotOf(key);
-    while (slots_[i].key != key && slots_[i].key != kFree) i = (i + 1) & mask_;
-    if (slots_[i].key == kFree) {
-      slots_[i].key = key;
-      slots_[i].value = T{};
-      ++size_;
-    }
+    while (slots_[i].key != kFree) i = (i + 1) & mask_;
+    slots_[i].key = key;
+    slots_[i].value = T{};
+    ++size_;
     return slots_[i].value;
   }
 
