@@ -40,7 +40,8 @@ void Unmap(void* mem, bpf_map* map) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AtollBpf>> AtollBpf::Load(const std::filesystem::path& pin_dir) {
+absl::StatusOr<std::unique_ptr<AtollBpf>> AtollBpf::Load(const std::filesystem::path& pin_dir,
+                                                         uint64_t clock_offset_ns) {
   std::error_code ec;
   std::filesystem::create_directories(pin_dir, ec);
   struct statfs fs {};
@@ -57,6 +58,7 @@ absl::StatusOr<std::unique_ptr<AtollBpf>> AtollBpf::Load(const std::filesystem::
   opts.pin_root_path = root.c_str();
   bpf->skel_ = atoll_bpf__open_opts(&opts);
   if (bpf->skel_ == nullptr) return Errno(errno, "opening the eBPF dataplane's programs");
+  bpf->skel_->rodata->atl_clock_offset_ns = clock_offset_ns;
   if (int err = atoll_bpf__load(bpf->skel_); err != 0) {
     return Errno(-err, "loading the eBPF dataplane's programs (is this root, on Linux >= 5.10?)");
   }

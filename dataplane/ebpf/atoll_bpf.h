@@ -22,7 +22,8 @@ class AtollBpf {
   // Loads the programs. Maps already pinned in `pin_dir` (by an earlier
   // agent) are reused with their contents; missing ones are created and
   // pinned. `pin_dir` must be on a BPF file system.
-  static absl::StatusOr<std::unique_ptr<AtollBpf>> Load(const std::filesystem::path& pin_dir);
+  static absl::StatusOr<std::unique_ptr<AtollBpf>> Load(const std::filesystem::path& pin_dir,
+                                                        uint64_t clock_offset_ns = 0);
   ~AtollBpf();
   AtollBpf(const AtollBpf&) = delete;
   AtollBpf& operator=(const AtollBpf&) = delete;

@@ -41,6 +41,11 @@ using fixtures::Port;
 using fixtures::Step;
 using fixtures::Verdict;
 
+// The hosts' programs run a day ahead of the kernel's clock
+// (EbpfDataplane::Options::clock_offset_ns), so that a test can date an
+// entry hours back on a machine booted minutes ago.
+constexpr uint64_t kClockOffsetNs = uint64_t{24} * 3600 * 1000000000;
+
 // An interface per pod (and the uplink), one end of a veth pair: the kernel
 // runs a test program on a real device's ifindex. Tables that name the same
 // pod share its interface.
@@ -112,6 +117,7 @@ class Host {
     options.overlay_device = "";
     options.uplink = name_ + "-up";
     options.attach_pod_ports = false;
+    options.clock_offset_ns = kClockOffsetNs;
     auto dp = EbpfDataplane::Create(options);
     if (!dp.ok()) {
       ADD_FAILURE() << dp.status();
@@ -339,11 +345,12 @@ int EditEntries(Host& host, Visit visit) {
   return written;
 }
 
-// bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC), `offset_s` seconds from now.
+// The programs' clock, `offset_s` seconds from now: CLOCK_MONOTONIC, as
+// bpf_ktime_get_ns() reads it, plus the hosts' kClockOffsetNs.
 uint64_t MonotonicNs(int64_t offset_s) {
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  return uint64_t(now.tv_sec + offset_s) * 1000000000ull + uint64_t(now.tv_nsec);
+  return uint64_t(now.tv_sec + offset_s) * 1000000000ull + uint64_t(now.tv_nsec) + kClockOffsetNs;
 }
 
 // The MAC of ClientAndRemoteBlock's backend pod 198.19.0.17 on h2.

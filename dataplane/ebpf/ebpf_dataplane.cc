@@ -198,7 +198,8 @@ EbpfDataplane::EbpfDataplane(const Options& options, std::unique_ptr<AtollBpf> b
       id_used_(ATL_MAX_SERVICES, false) {}
 
 absl::StatusOr<std::unique_ptr<EbpfDataplane>> EbpfDataplane::Create(const Options& options) {
-  absl::StatusOr<std::unique_ptr<AtollBpf>> bpf = AtollBpf::Load(options.pin_dir);
+  absl::StatusOr<std::unique_ptr<AtollBpf>> bpf =
+      AtollBpf::Load(options.pin_dir, options.clock_offset_ns);
   if (!bpf.ok()) return bpf.status();
   std::unique_ptr<EbpfDataplane> dp(new EbpfDataplane(options, *std::move(bpf)));
   // With an uplink the programs write VXLAN themselves: no device to make.

@@ -43,6 +43,10 @@ class EbpfDataplane : public Dataplane {
     // Attach the pod program to each pod port as it arrives; off for tests
     // that run the programs on made-up ports.
     bool attach_pod_ports = true;
+    // Added to the kernel's monotonic clock for every time the programs
+    // keep (conntrack, affinity). Tests set it to age entries by more than
+    // the machine's uptime; 0 otherwise.
+    uint64_t clock_offset_ns = 0;
   };
   static absl::StatusOr<std::unique_ptr<EbpfDataplane>> Create(const Options& options);
 
