@@ -219,14 +219,20 @@ class AgentProcess {
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
     debug_ = api::AgentDebug::NewStub(grpc::CreateCustomChannel(
         "unix:" + socket_.string(), grpc::InsecureChannelCredentials(), args));
-    // Serving, not merely there: a killed agent leaves its socket file behind.
-    // One call that waits for the channel to be ready (a call in flight is
-    // what drives gRPC's connection attempts).
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    api::AgentStateResponse resp;
-    (void)debug_->State(&ctx, api::AgentStateRequest(), &resp);
+    // Serving, not merely there: a killed agent leaves its socket file
+    // behind. Calls until one is answered, as tests/testbed.cc's Agent: a
+    // call in flight is what drives gRPC's connection attempts, and one
+    // waiting for the channel can still fail on the stale socket before the
+    // new agent replaces it (seen in CI: the test then found no agent).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      grpc::ClientContext ctx;
+      ctx.set_wait_for_ready(true);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
+      api::AgentStateResponse resp;
+      if (debug_->State(&ctx, api::AgentStateRequest(), &resp).ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
   void Stop(int sig = SIGTERM) { process_->Stop(sig); }
   const std::filesystem::path& socket() const { return socket_; }
