@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,14 @@ class Process {
 
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
+  // Whether the process ended by itself (it is reaped then).
+  bool Exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+  }
   // Signals the process and reaps it; returns its wait status.
   int Stop(int sig = SIGTERM) {
     if (pid_ <= 0) return 0;
@@ -225,14 +234,17 @@ class AgentProcess {
     // waiting for the channel can still fail on the stale socket before the
     // new agent replaces it (seen in CI: the test then found no agent).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (std::chrono::steady_clock::now() < deadline && !process_->Exited()) {
       grpc::ClientContext ctx;
       ctx.set_wait_for_ready(true);
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
       api::AgentStateResponse resp;
-      if (debug_->State(&ctx, api::AgentStateRequest(), &resp).ok()) break;
+      if (debug_->State(&ctx, api::AgentStateRequest(), &resp).ok()) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // The test fails on its first call to the agent; this says why.
+    std::fprintf(stderr, "atoll-agent %s does not serve on %s; its log:\n%s\n", node.c_str(),
+                 socket_.c_str(), process_->Log().c_str());
   }
   void Stop(int sig = SIGTERM) { process_->Stop(sig); }
   const std::filesystem::path& socket() const { return socket_; }
