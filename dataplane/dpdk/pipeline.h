@@ -206,9 +206,10 @@ class Pipeline {
     // What PrefetchFlows found for a frame it took for a new flow, so that
     // FirstPacket need not look again (`new_flow` says which frames): the
     // service its destination is (nullptr: none) and Maglev's hash of p.ip.key
-    // (lb::FlowHash). Not the reply tuple's conntrack hash: kept here too,
-    // with the tuple to check it against, it saved 40 instructions and cost
-    // a new flow about 10 % of its time (alternated runs, 10 of 10 slower).
+    // (lb::FlowHash). Not the reply tuple's conntrack hash: kept here with
+    // what it was computed for, it saved Insert's hash but its stores and
+    // check cost most of that back (1 % fewer instructions net, no gain this
+    // host could time; perf/RESULTS.md, 2026-11-24).
     bool new_flow = false;
     const ServiceEntry* service = nullptr;
     uint32_t maglev_hash = 0;

@@ -1,7 +1,7 @@
 // A map from a 64-bit word to a plain value, for the packet path's lookups
 // in HostTables (pods by address, the prefixes of segments, remote blocks
-// and host routes, neighbours): open addressing with linear probing, at most half full,
-// Fibonacci hashing.
+// and host routes, neighbours): open addressing with linear probing, at most
+// half full, Fibonacci hashing.
 //
 // A lookup is a multiply, a shift and, at that load, one or two compares in
 // one cache line: about 12 instructions where absl::flat_hash_map's salted
