@@ -124,15 +124,19 @@ class ConntrackShard {
 
   // The index's hash of a key, with this shard's seed. Only this process
   // reads it (Maglev's FlowHash must match the eBPF programs'), so an IPv4
-  // key is three words, its protocol folded into the seed: lookup3's final
-  // mix alone, a quarter of a conntrack hit's hashing fewer.
+  // key hashes as lb::Ipv4TableHash: lookup3's final mix alone, a quarter of
+  // a conntrack hit's hashing fewer.
   uint32_t Hash(const FlowKey& key) const {
     if (!key.src.IsV4()) return FlowHash(key, config_.hash_seed);
-    uint32_t words[3];
-    std::memcpy(&words[0], key.src.v4_bytes(), 4);
-    std::memcpy(&words[1], key.dst.v4_bytes(), 4);
-    words[2] = static_cast<uint32_t>(key.src_port) << 16 | key.dst_port;
-    return Jhash2(words, 3, config_.hash_seed ^ static_cast<uint32_t>(key.proto));
+    const Ipv4Words w = WordsOf(key);
+    return Ipv4TableHash(w.src, w.dst, w.ports, w.proto, config_.hash_seed);
+  }
+  // Hash of eight IPv4 keys at once, `stride` bytes apart from `first`, and
+  // alongside, for little more, their FlowHash with `flow_seed` (Maglev's,
+  // for a burst's new flows): lb::HashIpv4Keys.
+  void HashEight(const FlowKey* first, size_t stride, uint32_t hash[kHashLanes], uint32_t flow_seed,
+                 uint32_t flow_hash[kHashLanes]) const {
+    HashIpv4Keys(first, stride, config_.hash_seed, hash, flow_seed, flow_hash);
   }
   // Burst callers hash a few packets ahead and prefetch their slots.
   void Prefetch(uint32_t hash) const { index_.Prefetch(hash); }

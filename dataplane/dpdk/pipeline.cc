@@ -268,7 +268,6 @@ bool Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tu
     return Decided(v, Drop(DropReason::kFragment));
   }
   static_cast<Handoff&>(*out) = {.tunnel = tunnel, .src_segment = src_segment, .origin = origin};
-  out->hash = conntrack_->Hash(p.ip.key);
   return true;
 }
 
@@ -290,7 +289,7 @@ void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, con
         ready = false;
       }
     }
-    FirstPassDone(i, ready);
+    FirstPassDone(i, n, ready);
   }
   ProcessReady(pkts, n, t, now_ns, out);
 }
@@ -303,14 +302,31 @@ void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, ui
     const Handoff& h = *RTE_MBUF_DYNFIELD(pkts[i], handoff_offset, const Handoff*);
     const bool ready = Parse(pkts[i], h.origin, h.src_segment, h.tunnel, &pending_[i], &out[i]);
     static_cast<Handoff&>(pending_[i]) = h;
-    FirstPassDone(i, ready);
+    FirstPassDone(i, n, ready);
   }
   ProcessReady(pkts, n, t, now_ns, out);
 }
 
-void Pipeline::FirstPassDone(uint16_t i, bool ready) {
+// A frame's hashes are computed with those of the seven before or after
+// it, when the last of the eight is parsed (or the burst's last); its slot
+// then starts loading. Maglev's hash comes along, for the new flows among
+// them: computed eight at a time, it costs less than picking out which
+// frames will need it.
+void Pipeline::FirstPassDone(uint16_t i, uint16_t n, bool ready) {
+  static_assert(kMaxBurst % lb::kHashLanes == 0, "the last eight frames' records exist");
   ready_[i] = ready;
-  if (ready) conntrack_->Prefetch(pending_[i].hash);
+  if (i % lb::kHashLanes != lb::kHashLanes - 1 && i + 1 != n) return;
+  const uint16_t first = i - i % lb::kHashLanes;
+  uint32_t hash[lb::kHashLanes];
+  uint32_t maglev_hash[lb::kHashLanes];
+  conntrack_->HashEight(&pending_[first].p.ip.key, sizeof(Pending), hash, lb::kMaglevSeed,
+                        maglev_hash);
+  for (uint16_t j = first; j <= i; ++j) {
+    if (!ready_[j]) continue;
+    pending_[j].hash = hash[j - first];
+    pending_[j].maglev_hash = maglev_hash[j - first];
+    conntrack_->Prefetch(pending_[j].hash);
+  }
 }
 
 // A frame whose slot names no flow of its hash is most likely a new flow.
@@ -332,7 +348,6 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     if (in.origin == Origin::kOverlay || in.flow_guess != lb::ConntrackShard::kNoGuess) continue;
     const lb::FlowKey& key = in.p.ip.key;
     t.PrefetchService(Be32(key.dst), key.dst_port, key.proto, ScopeOf(in.origin));
-    in.maglev_hash = lb::FlowHash(key, lb::kMaglevSeed);
     fresh[n_fresh++] = i;
   }
   for (uint16_t j = 0; j < n_fresh; ++j) {
@@ -413,9 +428,7 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     svc = in.new_flow ? in.service
                       : t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
-      const uint32_t maglev_hash =
-          in.new_flow ? in.maglev_hash : lb::FlowHash(key, lb::kMaglevSeed);
-      const std::optional<uint16_t> pick = Select(*svc, key, maglev_hash, now_ns);
+      const std::optional<uint16_t> pick = Select(*svc, key, in.maglev_hash, now_ns);
       if (!pick) return Drop(DropReason::kNoBackend);
       chosen = *pick;
     } else if (origin == Origin::kUplink) {

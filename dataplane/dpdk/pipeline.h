@@ -199,20 +199,22 @@ class Pipeline {
   // worker, and what that worker finds again by parsing it.
   struct Pending : Handoff {
     lb::ParsedPacket p;
-    uint32_t hash = 0;  // of p.ip.key, conntrack's
+    // p.ip.key's hashes, from the first pass's end (FirstPassDone):
+    // conntrack's, and Maglev's (lb::FlowHash with lb::kMaglevSeed).
+    uint32_t hash = 0;
+    uint32_t maglev_hash = 0;
     // Set before the second pass (but not for ICMP errors): conntrack's guess
     // of the frame's flow, for its Lookup.
     uint32_t flow_guess = lb::ConntrackShard::kNoGuess;
     // What PrefetchFlows found for a frame it took for a new flow, so that
     // FirstPacket need not look again (`new_flow` says which frames): the
-    // service its destination is (nullptr: none) and Maglev's hash of p.ip.key
-    // (lb::FlowHash). Not the reply tuple's conntrack hash: kept here with
-    // what it was computed for, it saved Insert's hash but its stores and
-    // check cost most of that back (1 % fewer instructions net, no gain this
-    // host could time; perf/RESULTS.md, 2026-11-24).
+    // service its destination is (nullptr: none). Not the reply tuple's
+    // conntrack hash: kept here with what it was computed for, it saved
+    // Insert's hash but its stores and check cost most of that back (1 %
+    // fewer instructions net, no gain this host could time; perf/RESULTS.md,
+    // 2026-11-24).
     bool new_flow = false;
     const ServiceEntry* service = nullptr;
-    uint32_t maglev_hash = 0;
   };
 
   // The worker owning the flow of a parsed frame (an ICMP error's: the flow it quotes).
@@ -222,9 +224,10 @@ class Pipeline {
   // Hands `m` to `worker` with what `in` knew of it.
   Verdict HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected,
                   uint16_t tried = 0);
-  // The first pass's end for frame i: decided (its verdict is in `out`), or
-  // ready for the second, its conntrack slot loading.
-  void FirstPassDone(uint16_t i, bool ready);
+  // The first pass's end for frame i of n: decided (its verdict is in
+  // `out`), or ready for the second. At every eighth frame, and the last,
+  // the eight are hashed together and the ready ones' conntrack slots start loading.
+  [[gnu::always_inline]] inline void FirstPassDone(uint16_t i, uint16_t n, bool ready);
   // Before the second pass: guesses each ready frame's flow from its
   // conntrack slot, which starts loading the flow's record, and starts
   // loading what the new flows among them will read; decides nothing (what
