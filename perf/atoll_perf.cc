@@ -256,9 +256,12 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vde
   if (progress) std::fprintf(stderr, "\r%60s\r", "");
   const double packets = static_cast<double>(end.received) - static_cast<double>(begin.received);
   const double busy = static_cast<double>(end.busy_cycles) - static_cast<double>(begin.busy_cycles);
+  const double rounds =
+      static_cast<double>(end.busy_rounds) - static_cast<double>(begin.busy_rounds);
   if (packets <= 0) return absl::InternalError("Atoll received no packets");
   json r = {{"mpps", packets / window / 1e6},
             {"ns_per_packet", busy / hz / packets * 1e9},
+            {"mean_burst", packets / rounds},
             {"packets", packets},
             {"seconds", window},
             {"program_ms", program_ms}};

@@ -302,6 +302,7 @@ struct alignas(64) DpdkDataplane::Worker {
   // Load, read by the control thread.
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
+  std::atomic<uint64_t> busy_rounds{0};
 
   // Addresses whose flows go (pods that left, addresses new pods take): the
   // control thread adds them to `to_forget` and numbers its request in
@@ -611,6 +612,8 @@ int DpdkDataplane::WorkerMain(void* arg) {
                         std::memory_order_relaxed);
       w->busy_cycles.store(w->busy_cycles.load(std::memory_order_relaxed) + (rte_rdtsc() - started),
                            std::memory_order_relaxed);
+      w->busy_rounds.store(w->busy_rounds.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
     }
     if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
     const bool walking = w->ForgetSome();
@@ -760,6 +763,7 @@ DpdkDataplane::Load DpdkDataplane::WorkerLoad() const {
   for (const auto& w : workers_) {
     sum.received += w->received.load(std::memory_order_relaxed);
     sum.busy_cycles += w->busy_cycles.load(std::memory_order_relaxed);
+    sum.busy_rounds += w->busy_rounds.load(std::memory_order_relaxed);
   }
   return sum;
 }

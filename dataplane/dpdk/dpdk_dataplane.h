@@ -131,10 +131,13 @@ class DpdkDataplane final : public Dataplane {
   void SetNeighbours(const std::vector<Neighbour>& neighbours);
 
   // How busy the workers are: frames received, and TSC cycles spent in
-  // polling rounds that received any (rte_get_tsc_hz() per second).
+  // polling rounds that received any (rte_get_tsc_hz() per second), and how
+  // many such rounds (received / busy_rounds: the mean burst, which tells
+  // whether the frames came faster than the workers took them).
   struct Load {
     uint64_t received = 0;
     uint64_t busy_cycles = 0;
+    uint64_t busy_rounds = 0;
   };
   Load WorkerLoad() const;
 
