@@ -177,7 +177,7 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   Flow& f = flows_[id];
   f.tuple[0] = original;
   f.tuple[1] = reply;
-  f.translated = !(reply == original.Reversed());
+  f.translated = !reply.IsReverseOf(original);
   if (f.translated && original.src.IsV4() && original.dst.IsV4() && reply.src.IsV4() &&
       reply.dst.IsV4()) {
     const std::array<Ipv4RewriteSums, 2> sums = SumIpv4FlowRewrites(original, reply);

@@ -127,6 +127,13 @@ struct FlowKey {
     r.dst_port = src_port;
     return r;
   }
+  // Whether this is `other` reversed (other.Reversed() == *this), read in
+  // place: no reversed copy is built to compare.
+  bool IsReverseOf(const FlowKey& other) const {
+    return src == other.dst && dst == other.src && src_port == other.dst_port &&
+           dst_port == other.src_port && proto == other.proto &&
+           std::memcmp(pad, other.pad, sizeof(pad)) == 0;
+  }
   std::string ToString() const;
 
   // Five 8-byte compares the compiler keeps inline; memcmp would be a call.

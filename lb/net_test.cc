@@ -112,5 +112,40 @@ TEST(IpPrefixTest, OrdersByAddressThenLength) {
   EXPECT_NE(P("198.19.0.0/16"), P("198.19.0.0/17"));
 }
 
+TEST(FlowKeyTest, IsReverseOfIsReversedCompared) {
+  FlowKey k;
+  k.src = A("198.19.0.5");
+  k.dst = A("198.18.64.1");
+  k.src_port = 40000;
+  k.dst_port = 80;
+  k.proto = IpProto::kTcp;
+  EXPECT_TRUE(k.Reversed().IsReverseOf(k));
+  EXPECT_TRUE(k.IsReverseOf(k.Reversed()));
+  EXPECT_FALSE(k.IsReverseOf(k));
+  // Any one field off, as == would find.
+  for (int field = 0; field < 5; ++field) {
+    FlowKey r = k.Reversed();
+    switch (field) {
+      case 0:
+        r.src = A("198.18.64.2");
+        break;
+      case 1:
+        r.dst = A("198.19.0.6");
+        break;
+      case 2:
+        r.src_port = 81;
+        break;
+      case 3:
+        r.dst_port = 40001;
+        break;
+      case 4:
+        r.proto = IpProto::kUdp;
+        break;
+    }
+    EXPECT_FALSE(r.IsReverseOf(k)) << field;
+    EXPECT_EQ(r.IsReverseOf(k), r == k.Reversed()) << field;
+  }
+}
+
 }  // namespace
 }  // namespace atl::lb

@@ -150,8 +150,7 @@ Verdict Pipeline::HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool 
   return Go(Next::kHandoff, worker);
 }
 
-std::optional<uint16_t> Pipeline::OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const {
-  if (config_.owners == nullptr || in.redirected) return std::nullopt;
+std::optional<uint16_t> Pipeline::RecordedElsewhere(const lb::FlowKey& key) const {
   const std::optional<uint16_t> owner = config_.owners->Find(key);
   if (!owner || *owner == config_.worker) return std::nullopt;
   return owner;
@@ -534,10 +533,8 @@ std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to
   return std::nullopt;
 }
 
-std::optional<uint16_t> Pipeline::Select(const ServiceEntry& svc, const lb::FlowKey& key,
-                                         uint32_t maglev_hash, uint64_t now_ns) {
-  if (!svc.has_backend()) return std::nullopt;
-  if (!svc.sticky) return svc.MaglevPick(maglev_hash);
+uint16_t Pipeline::SelectSticky(const ServiceEntry& svc, const lb::FlowKey& key,
+                                uint32_t maglev_hash, uint64_t now_ns) {
   rte_spinlock_lock(&affinity_->lock);
   std::optional<uint16_t> index = affinity_->table.Lookup(*svc.service, key.src, now_ns);
   if (!index) {
@@ -545,7 +542,7 @@ std::optional<uint16_t> Pipeline::Select(const ServiceEntry& svc, const lb::Flow
     affinity_->table.Record(*svc.service, key.src, *index, now_ns);
   }
   rte_spinlock_unlock(&affinity_->lock);
-  return index;
+  return *index;
 }
 
 // The flow's own port when its reply tuple is free (and this worker's), else

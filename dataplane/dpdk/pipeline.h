@@ -238,7 +238,13 @@ class Pipeline {
                     Verdict* out);
   // The worker that recorded a flow whose original tuple is `key`, when
   // another than this one, and `in` has not been sent on by it already.
-  std::optional<uint16_t> OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const;
+  // Inline: with one worker, the first test answers, and a call would cost
+  // every new flow more than the test.
+  std::optional<uint16_t> OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const {
+    if (config_.owners == nullptr || in.redirected) return std::nullopt;
+    return RecordedElsewhere(key);
+  }
+  std::optional<uint16_t> RecordedElsewhere(const lb::FlowKey& key) const;
   // Whether a flow holds `reply` as either of its tuples. Only the worker
   // that owns `reply` can tell (see "Several workers" above).
   bool ReplyTaken(const lb::FlowKey& reply) const;
@@ -270,9 +276,16 @@ class Pipeline {
   // or a new one (service_lb -> isolation -> snat -> record).
   Verdict FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
-  // service_lb for a new flow of `svc`: the backend index, or nullopt (no backend).
+  // service_lb for a new flow of `svc`: the backend index, or nullopt (no
+  // backend). Inline but for session affinity, which few services ask for.
   std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key,
-                                 uint32_t maglev_hash, uint64_t now_ns);
+                                 uint32_t maglev_hash, uint64_t now_ns) {
+    if (!svc.has_backend()) return std::nullopt;
+    if (!svc.sticky) return svc.MaglevPick(maglev_hash);
+    return SelectSticky(svc, key, maglev_hash, now_ns);
+  }
+  uint16_t SelectSticky(const ServiceEntry& svc, const lb::FlowKey& key, uint32_t maglev_hash,
+                        uint64_t now_ns);
   // The most backends a new flow tries when their reply tuples are taken: as
   // many as the eBPF programs (ATL_MAX_BACKEND_TRIES), whose verifier wants a bound.
   static constexpr uint16_t kMaxBackendTries = 16;
