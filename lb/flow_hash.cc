@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include <bit>
 #include <cstddef>
 
 namespace atl::lb {
@@ -19,16 +20,28 @@ struct Words8 {
   using Vector = uint32_t __attribute__((vector_size(32)));
   Vector v;
 
-  friend Words8 operator+(Words8 a, Words8 b) { return {a.v + b.v}; }
-  friend Words8 operator+(Words8 a, uint32_t b) { return {a.v + b}; }
-  friend Words8 operator^(Words8 a, uint32_t b) { return {a.v ^ b}; }
-  friend Words8 operator|(Words8 a, Words8 b) { return {a.v | b.v}; }
-  friend Words8 operator<<(Words8 a, int k) { return {a.v << k}; }
-  friend Words8 operator>>(Words8 a, int k) { return {a.v >> k}; }
-  Words8& operator+=(Words8 b) { return v += b.v, *this; }
-  Words8& operator-=(Words8 b) { return v -= b.v, *this; }
-  Words8& operator^=(Words8 b) { return v ^= b.v, *this; }
+  // Always inline, as lookup3's templates: built without AVX, they must
+  // never be called with these as arguments.
+  [[gnu::always_inline]] friend Words8 operator+(const Words8& a, const Words8& b) {
+    return {a.v + b.v};
+  }
+  [[gnu::always_inline]] friend Words8 operator+(const Words8& a, uint32_t b) { return {a.v + b}; }
+  [[gnu::always_inline]] friend Words8 operator^(const Words8& a, uint32_t b) { return {a.v ^ b}; }
+  [[gnu::always_inline]] friend Words8 operator|(const Words8& a, const Words8& b) {
+    return {a.v | b.v};
+  }
+  [[gnu::always_inline]] friend Words8 operator<<(const Words8& a, int k) { return {a.v << k}; }
+  [[gnu::always_inline]] friend Words8 operator>>(const Words8& a, int k) { return {a.v >> k}; }
+  [[gnu::always_inline]] Words8& operator+=(const Words8& b) { return v += b.v, *this; }
+  [[gnu::always_inline]] Words8& operator-=(const Words8& b) { return v -= b.v, *this; }
+  [[gnu::always_inline]] Words8& operator^=(const Words8& b) { return v ^= b.v, *this; }
 };
+
+// The gathers read a key's words where WordsOf reads them.
+static_assert(std::endian::native == std::endian::little, "the ports word is read little-endian");
+static_assert(offsetof(FlowKey, dst_port) == offsetof(FlowKey, src_port) + 2);
+static_assert(offsetof(FlowKey, pad) == offsetof(FlowKey, proto) + 1 && sizeof(FlowKey::pad) == 3);
+static_assert(sizeof(IpAddr) == 16, "an IPv4 address is the last 4 of 16 bytes");
 
 // The word `offset` bytes into each of the eight keys at `base` + `at`.
 [[gnu::target("avx2"), gnu::always_inline]] inline Words8 Gather(const char* base, size_t offset,
@@ -36,6 +49,10 @@ struct Words8 {
   return {reinterpret_cast<Words8::Vector>(
       _mm256_i32gather_epi32(reinterpret_cast<const int*>(base + offset), at, 1))};
 }
+
+}  // namespace
+
+namespace hash_detail {
 
 [[gnu::target("avx2")]] void HashIpv4KeysAvx2(const FlowKey* first, size_t stride,
                                               uint32_t table_seed, uint32_t* table_hash,
@@ -67,21 +84,27 @@ void HashIpv4KeysOneByOne(const FlowKey* first, size_t stride, uint32_t table_se
   }
 }
 
-// Asked once, while the program starts: the CPU's features must be read first then.
-const bool has_avx2 = [] {
+// The CPU's features are read first: this may run before the constructor
+// that reads them (a static initializer).
+bool HasAvx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") != 0;
-}();
+}
 
+}  // namespace hash_detail
+
+namespace {
+// Asked once, while the program starts (before it, false: one key at a time).
+const bool has_avx2 = hash_detail::HasAvx2();
 }  // namespace
 
 void HashIpv4Keys(const FlowKey* first, size_t stride, uint32_t table_seed,
                   uint32_t table_hash[kHashLanes], uint32_t flow_seed,
                   uint32_t flow_hash[kHashLanes]) {
   if (has_avx2) {
-    HashIpv4KeysAvx2(first, stride, table_seed, table_hash, flow_seed, flow_hash);
+    hash_detail::HashIpv4KeysAvx2(first, stride, table_seed, table_hash, flow_seed, flow_hash);
   } else {
-    HashIpv4KeysOneByOne(first, stride, table_seed, table_hash, flow_seed, flow_hash);
+    hash_detail::HashIpv4KeysOneByOne(first, stride, table_seed, table_hash, flow_seed, flow_hash);
   }
 }
 

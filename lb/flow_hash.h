@@ -19,10 +19,14 @@ namespace atl::lb {
 
 namespace jhash_detail {
 // The rounds read as in lookup3.c, three steps to a line. Templates: the
-// same rounds hash eight keys at once in vectors (HashIpv4Keys).
+// same rounds hash eight keys at once in vectors (HashIpv4Keys), and always
+// inline, so that vectors are never passed to a function built without the
+// caller's vector instructions.
 // clang-format off
-template <typename T> constexpr T Rol32(T x, int k) { return (x << k) | (x >> (32 - k)); }
-template <typename T> constexpr void Mix(T& a, T& b, T& c) {
+template <typename T> [[gnu::always_inline]] constexpr T Rol32(const T& x, int k) {
+  return (x << k) | (x >> (32 - k));
+}
+template <typename T> [[gnu::always_inline]] constexpr void Mix(T& a, T& b, T& c) {
   a -= c; a ^= Rol32(c, 4);  c += b;
   b -= a; b ^= Rol32(a, 6);  a += c;
   c -= b; c ^= Rol32(b, 8);  b += a;
@@ -30,7 +34,7 @@ template <typename T> constexpr void Mix(T& a, T& b, T& c) {
   b -= a; b ^= Rol32(a, 19); a += c;
   c -= b; c ^= Rol32(b, 4);  b += a;
 }
-template <typename T> constexpr void Final(T& a, T& b, T& c) {
+template <typename T> [[gnu::always_inline]] constexpr void Final(T& a, T& b, T& c) {
   c ^= b; c -= Rol32(b, 14);
   a ^= c; a -= Rol32(c, 11);
   b ^= a; b -= Rol32(a, 25);
@@ -79,7 +83,8 @@ constexpr uint32_t Jhash2(const uint32_t* k, uint32_t n, uint32_t seed) {
 // FlowHash of an IPv4 tuple: lookup3 over the four words, one mixing round,
 // half the cost of the whole key (Jhash2(words, 4, seed)).
 template <typename T>
-constexpr T Ipv4FlowHash(T src, T dst, T ports, T proto, uint32_t seed) {
+[[gnu::always_inline]] constexpr T Ipv4FlowHash(const T& src, const T& dst, const T& ports,
+                                                const T& proto, uint32_t seed) {
   T a = T{} + (0xdeadbeef + 16 + seed);
   T b = a;
   T c = a;
@@ -95,7 +100,8 @@ constexpr T Ipv4FlowHash(T src, T dst, T ports, T proto, uint32_t seed) {
 // three words, the protocol folded into the seed, lookup3's final mix alone
 // (Jhash2({src, dst, ports}, 3, seed ^ proto)).
 template <typename T>
-constexpr T Ipv4TableHash(T src, T dst, T ports, T proto, uint32_t seed) {
+[[gnu::always_inline]] constexpr T Ipv4TableHash(const T& src, const T& dst, const T& ports,
+                                                 const T& proto, uint32_t seed) {
   T a = (proto ^ seed) + (0xdeadbeef + 12);
   T b = a + dst;
   T c = a + ports;
@@ -143,6 +149,16 @@ inline constexpr uint32_t kHashLanes = 8;
 void HashIpv4Keys(const FlowKey* first, size_t stride, uint32_t table_seed,
                   uint32_t table_hash[kHashLanes], uint32_t flow_seed,
                   uint32_t flow_hash[kHashLanes]);
+
+namespace hash_detail {
+// HashIpv4Keys' two ways, each, for its test to check both on any CPU;
+// HashIpv4KeysAvx2 only where the CPU has AVX2.
+bool HasAvx2();
+void HashIpv4KeysAvx2(const FlowKey* first, size_t stride, uint32_t table_seed,
+                      uint32_t* table_hash, uint32_t flow_seed, uint32_t* flow_hash);
+void HashIpv4KeysOneByOne(const FlowKey* first, size_t stride, uint32_t table_seed,
+                          uint32_t* table_hash, uint32_t flow_seed, uint32_t* flow_hash);
+}  // namespace hash_detail
 
 // The seed of FlowHash for Maglev: the eBPF programs' (0), so that every
 // backend picks the same slot for a flow. Tables of flows hash with a seed

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstring>
 #include <random>
 
 #include "lb/conntrack.h"
@@ -44,30 +46,51 @@ TEST(FlowHashTest, Ipv4KeysHashTheirWordsWithLookup3) {
 }
 
 // Eight keys inside larger records, as a burst keeps them, hash as each
-// alone, whichever way this CPU hashes them (AVX2 or one by one).
-TEST(FlowHashTest, EightKeysHashAsEachAlone) {
-  struct Record {
-    uint64_t before = ~0ull;
-    FlowKey key;
-    uint8_t after[13] = {0xff};
-  };
+// alone, both ways: gathered with AVX2 (where this CPU has it) and one by
+// one. The records' other bytes, and the keys' padding, are all ones: a
+// gather that read a byte too many would see them.
+using HashEight = void (*)(const FlowKey*, size_t, uint32_t, uint32_t*, uint32_t, uint32_t*);
+
+void ExpectEightHashAsEachAlone(HashEight hash_eight) {
+  // Records of 62 bytes (a FlowKey is 2-aligned), a key 8 bytes in.
+  constexpr size_t kRecord = 62;
+  constexpr size_t kKeyAt = 8;
   std::mt19937 rng(7);
   for (int round = 0; round < 1000; ++round) {
-    Record records[kHashLanes];
-    for (Record& r : records) r.key = RandomIpv4Key(rng);
+    alignas(8) unsigned char records[kHashLanes * kRecord];
+    std::memset(records, 0xff, sizeof(records));
+    FlowKey keys[kHashLanes];
+    for (uint32_t i = 0; i < kHashLanes; ++i) {
+      keys[i] = RandomIpv4Key(rng);
+      // All but the padding, which stays all ones.
+      std::memcpy(records + i * kRecord + kKeyAt, &keys[i], offsetof(FlowKey, pad));
+    }
     const uint32_t table_seed = static_cast<uint32_t>(rng());
     const uint32_t flow_seed = round == 0 ? kMaglevSeed : static_cast<uint32_t>(rng());
     uint32_t table[kHashLanes];
     uint32_t flow[kHashLanes];
-    HashIpv4Keys(&records[0].key, sizeof(Record), table_seed, table, flow_seed, flow);
+    hash_eight(reinterpret_cast<const FlowKey*>(records + kKeyAt), kRecord, table_seed, table,
+               flow_seed, flow);
     for (uint32_t i = 0; i < kHashLanes; ++i) {
-      const FlowKey& k = records[i].key;
-      const Ipv4Words w = WordsOf(k);
+      const Ipv4Words w = WordsOf(keys[i]);
       ASSERT_EQ(table[i], Ipv4TableHash(w.src, w.dst, w.ports, w.proto, table_seed))
-          << k.ToString();
-      ASSERT_EQ(flow[i], FlowHash(k, flow_seed)) << k.ToString();
+          << keys[i].ToString();
+      ASSERT_EQ(flow[i], FlowHash(keys[i], flow_seed)) << keys[i].ToString();
     }
   }
+}
+
+TEST(FlowHashTest, EightKeysHashAsEachAloneOneByOne) {
+  ExpectEightHashAsEachAlone(hash_detail::HashIpv4KeysOneByOne);
+}
+
+TEST(FlowHashTest, EightKeysHashAsEachAloneGathered) {
+  if (!hash_detail::HasAvx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  ExpectEightHashAsEachAlone(hash_detail::HashIpv4KeysAvx2);
+}
+
+TEST(FlowHashTest, EightKeysHashAsEachAloneWhicheverWay) {
+  ExpectEightHashAsEachAlone(HashIpv4Keys);
 }
 
 TEST(FlowHashTest, ConntrackHashesEightKeysAsItHashesOne) {

@@ -261,7 +261,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vde
   if (packets <= 0) return absl::InternalError("Atoll received no packets");
   json r = {{"mpps", packets / window / 1e6},
             {"ns_per_packet", busy / hz / packets * 1e9},
-            {"mean_burst", packets / rounds},
+            {"mean_burst", rounds > 0 ? packets / rounds : 0.0},
             {"packets", packets},
             {"seconds", window},
             {"program_ms", program_ms}};

@@ -612,8 +612,10 @@ int DpdkDataplane::WorkerMain(void* arg) {
                         std::memory_order_relaxed);
       w->busy_cycles.store(w->busy_cycles.load(std::memory_order_relaxed) + (rte_rdtsc() - started),
                            std::memory_order_relaxed);
-      w->busy_rounds.store(w->busy_rounds.load(std::memory_order_relaxed) + 1,
-                           std::memory_order_relaxed);
+      if (received > 0) {
+        w->busy_rounds.store(w->busy_rounds.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+      }
     }
     if ((round & 1023) == 0) w->pipeline->ExpireSome(now, 1024);
     const bool walking = w->ForgetSome();

@@ -130,10 +130,11 @@ class DpdkDataplane final : public Dataplane {
   void SetHostRoutes(const std::vector<HostRoute>& routes);
   void SetNeighbours(const std::vector<Neighbour>& neighbours);
 
-  // How busy the workers are: frames received, and TSC cycles spent in
-  // polling rounds that received any (rte_get_tsc_hz() per second), and how
-  // many such rounds (received / busy_rounds: the mean burst, which tells
-  // whether the frames came faster than the workers took them).
+  // How busy the workers are: frames received, TSC cycles spent in polling
+  // rounds that had any work (rte_get_tsc_hz() per second), and how many
+  // rounds received frames (received / busy_rounds: frames a round, the
+  // mean burst with one port, which tells whether the frames came faster
+  // than the workers took them).
   struct Load {
     uint64_t received = 0;
     uint64_t busy_cycles = 0;

@@ -310,7 +310,8 @@ void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, ui
 // it, when the last of the eight is parsed (or the burst's last); its slot
 // then starts loading. Maglev's hash comes along, for the new flows among
 // them: computed eight at a time, it costs less than picking out which
-// frames will need it.
+// frames will need it. The keys are IPv4 (Parse passes nothing else),
+// which HashEight requires.
 void Pipeline::FirstPassDone(uint16_t i, uint16_t n, bool ready) {
   static_assert(kMaxBurst % lb::kHashLanes == 0, "the last eight frames' records exist");
   ready_[i] = ready;
@@ -333,9 +334,10 @@ void Pipeline::FirstPassDone(uint16_t i, uint16_t n, bool ready) {
 // holds it) and the reply tuple's conntrack slot are each a likely cache miss
 // that depends on the one before. They are walked in passes over the burst's
 // new flows, as lb::Worker does, so that the misses of different flows
-// overlap. It decides nothing: it finds the service and Maglev's hash, which
-// FirstPacket takes as found, and guesses the reply tuple from Maglev's DNAT
-// choice only to prefetch its slot (SNAT or affinity may choose otherwise).
+// overlap. It decides nothing: it finds the service, which FirstPacket
+// takes as found (Maglev's hash came with conntrack's, in FirstPassDone),
+// and guesses the reply tuple from Maglev's DNAT choice only to prefetch
+// its slot (SNAT or affinity may choose otherwise).
 void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
   uint16_t n_fresh = 0;
