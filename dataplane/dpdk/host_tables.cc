@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 
 #include "lb/checksum.h"
 #include "lb/packet.h"
@@ -104,6 +105,7 @@ void HostTables::ResolveDestinations() {
     }
     block.destination = it->second;
   });
+  ResolveServiceDestinations();
 }
 
 absl::StatusOr<std::unique_ptr<HostTables>> HostTables::Create(uint32_t maglev_seed) {
@@ -202,16 +204,17 @@ void HostTables::IndexServices() {
   } else {
     for (uint64_t i = 0; i < capacity; ++i) service_entries_[i] = ServiceEntry{};
   }
+  entry_services_.assign(capacity, nullptr);
   for (const auto& [key, entry] : model_->frontends()) {
     if (!key.addr.IsV4()) continue;  // the packet path is IPv4's
     const lb::Service* svc = services().Lookup(key.addr, key.port, key.proto, key.scope);
     if (svc == nullptr) continue;
     const uint64_t k = ServiceKey(Be32(key.addr), key.port, key.proto, key.scope);
+    assert(k != 0);
     uint32_t i = SlotOf(k);
-    while (service_entries_[i].service != nullptr) i = (i + 1) & service_mask_;
+    while (service_entries_[i].key != 0) i = (i + 1) & service_mask_;
     ServiceEntry& e = service_entries_[i];
     e = ServiceEntry{.key = k,
-                     .service = svc,
                      .maglev = svc->maglev.slots.data(),
                      .eligible = svc->eligible.data(),
                      .maglev_size = static_cast<uint32_t>(svc->maglev.slots.size()),
@@ -221,6 +224,26 @@ void HostTables::IndexServices() {
     for (size_t b = 0; b < ServiceEntry::kInlineBackends && b < svc->eligible.size(); ++b) {
       e.inline_addr[b] = Be32(svc->eligible[b].endpoint.addr);
       e.inline_port[b] = svc->eligible[b].endpoint.port;
+    }
+    entry_services_[i] = svc;
+  }
+}
+
+void HostTables::ResolveServiceDestinations() {
+  for (uint64_t i = 0; i < service_entries_.size(); ++i) {
+    ServiceEntry& e = service_entries_[i];
+    if (e.key == 0) continue;
+    for (uint16_t b = 0; b < ServiceEntry::kInlineBackends && b < e.eligible_count; ++b) {
+      // Route's first two answers: a local pod, or a remote block whose
+      // encapsulation is resolved.
+      uint32_t d = kNoDestination;
+      if (const PodEntry* pod = PodByAddr(e.inline_addr[b])) {
+        d = pod->destination;
+      } else if (const RemoteBlock* remote = RemoteBlockOf(e.inline_addr[b])) {
+        d = remote->destination;
+      }
+      e.inline_destination[b] =
+          d < ServiceEntry::kRouteLooks ? static_cast<uint16_t>(d) : ServiceEntry::kRouteLooks;
     }
   }
 }

@@ -95,18 +95,24 @@ struct Destination {
 
 // A frontend's service as a new flow's balancing reads it, in one cache
 // line: the frontend's key, the Maglev table of its lb::Service, and its
-// first eligible backends themselves (the rest through a pointer). Found in
-// one open-addressed table, a new flow to a service of up to
-// kInlineBackends backends then misses on this line and on its Maglev slot,
-// where the model's table costs a hash map's control bytes, its slot, the
-// Service, the Maglev slot and the backend, one after the other.
+// first eligible backends themselves (the rest through a pointer), with
+// where Route would send a frame to each. Found in one open-addressed table,
+// a new flow to a service of up to kInlineBackends backends then misses on
+// this line and on its Maglev slot, where the model's table costs a hash
+// map's control bytes, its slot, the Service, the Maglev slot and the
+// backend, one after the other; and its route is known without looking up
+// the backend's address in the pods and the remote blocks (75
+// instructions less per new flow, perf/RESULTS.md 2026-11-24).
 struct alignas(64) ServiceEntry {
   static constexpr uint16_t kInlineBackends = 4;
+  // inline_destination's "not resolved here": Route decides.
+  static constexpr uint16_t kRouteLooks = 0xffff;
 
-  uint64_t key = 0;                       // HostTables::ServiceKey()
-  const lb::Service* service = nullptr;   // nullptr: a free slot
-  const uint16_t* maglev = nullptr;       // service->maglev.slots
-  const lb::Backend* eligible = nullptr;  // service->eligible
+  // HostTables::ServiceKey(); 0: a free slot (no frontend's key is 0: its
+  // protocol's byte is not).
+  uint64_t key = 0;
+  const uint16_t* maglev = nullptr;       // the service's maglev.slots
+  const lb::Backend* eligible = nullptr;  // the service's eligible
   uint32_t maglev_size = 0;               // 0: no eligible backend
   uint16_t eligible_count = 0;
   bool sticky = false;  // session affinity: the choice is kept per client
@@ -115,10 +121,16 @@ struct alignas(64) ServiceEntry {
   bool keeps_source = false;
   // eligible's first kInlineBackends (as many as it has), as IPv4 (the
   // model keeps a frontend's backends in its family, and the packet path is
-  // IPv4's): 6 bytes each where an lb::Endpoint takes 18, which keeps the
-  // entry to one line. backend(i) reads them for i < kInlineBackends.
+  // IPv4's): 6 bytes each where an lb::Endpoint takes 18, 8 with the
+  // destination, which keeps the entry to one line. backend(i) reads them
+  // for i < kInlineBackends.
   uint32_t inline_addr[kInlineBackends] = {};  // network order
   uint16_t inline_port[kInlineBackends] = {};
+  // HostTables::destination() of a local pod or a resolved remote block
+  // that the backend's address is in, for this version of the tables; else
+  // kRouteLooks (as when the index does not fit 16 bits).
+  uint16_t inline_destination[kInlineBackends] = {kRouteLooks, kRouteLooks, kRouteLooks,
+                                                  kRouteLooks};
 
   bool has_backend() const { return maglev_size != 0; }
   // Maglev's choice for a flow hash (lb::Service::MaglevPick); requires has_backend().
@@ -129,6 +141,12 @@ struct alignas(64) ServiceEntry {
     if (i >= kInlineBackends) return eligible[i].endpoint;
     return {lb::IpAddr::FromV4Bytes(reinterpret_cast<const uint8_t*>(&inline_addr[i])),
             inline_port[i]};
+  }
+  // Where a frame translated to backend(i) goes (HostTables::destination()),
+  // or kNoDestination when Route must find it.
+  uint32_t destination(uint16_t i) const {
+    if (i >= kInlineBackends || inline_destination[i] == kRouteLooks) return kNoDestination;
+    return inline_destination[i];
   }
 };
 static_assert(sizeof(ServiceEntry) == 64, "a service entry is one cache line");
@@ -182,6 +200,10 @@ class HostTables {
     return admitted_.contains(uint64_t{src_segment} << 32 | dst->id);
   }
   const lb::ServiceTable& services() const { return model_->services(); }
+  // The model's service of an entry ServiceOf found (what session affinity keys on).
+  const lb::Service& ServiceAt(const ServiceEntry& e) const {
+    return *entry_services_[static_cast<size_t>(&e - &service_entries_[0])];
+  }
   // The service of the frontend a packet to addr:port reaches from `scope`,
   // as lb::ServiceTable::Lookup finds it (a NodePort on this node's own
   // addresses only); nullptr when none.
@@ -228,8 +250,11 @@ class HostTables {
   // Renumbers the destinations of the pods and remote blocks, after any of
   // the tables they come from changed.
   void ResolveDestinations();
-  // Fills service_entries_ from the model's frontends.
+  // Fills service_entries_ from the model's frontends; their destinations
+  // are ResolveDestinations' (which comes after).
   void IndexServices();
+  // The service entries' inline_destination, after the destinations were renumbered.
+  void ResolveServiceDestinations();
   // A frontend as one word (IPv4 only).
   static uint64_t ServiceKey(uint32_t addr, uint16_t port, lb::IpProto proto, lb::Scope scope) {
     return uint64_t{addr} << 32 | uint32_t{port} << 16 | static_cast<uint32_t>(proto) << 8 |
@@ -244,8 +269,8 @@ class HostTables {
   const ServiceEntry* FindService(uint64_t key) const {
     for (uint32_t i = SlotOf(key);; i = (i + 1) & service_mask_) {
       const ServiceEntry& e = service_entries_[i];
-      if (e.service == nullptr) return nullptr;
       if (e.key == key) return &e;
+      if (e.key == 0) return nullptr;
     }
   }
 
@@ -258,8 +283,10 @@ class HostTables {
   PrefixMap<RemoteBlock> remote_blocks_;
   absl::flat_hash_set<uint64_t> admitted_;  // source segment << 32 | destination segment
   // Open addressing, linear probing, at most half full: points into model_'s
-  // services, rebuilt with every change to them.
+  // services, rebuilt with every change to them; their destinations with
+  // every change to those.
   lb::TableArray<ServiceEntry> service_entries_{16};
+  std::vector<const lb::Service*> entry_services_ = std::vector<const lb::Service*>(16);  // by slot
   uint32_t service_mask_ = 15;
   uint32_t service_shift_ = 60;  // 64 - log2 of the capacity
   uint32_t node_addr_ = 0;

@@ -167,7 +167,7 @@ TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
     const lb::Service* svc =
         t->services().Lookup(f->key.addr, f->key.port, f->key.proto, f->key.scope);
     ASSERT_NE(e, nullptr) << f->key.ToString();
-    ASSERT_EQ(e->service, svc) << f->key.ToString();
+    ASSERT_EQ(&t->ServiceAt(*e), svc) << f->key.ToString();
     EXPECT_EQ(e->eligible_count, svc->eligible.size());
     EXPECT_EQ(e->has_backend(), svc->has_backend());
     EXPECT_EQ(e->sticky, f != &local);
@@ -188,8 +188,9 @@ TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
   const ServiceEntry* via_node =
       t->ServiceOf(Be("198.18.0.11"), 30080, lb::IpProto::kTcp, lb::Scope::kExternal);
   ASSERT_NE(via_node, nullptr);
-  EXPECT_EQ(via_node->service, t->services().Lookup(Ip("198.18.0.11"), 30080, lb::IpProto::kTcp,
-                                                    lb::Scope::kExternal));
+  EXPECT_EQ(
+      &t->ServiceAt(*via_node),
+      t->services().Lookup(Ip("198.18.0.11"), 30080, lb::IpProto::kTcp, lb::Scope::kExternal));
   EXPECT_EQ(t->ServiceOf(Be("198.18.0.12"), 30080, lb::IpProto::kTcp, lb::Scope::kExternal),
             nullptr);
 
@@ -208,8 +209,8 @@ TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
     const ServiceEntry* e =
         t->ServiceOf(Be("198.18.64.2"), port, lb::IpProto::kTcp, lb::Scope::kExternal);
     ASSERT_NE(e, nullptr) << port;
-    EXPECT_EQ(e->service, t->services().Lookup(Ip("198.18.64.2"), port, lb::IpProto::kTcp,
-                                               lb::Scope::kExternal));
+    EXPECT_EQ(&t->ServiceAt(*e), t->services().Lookup(Ip("198.18.64.2"), port, lb::IpProto::kTcp,
+                                                      lb::Scope::kExternal));
   }
 }
 
@@ -262,8 +263,28 @@ TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
   u.upsert_routes = {{*lb::IpPrefix::Parse("198.19.4.0/24"), 7, "h2", Ip("198.18.0.12")}};
   u.set_node_addresses = true;
   u.node_addresses = {Ip("198.18.0.11")};
+  // A service's backends: a local pod, one in the remote block, one outside
+  // the cluster; and one past those its entry holds.
+  Frontend f;
+  f.key = {Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal};
+  uint16_t port = 8080;
+  for (const char* addr :
+       {"198.19.0.2", "198.19.4.9", "198.18.200.5", "198.19.0.2", "198.19.0.2"}) {
+    f.config.backends.push_back({.endpoint = {Ip(addr), port++}});
+  }
+  u.upsert_frontends = {f};
   ASSERT_TRUE(t->Apply(u, {{"pa", 5}}).ok());
   const uint32_t applied = t->version();
+  const auto service_destinations = [&] {
+    const ServiceEntry* e =
+        t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal);
+    std::vector<uint32_t> d;
+    for (uint16_t i = 0; e != nullptr && i < e->eligible_count; ++i) {
+      EXPECT_EQ(e->backend(i), t->ServiceAt(*e).eligible[i].endpoint);
+      d.push_back(e->destination(i));
+    }
+    return d;
+  };
   EXPECT_NE(applied, created);
 
   const PodEntry* pod = t->PodByAddr(Be("198.19.0.2"));
@@ -277,6 +298,16 @@ TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
   ASSERT_NE(t->RemoteBlockOf(Be("198.19.4.9")), nullptr);
   EXPECT_EQ(t->RemoteBlockOf(Be("198.19.4.9"))->destination, kNoDestination)
       << "no route, no neighbour: nothing to resolve yet";
+  // The backends' in the order of eligible (the model's), which the model chooses.
+  std::vector<uint32_t> expected;
+  for (const lb::Backend& b :
+       t->ServiceAt(*t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal))
+           .eligible) {
+    const bool in_entry = expected.size() < ServiceEntry::kInlineBackends;
+    expected.push_back(in_entry && b.endpoint.addr == Ip("198.19.0.2") ? pod->destination
+                                                                       : kNoDestination);
+  }
+  EXPECT_EQ(service_destinations(), expected) << "a pod's only";
   t->SetHostRoutes({HostRoute{.addr = Be("198.18.0.0"), .len = 24, .gateway = 0}});
   t->SetNeighbours({{Ip("198.18.0.12"), {2, 0, 0, 0, 0, 0x12}}});
   EXPECT_NE(t->version(), applied);
@@ -286,6 +317,19 @@ TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
   ASSERT_EQ(remote.kind, Destination::Kind::kEncap);
   EXPECT_EQ(remote.outer,
             MakeOuterHeaders({2, 0, 0, 0, 0, 0x12}, Be("198.18.0.11"), Be("198.18.0.12"), 7));
+  // Renumbered, the pod's and the remote block's, in this version's numbers.
+  expected.clear();
+  for (const lb::Backend& b :
+       t->ServiceAt(*t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal))
+           .eligible) {
+    const bool in_entry = expected.size() < ServiceEntry::kInlineBackends;
+    expected.push_back(!in_entry ? kNoDestination
+                       : b.endpoint.addr == Ip("198.19.0.2")
+                           ? t->PodByAddr(Be("198.19.0.2"))->destination
+                       : b.endpoint.addr == Ip("198.19.4.9") ? block->destination
+                                                             : kNoDestination);
+  }
+  EXPECT_EQ(service_destinations(), expected) << "the remote block's too, once resolved";
 }
 
 TEST(HostTablesTest, OuterHeadersAreVxlanWithAChecksumOverAZeroLength) {

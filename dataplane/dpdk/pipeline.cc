@@ -429,7 +429,7 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     svc = in.new_flow ? in.service
                       : t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
     if (svc != nullptr) {
-      const std::optional<uint16_t> pick = Select(*svc, key, in.maglev_hash, now_ns);
+      const std::optional<uint16_t> pick = Select(*svc, key, in.maglev_hash, t, now_ns);
       if (!pick) return Drop(DropReason::kNoBackend);
       chosen = *pick;
     } else if (origin == Origin::kUplink) {
@@ -443,13 +443,13 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
   // does, judged by isolation as the first; up to kMaxBackendTries of them.
   uint32_t flow = lb::ConntrackShard::kNoFlow;
   lb::FlowKey to;
+  ServiceBackend backend;
   for (uint16_t tried = in.tried;; ++tried) {
     // The backend `tried` places after the chosen one, dividing only when
     // that wraps: a division is some 20 cycles on a new flow's critical path.
     uint32_t index = uint32_t{chosen} + tried;
     if (svc != nullptr && index >= svc->eligible_count) index %= svc->eligible_count;
-    const ServiceBackend backend =
-        svc == nullptr ? ServiceBackend{} : ServiceBackend{svc, static_cast<uint16_t>(index)};
+    backend = svc == nullptr ? ServiceBackend{} : ServiceBackend{svc, static_cast<uint16_t>(index)};
     if (const std::optional<DropReason> refused = Destine(in, backend, t, &to)) {
       return Drop(*refused);
     }
@@ -490,8 +490,11 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
             : lb::RewriteFlow(frame, p, to);
     if (!rewritten) return Drop(DropReason::kMalformed);
   }
-  uint32_t resolved;
-  const Verdict v = Route(m, Be32(to.dst), Tunnel{}, t, &resolved);
+  // route: to a backend whose destination the tables resolved, or as Route finds it.
+  uint32_t resolved =
+      backend.service == nullptr ? kNoDestination : backend.service->destination(backend.index);
+  const Verdict v = resolved != kNoDestination ? SendTo(m, Be32(to.dst), t.destination(resolved))
+                                               : Route(m, Be32(to.dst), Tunnel{}, t, &resolved);
   if (flow != lb::ConntrackShard::kNoFlow && resolved != kNoDestination) {
     conntrack_->SetRoute(flow, lb::CtDir::kOriginal, t.version(), resolved);
   }
@@ -536,12 +539,13 @@ std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to
 }
 
 uint16_t Pipeline::SelectSticky(const ServiceEntry& svc, const lb::FlowKey& key,
-                                uint32_t maglev_hash, uint64_t now_ns) {
+                                uint32_t maglev_hash, const HostTables& t, uint64_t now_ns) {
+  const lb::Service& service = t.ServiceAt(svc);
   rte_spinlock_lock(&affinity_->lock);
-  std::optional<uint16_t> index = affinity_->table.Lookup(*svc.service, key.src, now_ns);
+  std::optional<uint16_t> index = affinity_->table.Lookup(service, key.src, now_ns);
   if (!index) {
     index = svc.MaglevPick(maglev_hash);
-    affinity_->table.Record(*svc.service, key.src, *index, now_ns);
+    affinity_->table.Record(service, key.src, *index, now_ns);
   }
   rte_spinlock_unlock(&affinity_->lock);
   return *index;

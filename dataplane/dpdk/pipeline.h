@@ -279,13 +279,13 @@ class Pipeline {
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no
   // backend). Inline but for session affinity, which few services ask for.
   std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key,
-                                 uint32_t maglev_hash, uint64_t now_ns) {
+                                 uint32_t maglev_hash, const HostTables& t, uint64_t now_ns) {
     if (!svc.has_backend()) return std::nullopt;
     if (!svc.sticky) return svc.MaglevPick(maglev_hash);
-    return SelectSticky(svc, key, maglev_hash, now_ns);
+    return SelectSticky(svc, key, maglev_hash, t, now_ns);
   }
   uint16_t SelectSticky(const ServiceEntry& svc, const lb::FlowKey& key, uint32_t maglev_hash,
-                        uint64_t now_ns);
+                        const HostTables& t, uint64_t now_ns);
   // The most backends a new flow tries when their reply tuples are taken: as
   // many as the eBPF programs (ATL_MAX_BACKEND_TRIES), whose verifier wants a bound.
   static constexpr uint16_t kMaxBackendTries = 16;
