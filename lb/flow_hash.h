@@ -17,7 +17,8 @@
 
 namespace atl::lb {
 
-namespace jhash_detail {
+// What the hashes below are made of, and HashIpv4Keys' two ways.
+namespace hash_detail {
 // The rounds read as in lookup3.c, three steps to a line. Templates: the
 // same rounds hash eight keys at once in vectors (HashIpv4Keys), and always
 // inline, so that vectors are never passed to a function built without the
@@ -44,7 +45,7 @@ template <typename T> [[gnu::always_inline]] constexpr void Final(T& a, T& b, T&
   c ^= b; c -= Rol32(b, 24);
 }
 // clang-format on
-}  // namespace jhash_detail
+}  // namespace hash_detail
 
 // lookup3 hashword() / the kernel's jhash2(): `n` 32-bit words, seeded.
 constexpr uint32_t Jhash2(const uint32_t* k, uint32_t n, uint32_t seed) {
@@ -55,7 +56,7 @@ constexpr uint32_t Jhash2(const uint32_t* k, uint32_t n, uint32_t seed) {
     a += k[0];
     b += k[1];
     c += k[2];
-    jhash_detail::Mix(a, b, c);
+    hash_detail::Mix(a, b, c);
     n -= 3;
     k += 3;
   }
@@ -68,7 +69,7 @@ constexpr uint32_t Jhash2(const uint32_t* k, uint32_t n, uint32_t seed) {
       [[fallthrough]];
     case 1:
       a += k[0];
-      jhash_detail::Final(a, b, c);
+      hash_detail::Final(a, b, c);
       break;
     default:
       break;
@@ -91,9 +92,9 @@ template <typename T>
   a += src;
   b += dst;
   c += ports;
-  jhash_detail::Mix(a, b, c);
+  hash_detail::Mix(a, b, c);
   a += proto;
-  jhash_detail::Final(a, b, c);
+  hash_detail::Final(a, b, c);
   return c;
 }
 // The cheaper hash a table private to this process may use (ConntrackShard's):
@@ -106,7 +107,7 @@ template <typename T>
   T b = a + dst;
   T c = a + ports;
   a += src;
-  jhash_detail::Final(a, b, c);
+  hash_detail::Final(a, b, c);
   return c;
 }
 
