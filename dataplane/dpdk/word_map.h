@@ -34,22 +34,19 @@ class WordMap {
   WordMap() { Reset(kMinCapacity); }
 
   const T* Find(uint64_t key) const {
-    assert(key != kFree);
-    for (size_t i = SlotOf(key);; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.key == key) return &s.value;
-      if (s.key == kFree) return nullptr;
-    }
+    const Slot& s = slots_[SlotFor(key)];
+    return s.key == key ? &s.value : nullptr;
   }
   T* Find(uint64_t key) { return const_cast<T*>(std::as_const(*this).Find(key)); }
 
   // The value of `key`, a value-initialised one added when it has none.
   T& operator[](uint64_t key) {
-    assert(key != kFree);
-    if (T* value = Find(key)) return *value;
-    if (2 * (size_ + 1) > slots_.size()) Grow();
-    size_t i = SlotOf(key);
-    while (slots_[i].key != kFree) i = (i + 1) & mask_;
+    size_t i = SlotFor(key);
+    if (slots_[i].key == key) return slots_[i].value;
+    if (2 * (size_ + 1) > slots_.size()) {
+      Grow();
+      i = SlotFor(key);  // the free slot moved with the growth
+    }
     slots_[i].key = key;
     slots_[i].value = T{};
     ++size_;
@@ -79,6 +76,14 @@ class WordMap {
   // network order).
   size_t SlotOf(uint64_t key) const {
     return static_cast<size_t>((key * 0x9e3779b97f4a7c15ull) >> shift_);
+  }
+  // The slot holding `key`, or the free one where it would go: one probe
+  // serves both a lookup and an insertion.
+  size_t SlotFor(uint64_t key) const {
+    assert(key != kFree);
+    size_t i = SlotOf(key);
+    while (slots_[i].key != key && slots_[i].key != kFree) i = (i + 1) & mask_;
+    return i;
   }
   void Reset(size_t capacity) {
     slots_.assign(capacity, Slot{});
