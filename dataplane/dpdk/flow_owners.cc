@@ -43,15 +43,32 @@ absl::StatusOr<std::unique_ptr<FlowOwners>> FlowOwners::Create(uint32_t capacity
 
 FlowOwners::~FlowOwners() { rte_hash_free(hash_); }
 
+namespace {
+
+// A key as rte_hash_crc reads it: 8 bytes at a time through a uint64_t
+// pointer, so 8-byte aligned, which a FlowKey within a ParsedPacket (2-byte
+// aligned) need not be. UBSan caught the misaligned loads.
+struct alignas(8) AlignedKey {
+  explicit AlignedKey(const lb::FlowKey& k) : key(k) {}
+  lb::FlowKey key;
+};
+
+}  // namespace
+
 bool FlowOwners::Set(const lb::FlowKey& key, uint16_t worker) {
-  return rte_hash_add_key_data(hash_, &key, reinterpret_cast<void*>(uintptr_t{worker})) == 0;
+  const AlignedKey k(key);
+  return rte_hash_add_key_data(hash_, &k.key, reinterpret_cast<void*>(uintptr_t{worker})) == 0;
 }
 
-void FlowOwners::Erase(const lb::FlowKey& key) { rte_hash_del_key(hash_, &key); }
+void FlowOwners::Erase(const lb::FlowKey& key) {
+  const AlignedKey k(key);
+  rte_hash_del_key(hash_, &k.key);
+}
 
 std::optional<uint16_t> FlowOwners::Find(const lb::FlowKey& key) const {
+  const AlignedKey k(key);
   void* data;
-  if (rte_hash_lookup_data(hash_, &key, &data) < 0) return std::nullopt;
+  if (rte_hash_lookup_data(hash_, &k.key, &data) < 0) return std::nullopt;
   return static_cast<uint16_t>(reinterpret_cast<uintptr_t>(data));
 }
 
