@@ -5,8 +5,9 @@
 #               controller and agents as processes over gRPC), e2e (root,
 #               network namespaces: pod plumbing, atoll-cni end to end) and
 #               realclients (atoll-cni under libcni, podman and containerd)
-#   build-san/  clang with ASan + UBSan: suites unit and integration again, and
-#               suite fuzz (a bounded libFuzzer smoke run of parsing + NAT)
+#   build-san/  clang with ASan + UBSan: suites unit, integration, bpf (the
+#               eBPF programs' fixtures) and dpdk (the DPDK pipeline's) again,
+#               and suite fuzz (a bounded libFuzzer smoke run of parsing + NAT)
 # Ends with one line "N passed, M failed" counted from meson's test logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,9 @@ if CXX=clang++ setup build-san -Db_sanitize=address,undefined -Db_lundef=false \
     -Dcpp_args=-fno-sanitize-recover=all -Dfuzzing=enabled &&
     run meson compile -C build-san; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run meson test -C build-san --suite unit --suite integration --suite fuzz --print-errorlogs
+    LSAN_OPTIONS=suppressions=$PWD/scripts/lsan-suppressions.txt \
+    run meson test -C build-san --suite unit --suite integration --suite bpf --suite dpdk \
+    --suite fuzz --print-errorlogs
 else
   status=1
 fi
