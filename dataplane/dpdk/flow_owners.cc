@@ -43,32 +43,24 @@ absl::StatusOr<std::unique_ptr<FlowOwners>> FlowOwners::Create(uint32_t capacity
 
 FlowOwners::~FlowOwners() { rte_hash_free(hash_); }
 
-namespace {
-
-// A key as rte_hash_crc reads it: 8 bytes at a time through a uint64_t
-// pointer, so 8-byte aligned, which a FlowKey within a ParsedPacket (2-byte
-// aligned) need not be. UBSan caught the misaligned loads.
-struct alignas(8) AlignedKey {
-  explicit AlignedKey(const lb::FlowKey& k) : key(k) {}
-  lb::FlowKey key;
-};
-
-}  // namespace
+// rte_hash_crc reads a key 8 bytes at a time through a uint64_t pointer,
+// so each call hands rte_hash an 8-byte-aligned copy: a FlowKey within a
+// ParsedPacket is only 2-byte aligned (UBSan caught the misaligned loads).
 
 bool FlowOwners::Set(const lb::FlowKey& key, uint16_t worker) {
-  const AlignedKey k(key);
-  return rte_hash_add_key_data(hash_, &k.key, reinterpret_cast<void*>(uintptr_t{worker})) == 0;
+  alignas(8) const lb::FlowKey k = key;
+  return rte_hash_add_key_data(hash_, &k, reinterpret_cast<void*>(uintptr_t{worker})) == 0;
 }
 
 void FlowOwners::Erase(const lb::FlowKey& key) {
-  const AlignedKey k(key);
-  rte_hash_del_key(hash_, &k.key);
+  alignas(8) const lb::FlowKey k = key;
+  rte_hash_del_key(hash_, &k);
 }
 
 std::optional<uint16_t> FlowOwners::Find(const lb::FlowKey& key) const {
-  const AlignedKey k(key);
+  alignas(8) const lb::FlowKey k = key;
   void* data;
-  if (rte_hash_lookup_data(hash_, &k.key, &data) < 0) return std::nullopt;
+  if (rte_hash_lookup_data(hash_, &k, &data) < 0) return std::nullopt;
   return static_cast<uint16_t>(reinterpret_cast<uintptr_t>(data));
 }
 

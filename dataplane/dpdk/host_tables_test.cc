@@ -275,15 +275,24 @@ TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
   u.upsert_frontends = {f};
   ASSERT_TRUE(t->Apply(u, {{"pa", 5}}).ok());
   const uint32_t applied = t->version();
-  const auto service_destinations = [&] {
+  // The service's entry against what Route finds for each eligible backend
+  // (in the model's order) within the entry's four: the pod's destination,
+  // `remote` for the one in the remote block; none for the others.
+  const auto expect_service_destinations = [&](uint32_t remote, const char* when) {
     const ServiceEntry* e =
         t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal);
-    std::vector<uint32_t> d;
-    for (uint16_t i = 0; e != nullptr && i < e->eligible_count; ++i) {
-      EXPECT_EQ(e->backend(i), t->ServiceAt(*e).eligible[i].endpoint);
-      d.push_back(e->destination(i));
+    ASSERT_NE(e, nullptr);
+    ASSERT_EQ(e->eligible_count, 5);
+    for (uint16_t i = 0; i < e->eligible_count; ++i) {
+      const lb::Endpoint b = t->ServiceAt(*e).eligible[i].endpoint;
+      EXPECT_EQ(e->backend(i), b);
+      const uint32_t want = i >= ServiceEntry::kInlineBackends ? kNoDestination
+                            : b.addr == Ip("198.19.0.2")
+                                ? t->PodByAddr(Be("198.19.0.2"))->destination
+                            : b.addr == Ip("198.19.4.9") ? remote
+                                                         : kNoDestination;
+      EXPECT_EQ(e->destination(i), want) << when << ": backend " << i << ", " << b.addr.ToString();
     }
-    return d;
   };
   EXPECT_NE(applied, created);
 
@@ -298,16 +307,7 @@ TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
   ASSERT_NE(t->RemoteBlockOf(Be("198.19.4.9")), nullptr);
   EXPECT_EQ(t->RemoteBlockOf(Be("198.19.4.9"))->destination, kNoDestination)
       << "no route, no neighbour: nothing to resolve yet";
-  // The backends' in the order of eligible (the model's), which the model chooses.
-  std::vector<uint32_t> expected;
-  for (const lb::Backend& b :
-       t->ServiceAt(*t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal))
-           .eligible) {
-    const bool in_entry = expected.size() < ServiceEntry::kInlineBackends;
-    expected.push_back(in_entry && b.endpoint.addr == Ip("198.19.0.2") ? pod->destination
-                                                                       : kNoDestination);
-  }
-  EXPECT_EQ(service_destinations(), expected) << "a pod's only";
+  expect_service_destinations(kNoDestination, "a pod's only");
   t->SetHostRoutes({HostRoute{.addr = Be("198.18.0.0"), .len = 24, .gateway = 0}});
   t->SetNeighbours({{Ip("198.18.0.12"), {2, 0, 0, 0, 0, 0x12}}});
   EXPECT_NE(t->version(), applied);
@@ -318,18 +318,7 @@ TEST(HostTablesTest, DestinationsAreResolvedAndVersioned) {
   EXPECT_EQ(remote.outer,
             MakeOuterHeaders({2, 0, 0, 0, 0, 0x12}, Be("198.18.0.11"), Be("198.18.0.12"), 7));
   // Renumbered, the pod's and the remote block's, in this version's numbers.
-  expected.clear();
-  for (const lb::Backend& b :
-       t->ServiceAt(*t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kExternal))
-           .eligible) {
-    const bool in_entry = expected.size() < ServiceEntry::kInlineBackends;
-    expected.push_back(!in_entry ? kNoDestination
-                       : b.endpoint.addr == Ip("198.19.0.2")
-                           ? t->PodByAddr(Be("198.19.0.2"))->destination
-                       : b.endpoint.addr == Ip("198.19.4.9") ? block->destination
-                                                             : kNoDestination);
-  }
-  EXPECT_EQ(service_destinations(), expected) << "the remote block's too, once resolved";
+  expect_service_destinations(block->destination, "the remote block's too, once resolved");
 }
 
 TEST(HostTablesTest, OuterHeadersAreVxlanWithAChecksumOverAZeroLength) {
