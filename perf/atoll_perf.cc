@@ -68,6 +68,10 @@ ABSL_FLAG(std::string, out, "atoll-perf.json", "the JSON results");
 ABSL_FLAG(std::string, pcap_dir, "",
           "where the workloads' pcaps go, and stay (default: a temporary directory)");
 ABSL_FLAG(bool, progress, true, "a progress line on stderr while a point runs");
+ABSL_FLAG(std::string, external_policy, "local",
+          "Atoll's services' externalTrafficPolicy: local (clients keep their address, as with "
+          "OVS's flows) or cluster (SNAT to the node, Kubernetes' default: a backend then holds "
+          "one flow per node port, so the new workload wants 1,000 services or more)");
 // The child's own flags.
 ABSL_FLAG(bool, child, false, "internal: measure Atoll on --rx_vdev and print one JSON line");
 ABSL_FLAG(std::string, rx_vdev, "", "internal: the traffic's port (DPDK devargs)");
@@ -120,19 +124,28 @@ LbWorkload Workload(const std::string& kind, int services, int frame) {
 
 lb::IpAddr Ip(uint32_t host_order) { return lb::IpAddr::V4(host_order); }
 
+absl::StatusOr<lb::TrafficPolicy> ExternalPolicy() {
+  const std::string policy = absl::GetFlag(FLAGS_external_policy);
+  if (policy == "local") return lb::TrafficPolicy::kLocal;
+  if (policy == "cluster") return lb::TrafficPolicy::kCluster;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--external_policy: \"", policy, "\" is neither local nor cluster"));
+}
+
 // --- The child: Atoll on one workload ----------------------------------------
 
 constexpr uint32_t kNode = 0xc612000b;    // 198.18.0.11, this host
 constexpr uint32_t kRemote = 0xc612000c;  // 198.18.0.12, the backends' host
 
-// The host: the workload's services as external frontends (externalIPs)
-// with externalTrafficPolicy Local, so that, as with OVS's flows, a new
-// connection is DNATed and keeps its client's address: SNAT to the one node
-// address would hold at most 4 backends x 64k ports of the 2 million flows
-// of the new workload. Every backend is on the other host behind
+// The host: the workload's services as external frontends (externalIPs).
+// With externalTrafficPolicy Local (the default of --external_policy), as
+// with OVS's flows, a new connection is DNATed and keeps its client's
+// address: SNAT to the one node address would hold at most 4 backends x 64k
+// ports of the 2 million flows of the new workload. Cluster measures that
+// SNAT, at enough services. Every backend is on the other host behind
 // 198.19.0.0/16 (marked node-local, which only makes it eligible here), so
 // every packet is also encapsulated.
-dataplane::Update HostState(const LbWorkload& w) {
+dataplane::Update HostState(const LbWorkload& w, lb::TrafficPolicy external_policy) {
   dataplane::Update u;
   dataplane::Segment seg;
   seg.name = "perf";
@@ -153,7 +166,7 @@ dataplane::Update HostState(const LbWorkload& w) {
       const L4Address be = *BackendAddress(w, s, b);
       f.config.backends.push_back({.endpoint = {Ip(be.ip), be.port}, .node_local = true});
     }
-    f.config.external_policy = lb::TrafficPolicy::kLocal;
+    f.config.external_policy = external_policy;
     f.config.maglev_size = lb::MaglevSizeFor(f.config.backends);
     u.upsert_frontends.push_back(std::move(f));
   }
@@ -203,7 +216,8 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vde
       std::max<int64_t>(1 << 16, 2 * std::max<int64_t>(w.live_flows, w.packets)));
   ATL_ASSIGN_OR_RETURN(std::unique_ptr<DpdkDataplane> dp, DpdkDataplane::Create(options));
   const auto programmed_at = std::chrono::steady_clock::now();
-  ATL_RETURN_IF_ERROR(dp->Apply(HostState(w)));
+  ATL_ASSIGN_OR_RETURN(const lb::TrafficPolicy policy, ExternalPolicy());
+  ATL_RETURN_IF_ERROR(dp->Apply(HostState(w, policy)));
   const double program_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - programmed_at)
           .count();
@@ -312,6 +326,7 @@ absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& rx_v
       " --seconds=", absl::GetFlag(FLAGS_seconds), " --warmup=", absl::GetFlag(FLAGS_warmup),
       " --hugepages=", absl::GetFlag(FLAGS_hugepages), " --huge_dir=", huge_dir,
       " --workers=", absl::GetFlag(FLAGS_workers),
+      " --external_policy=", absl::GetFlag(FLAGS_external_policy),
       " --progress=", absl::GetFlag(FLAGS_progress) ? "true" : "false");
   FILE* child = popen(cmd.c_str(), "r");
   if (child == nullptr) return absl::InternalError("cannot run " + cmd);
@@ -343,6 +358,10 @@ struct Point {
 
 int Parent() {
   namespace fs = std::filesystem;
+  if (absl::Status s = ExternalPolicy().status(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 1;
+  }
   std::string dir = absl::GetFlag(FLAGS_pcap_dir);
   const bool own_dir = dir.empty();
   if (own_dir) {

@@ -336,8 +336,13 @@ void Pipeline::FirstPassDone(uint16_t i, uint16_t n, bool ready) {
 // new flows, as lb::Worker does, so that the misses of different flows
 // overlap. It decides nothing: it finds the service, which FirstPacket
 // takes as found (Maglev's hash came with conntrack's, in FirstPassDone),
-// and guesses the reply tuple from Maglev's DNAT choice only to prefetch
-// its slot (SNAT or affinity may choose otherwise).
+// and guesses the reply tuple only to prefetch its slot: Maglev's DNAT
+// choice, and Destine's SNAT to the node for an external client under
+// policy Cluster (Kubernetes' default for a NodePort), whose first try keeps
+// the client's port. Affinity, SnatPort's other tries and the rarer SNATs
+// (hairpin, egress) may choose otherwise. A wrong guess costs a wait: the
+// slot of the SNAT'd tuple missed on every such flow until the guess had it
+// (perf/RESULTS.md, 2026-11-24).
 void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
   uint16_t fresh[kMaxBurst];
   uint16_t n_fresh = 0;
@@ -369,6 +374,7 @@ void Pipeline::PrefetchFlows(uint16_t n, const HostTables& t) {
     lb::FlowKey reply = in.p.ip.key.Reversed();
     reply.src = backend.addr;
     reply.src_port = backend.port;
+    if (in.origin == Origin::kUplink && !svc->keeps_source) reply.dst = FromBe32(t.node_addr());
     conntrack_->PrefetchInsert(reply, creations++);
   }
 }
