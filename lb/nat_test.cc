@@ -628,6 +628,66 @@ void CheckRewriteOf(const std::vector<uint8_t>& bytes, uint32_t which, const std
 
 // Rewrites of packets cut short or with a byte changed: whatever parses is
 // rewritten within its bounds, to its target, keeping valid checksums valid.
+// Both ways of a flow, where the folded sums are not each other's ones'
+// complement: changes that cancel (0xffff both ways), and a port going from
+// 0 to 65535, both zero in ones' complement, which adds 0x1fffe one way and
+// nothing the other. Random keys all but never give these.
+TEST(SumIpv4FlowRewrites, ZeroSumsAsEachWaySumsThem) {
+  const IpAddr a = IpAddr::V4(0xc6120001u);
+  const IpAddr b = IpAddr::V4(0xc6130002u);
+  const auto key = [](IpAddr src, uint16_t sport, IpAddr dst, uint16_t dport) {
+    FlowKey k;
+    k.src = src;
+    k.dst = dst;
+    k.src_port = sport;
+    k.dst_port = dport;
+    k.proto = IpProto::kTcp;
+    return k;
+  };
+  struct Case {
+    const char* what;
+    FlowKey original;
+    FlowKey reply;
+  };
+  const FlowKey original = key(a, 1000, b, 80);
+  // Each reply makes the way there rewrite `original` to the reply's reverse.
+  const FlowKey everything_swapped = key(a, 1000, b, 80);  // to b:80 -> a:1000
+  const FlowKey addresses_swapped = key(a, 80, b, 1000);   // to b:1000 -> a:80
+  const FlowKey ports_swapped = key(b, 1000, a, 80);       // to a:80 -> b:1000
+  const Case cases[] = {
+      {"everything swapped", original, everything_swapped},
+      {"addresses swapped", original, addresses_swapped},
+      {"ports swapped", original, ports_swapped},
+      {"nothing changed", original, original.Reversed()},
+      {"port 0 to 65535", key(a, 0, b, 80), key(b, 80, a, 65535)},
+      {"port 65535 to 0", key(a, 65535, b, 80), key(b, 80, a, 0)},
+      {"DNAT", original, key(IpAddr::V4(0xc6130101u), 8080, a, 1000)},
+      {"DNAT and SNAT", original,
+       key(IpAddr::V4(0xc6130101u), 8080, IpAddr::V4(0xc612000bu), 50000)},
+  };
+  for (const Case& c : cases) {
+    const std::array<Ipv4RewriteSums, 2> both = SumIpv4FlowRewrites(c.original, c.reply);
+    const Ipv4RewriteSums there = SumIpv4RewriteToReverseOf(c.original, c.reply);
+    const Ipv4RewriteSums back = SumIpv4RewriteToReverseOf(c.reply, c.original);
+    EXPECT_EQ(both[0].l3, there.l3) << c.what;
+    EXPECT_EQ(both[0].l4, there.l4) << c.what;
+    EXPECT_EQ(both[1].l3, back.l3) << c.what;
+    EXPECT_EQ(both[1].l4, back.l4) << c.what;
+  }
+  // The cases hold the sums they are there for.
+  const auto back = [&](const FlowKey& reply) { return SumIpv4FlowRewrites(original, reply)[1]; };
+  EXPECT_EQ(back(everything_swapped).l3, 0xffff);
+  EXPECT_EQ(back(everything_swapped).l4, 0xffff);
+  EXPECT_EQ(back(addresses_swapped).l3, 0xffff);
+  EXPECT_EQ(back(ports_swapped).l3, 0);
+  EXPECT_EQ(back(ports_swapped).l4, 0xffff);
+  EXPECT_EQ(back(original.Reversed()).l4, 0);
+  const std::array<Ipv4RewriteSums, 2> port_to_ffff =
+      SumIpv4FlowRewrites(key(a, 0, b, 80), key(b, 80, a, 65535));
+  EXPECT_EQ(port_to_ffff[0].l4, 0xffff);
+  EXPECT_EQ(port_to_ffff[1].l4, 0);
+}
+
 TEST(RewriteSweep, DamagedPackets) {
   const std::vector<std::vector<uint8_t>> packets = {
       PacketBuilder().Ip(kClient4, kVip4).Tcp(40000, 80).Payload(8).Build(),
