@@ -497,7 +497,11 @@ int Parent() {
     std::fflush(stdout);
   }
   std::ofstream(absl::GetFlag(FLAGS_out))
-      << json{{"hugepages", absl::GetFlag(FLAGS_hugepages)}, {"results", results}}.dump(1) << "\n";
+      << json{{"hugepages", absl::GetFlag(FLAGS_hugepages)},
+              {"external_policy", absl::GetFlag(FLAGS_external_policy)},
+              {"results", results}}
+             .dump(1)
+      << "\n";
   if (own_dir) {
     std::error_code ec;
     fs::remove_all(dir, ec);
