@@ -482,12 +482,24 @@ int Parent() {
     }
     auto m = [&](const char* p) { return mpps.count(p) ? Median(mpps[p]) : 0.0; };
     auto n = [&](const char* p) { return ns.count(p) ? Median(ns[p]) : 0.0; };
-    std::printf(
-        "%-4s N=%-6d %4dB  atoll %6.2f Mpps %6.1f ns/pkt (%3.0f%% of testpmd %5.2f)  ovs %5.2f "
-        "Mpps %7.1f ns/pkt  atoll/ovs x%.1f\n",
-        pt.workload.c_str(), pt.services, pt.frame, m("atoll"), n("atoll"),
-        m("testpmd") > 0 ? 100 * m("atoll") / m("testpmd") : 0, m("testpmd"), m("ovs"), n("ovs"),
-        m("ovs") > 0 ? m("atoll") / m("ovs") : 0);
+    // The peers that ran (--peers), and the ratios between them.
+    std::string line = absl::StrFormat("%-4s N=%-6d %4dB", pt.workload, pt.services, pt.frame);
+    if (mpps.count("atoll")) {
+      absl::StrAppendFormat(&line, "  atoll %6.2f Mpps %6.1f ns/pkt", m("atoll"), n("atoll"));
+      if (m("testpmd") > 0) {
+        absl::StrAppendFormat(&line, " (%3.0f%% of testpmd %5.2f)", 100 * m("atoll") / m("testpmd"),
+                              m("testpmd"));
+      }
+    } else if (mpps.count("testpmd")) {
+      absl::StrAppendFormat(&line, "  testpmd %5.2f Mpps", m("testpmd"));
+    }
+    if (mpps.count("ovs")) {
+      absl::StrAppendFormat(&line, "  ovs %5.2f Mpps %7.1f ns/pkt", m("ovs"), n("ovs"));
+      if (mpps.count("atoll") && m("ovs") > 0) {
+        absl::StrAppendFormat(&line, "  atoll/ovs x%.1f", m("atoll") / m("ovs"));
+      }
+    }
+    std::printf("%s\n", line.c_str());
     // Atoll's own account of the last run: a figure whose packets were
     // dropped, or whose flows were not all made, measures something else.
     if (last.count("atoll") && !last["atoll"]["drops"].empty()) {
