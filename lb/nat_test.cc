@@ -626,8 +626,6 @@ void CheckRewriteOf(const std::vector<uint8_t>& bytes, uint32_t which, const std
   if (valid) { ASSERT_TRUE(ChecksumsValid(pkt)) << what; }
 }
 
-// Rewrites of packets cut short or with a byte changed: whatever parses is
-// rewritten within its bounds, to its target, keeping valid checksums valid.
 // Both ways of a flow, where the folded sums are not each other's ones'
 // complement: changes that cancel (0xffff both ways), and a port going from
 // 0 to 65535, both zero in ones' complement, which adds 0x1fffe one way and
@@ -688,6 +686,8 @@ TEST(SumIpv4FlowRewrites, ZeroSumsAsEachWaySumsThem) {
   EXPECT_EQ(port_to_ffff[1].l4, 0);
 }
 
+// Rewrites of packets cut short or with a byte changed: whatever parses is
+// rewritten within its bounds, to its target, keeping valid checksums valid.
 TEST(RewriteSweep, DamagedPackets) {
   const std::vector<std::vector<uint8_t>> packets = {
       PacketBuilder().Ip(kClient4, kVip4).Tcp(40000, 80).Payload(8).Build(),
