@@ -7,7 +7,10 @@
 // flows replayed from memory (conntrack hits after the first pass), and
 // "new", distinct SYNs each sent once by a generator process on the main
 // core over a memif link (every packet a new flow; the figure is the
-// forwarding core's busy time per packet). Atoll gets the
+// forwarding core's busy time per packet). With --feed=ring the SYNs come
+// instead over a ring port from a thread in the Atoll child (RingFeed), with
+// no copy on the forwarding core, beside an io-forward loop on the same feed
+// as the ceiling; testpmd and OVS cannot be fed so. Atoll gets the
 // traffic as an external frontend's (externalIPs, externalTrafficPolicy
 // Local) on its uplink: conntrack, DNAT to the backend and VXLAN to the
 // backend's host; OVS DNATs and outputs, testpmd only forwards.
@@ -17,16 +20,20 @@
 // Root: the peers and the EAL need it. Writes --out (JSON) and prints a table.
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -72,9 +79,18 @@ ABSL_FLAG(std::string, external_policy, "local",
           "Atoll's services' externalTrafficPolicy: local (clients keep their address, as with "
           "OVS's flows) or cluster (SNAT to the node, Kubernetes' default: a backend then holds "
           "one flow per node port, so the new workload wants 1,000 services or more)");
+ABSL_FLAG(std::string, feed, "memif",
+          "how the new workload's frames reach the forwarding core: memif (a generator process "
+          "on CPU 0 over a memif link, for every peer) or ring (a thread on CPU 0 in the Atoll "
+          "child's own process, over a ring port: no copy in or out, as from a NIC; Atoll and "
+          "an io-forward loop of atoll-perf's own as the ceiling, no testpmd or OVS)");
 // The child's own flags.
 ABSL_FLAG(bool, child, false, "internal: measure Atoll on --rx_vdev and print one JSON line");
 ABSL_FLAG(std::string, rx_vdev, "", "internal: the traffic's port (DPDK devargs)");
+ABSL_FLAG(std::string, feed_pcap, "",
+          "internal: instead of --rx_vdev, --pcap's frames once over a ring port (RingFeed)");
+ABSL_FLAG(bool, forward_only, false,
+          "internal: measure an io-forward loop on the traffic port instead of Atoll");
 ABSL_FLAG(bool, single_pass, false, "internal: --rx_vdev delivers every frame once");
 ABSL_FLAG(int, child_services, 1, "internal: the workload's services");
 ABSL_FLAG(std::string, huge_dir, "", "internal: the hugetlbfs mount of --hugepages pages");
@@ -173,11 +189,12 @@ dataplane::Update HostState(const LbWorkload& w, lb::TrafficPolicy external_poli
   return u;
 }
 
-absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vdev,
-                                  bool single_pass) {
+// The child's EAL: the main lcore on CPU 0, worker i on CPU i (one worker:
+// CPU 1; more: on CPU i % CPUs, the main lcore, which only sleeps and
+// samples, floating), and --rx_vdev's port unless the traffic comes over a
+// ring feed.
+absl::Status InitChildEal(const std::string& rx_vdev) {
   const std::string prefix = absl::StrCat("atoll-perf-", getpid());
-  // One worker: the main lcore on CPU 0, the worker on CPU 1. More: the
-  // main lcore (which only sleeps and samples) floats, worker i is on CPU i % CPUs.
   const int workers = absl::GetFlag(FLAGS_workers);
   std::string lcores = "0@0,1@1";
   if (workers > 1) {
@@ -195,21 +212,99 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vde
                                    "--no-telemetry",
                                    "--file-prefix",
                                    prefix,
-                                   "--vdev",
-                                   rx_vdev,
                                    "--log-level=lib.eal:error"};
+  if (!rx_vdev.empty()) args.insert(args.end(), {"--vdev", rx_vdev});
   const int hugepages = absl::GetFlag(FLAGS_hugepages);
   if (hugepages == 0) {
     args.insert(args.end(), {"--no-huge", "-m", "3072", "--iova-mode=va"});
   } else {
     args.insert(args.end(), {"--huge-dir", absl::GetFlag(FLAGS_huge_dir), "--in-memory"});
   }
-  ATL_RETURN_IF_ERROR(dataplane::dpdk::InitEal(args));
-  // The pcap port replaying a file keeps all of it in mbufs of this pool.
-  ATL_RETURN_IF_ERROR(dataplane::dpdk::PacketPool(single_pass ? 65535 : 262143).status());
+  return dataplane::dpdk::InitEal(args);
+}
 
+// The traffic's port: --rx_vdev's, or a ring port that `feed` fills with
+// --feed_pcap's frames once Start is called. Port 0 either way.
+struct TrafficPort {
+  std::unique_ptr<RingFeed> feed;
+  uint16_t port = 0;
+};
+
+absl::StatusOr<TrafficPort> OpenTrafficPort(bool single_pass) {
+  // The pcap port replaying a file keeps all of it in mbufs of this pool.
+  ATL_ASSIGN_OR_RETURN(rte_mempool * pool,
+                       dataplane::dpdk::PacketPool(single_pass ? 65535 : 262143));
+  TrafficPort t;
+  if (const std::string pcap = absl::GetFlag(FLAGS_feed_pcap); !pcap.empty()) {
+    ATL_ASSIGN_OR_RETURN(t.feed, RingFeed::Create(pcap, pool, /*core=*/0));
+    t.port = t.feed->port();
+  }
+  return t;
+}
+
+// Samples `load` (cumulative counters of the forwarding core) until a single
+// pass ends (no packet for half a second) or, replaying, over the window
+// after the warm-up; the figures of what came between.
+absl::StatusOr<json> Measure(const char* name, bool single_pass,
+                             const std::function<DpdkDataplane::Load()>& load) {
+  const double hz = static_cast<double>(rte_get_tsc_hz());
+  const bool progress = absl::GetFlag(FLAGS_progress);
+  auto show = [&](const char* phase, double t, const DpdkDataplane::Load& l) {
+    if (progress) {
+      std::fprintf(stderr, "\r  %s %-8s %5.1f s  %12llu packets", name, phase, t,
+                   static_cast<unsigned long long>(l.received));
+    }
+  };
+  DpdkDataplane::Load begin, end;
+  double window = 0;
+  if (single_pass) {
+    uint64_t last = 0;
+    int still = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (still < 5) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      end = load();
+      still = end.received == last && last > 0 ? still + 1 : 0;
+      last = end.received;
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      show("new", t, end);
+      if (t > 600) return absl::DeadlineExceededError("the pcap was not read within 600 s");
+    }
+    window = static_cast<double>(end.busy_cycles) / hz;
+  } else {
+    std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup)));
+    begin = load();
+    const auto t0 = std::chrono::steady_clock::now();
+    const double seconds = absl::GetFlag(FLAGS_seconds);
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      end = load();
+      show("hit", window, end);
+      if (window >= seconds) break;
+    }
+  }
+  if (progress) std::fprintf(stderr, "\r%60s\r", "");
+  const double packets = static_cast<double>(end.received) - static_cast<double>(begin.received);
+  const double busy = static_cast<double>(end.busy_cycles) - static_cast<double>(begin.busy_cycles);
+  const double rounds =
+      static_cast<double>(end.busy_rounds) - static_cast<double>(begin.busy_rounds);
+  if (packets <= 0) return absl::InternalError(absl::StrCat(name, " received no packets"));
+  return json{{"mpps", packets / window / 1e6},
+              {"ns_per_packet", busy / hz / packets * 1e9},
+              {"mean_burst", rounds > 0 ? packets / rounds : 0.0},
+              {"packets", packets},
+              {"seconds", window}};
+}
+
+absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, bool single_pass) {
+  ATL_RETURN_IF_ERROR(InitChildEal(absl::GetFlag(FLAGS_rx_vdev)));
+  // Before the dataplane, so that the feed's port outlives its workers.
+  ATL_ASSIGN_OR_RETURN(TrafficPort traffic, OpenTrafficPort(single_pass));
+
+  const int workers = absl::GetFlag(FLAGS_workers);
   DpdkDataplane::Options options;
-  options.uplink_port = dataplane::dpdk::kNoPort;  // port 0 once the tables are programmed
+  options.uplink_port = dataplane::dpdk::kNoPort;  // the traffic's once the tables are programmed
   options.pipeline.uplink_mac = {0x02, 0, 0, 0, 0, 0x11};
   options.workers = static_cast<unsigned>(workers);
   options.pipeline.conntrack_flows = static_cast<uint32_t>(
@@ -225,60 +320,14 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vde
   // The traffic starts once the tables hold the services: a single pass
   // would otherwise be spent before they are programmed. The uplink is the
   // traffic's port: RX the workload; TX dropped (by the pcap PMD, or by the
-  // frame generator at the memif link's other end).
-  ATL_RETURN_IF_ERROR(dataplane::dpdk::StartPort(0));
-  dp->SetUplinkPort(0);
+  // frame generator at the memif link's or the ring feed's other end).
+  ATL_RETURN_IF_ERROR(dataplane::dpdk::StartPort(traffic.port));
+  dp->SetUplinkPort(traffic.port);
+  if (traffic.feed != nullptr) traffic.feed->Start();
 
-  const double hz = static_cast<double>(rte_get_tsc_hz());
-  const bool progress = absl::GetFlag(FLAGS_progress);
-  auto show = [&](const char* phase, double t, const DpdkDataplane::Load& l) {
-    if (progress) {
-      std::fprintf(stderr, "\r  atoll %-8s %5.1f s  %12llu packets", phase, t,
-                   static_cast<unsigned long long>(l.received));
-    }
-  };
-  DpdkDataplane::Load begin, end;
-  double window = 0;
-  if (single_pass) {
-    // Until the file is read: no packet for half a second.
-    uint64_t last = 0;
-    int still = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    while (still < 5) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      end = dp->WorkerLoad();
-      still = end.received == last && last > 0 ? still + 1 : 0;
-      last = end.received;
-      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      show("new", t, end);
-      if (t > 600) return absl::DeadlineExceededError("the pcap was not read within 600 s");
-    }
-    window = static_cast<double>(end.busy_cycles) / hz;
-  } else {
-    std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup)));
-    begin = dp->WorkerLoad();
-    const auto t0 = std::chrono::steady_clock::now();
-    const double seconds = absl::GetFlag(FLAGS_seconds);
-    for (;;) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      end = dp->WorkerLoad();
-      show("hit", window, end);
-      if (window >= seconds) break;
-    }
-  }
-  if (progress) std::fprintf(stderr, "\r%60s\r", "");
-  const double packets = static_cast<double>(end.received) - static_cast<double>(begin.received);
-  const double busy = static_cast<double>(end.busy_cycles) - static_cast<double>(begin.busy_cycles);
-  const double rounds =
-      static_cast<double>(end.busy_rounds) - static_cast<double>(begin.busy_rounds);
-  if (packets <= 0) return absl::InternalError("Atoll received no packets");
-  json r = {{"mpps", packets / window / 1e6},
-            {"ns_per_packet", busy / hz / packets * 1e9},
-            {"mean_burst", rounds > 0 ? packets / rounds : 0.0},
-            {"packets", packets},
-            {"seconds", window},
-            {"program_ms", program_ms}};
+  ATL_ASSIGN_OR_RETURN(json r, Measure("atoll", single_pass, [&] { return dp->WorkerLoad(); }));
+  if (traffic.feed != nullptr) ATL_RETURN_IF_ERROR(traffic.feed->Finish().status());
+  r["program_ms"] = program_ms;
   const dataplane::dpdk::PipelineStats stats = dp->Stats();
   r["new_flows"] = stats.new_flows;
   r["stateless"] = stats.stateless;
@@ -292,11 +341,71 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, const std::string& rx_vde
   return r;
 }
 
+// io-forward, as testpmd's: every frame received sent back out of the same
+// port untouched, with the forwarding core's busy time counted as Atoll's
+// worker counts its own (polling rounds that received something).
+struct Forwarder {
+  uint16_t port = 0;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> busy_cycles{0};
+  std::atomic<uint64_t> busy_rounds{0};
+  std::atomic<uint64_t> unsent{0};
+};
+
+int ForwardMain(void* arg) {
+  auto* f = static_cast<Forwarder*>(arg);
+  rte_mbuf* burst[32];
+  while (!f->stop.load(std::memory_order_relaxed)) {
+    const uint64_t started = rte_rdtsc();
+    const uint16_t n = rte_eth_rx_burst(f->port, 0, burst, 32);
+    if (n == 0) continue;
+    const uint16_t sent = rte_eth_tx_burst(f->port, 0, burst, n);
+    if (sent < n) {
+      rte_pktmbuf_free_bulk(burst + sent, n - sent);
+      f->unsent.store(f->unsent.load(std::memory_order_relaxed) + (n - sent),
+                      std::memory_order_relaxed);
+    }
+    // Single writer: relaxed loads and stores, no locked instruction.
+    f->received.store(f->received.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    f->busy_cycles.store(f->busy_cycles.load(std::memory_order_relaxed) + (rte_rdtsc() - started),
+                         std::memory_order_relaxed);
+    f->busy_rounds.store(f->busy_rounds.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+  }
+  return 0;
+}
+
+absl::StatusOr<json> MeasureForward(bool single_pass) {
+  ATL_RETURN_IF_ERROR(InitChildEal(absl::GetFlag(FLAGS_rx_vdev)));
+  ATL_ASSIGN_OR_RETURN(TrafficPort traffic, OpenTrafficPort(single_pass));
+  ATL_RETURN_IF_ERROR(dataplane::dpdk::StartPort(traffic.port));
+  Forwarder f;
+  f.port = traffic.port;
+  const unsigned lcore = rte_get_next_lcore(-1, /*skip_main=*/1, /*wrap=*/0);
+  if (const int rc = rte_eal_remote_launch(ForwardMain, &f, lcore); rc != 0) {
+    return absl::InternalError(absl::StrCat("io-forward: launch on lcore ", lcore, ": ", rc));
+  }
+  if (traffic.feed != nullptr) traffic.feed->Start();
+  absl::StatusOr<json> r = Measure("io-forward", single_pass, [&] {
+    return DpdkDataplane::Load{.received = f.received.load(),
+                               .busy_cycles = f.busy_cycles.load(),
+                               .busy_rounds = f.busy_rounds.load()};
+  });
+  f.stop.store(true);
+  rte_eal_wait_lcore(lcore);
+  if (traffic.feed != nullptr && r.ok()) ATL_RETURN_IF_ERROR(traffic.feed->Finish().status());
+  if (r.ok())
+    (*r)["drops"] = f.unsent.load() > 0 ? json{{"tx-full", f.unsent.load()}} : json::object();
+  return r;
+}
+
 int Child() {
   // The workload as the parent wrote it: its flows size the conntrack table.
   const bool single_pass = absl::GetFlag(FLAGS_single_pass);
   LbWorkload w = Workload(single_pass ? "new" : "hit", absl::GetFlag(FLAGS_child_services), 64);
-  absl::StatusOr<json> r = MeasureAtoll(w, absl::GetFlag(FLAGS_rx_vdev), single_pass);
+  absl::StatusOr<json> r = absl::GetFlag(FLAGS_forward_only) ? MeasureForward(single_pass)
+                                                             : MeasureAtoll(w, single_pass);
   if (!r.ok()) {
     std::printf("%s\n", json{{"error", r.status().ToString()}}.dump().c_str());
     return 1;
@@ -307,9 +416,16 @@ int Child() {
 
 // --- The parent ----------------------------------------------------------------
 
-// Runs the child on the traffic port `rx_vdev` and parses its line.
-absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& rx_vdev,
-                                    bool single_pass, json* extra) {
+// What a child measures, and on what.
+struct ChildRun {
+  std::string rx_vdev;    // the traffic's port, or
+  std::string feed_pcap;  // these frames once over a ring feed
+  bool single_pass = false;
+  bool forward_only = false;  // an io-forward loop instead of Atoll
+};
+
+// Runs the child and parses its line.
+absl::StatusOr<PeerResult> RunChild(const LbWorkload& w, const ChildRun& run, json* extra) {
   namespace fs = std::filesystem;
   // Hugepages reserved for this run alone, and given back after it.
   std::string huge_dir;
@@ -320,12 +436,13 @@ absl::StatusOr<PeerResult> RunAtoll(const LbWorkload& w, const std::string& rx_v
   }
   const std::string self = fs::read_symlink("/proc/self/exe");
   const std::string cmd = absl::StrCat(
-      self, " --child --rx_vdev=", rx_vdev, " --single_pass=", single_pass ? "true" : "false",
-      " --child_services=", w.services, " --backends=", w.backends_per_service,
-      " --flows=", w.live_flows, " --new_packets=", w.packets,
-      " --seconds=", absl::GetFlag(FLAGS_seconds), " --warmup=", absl::GetFlag(FLAGS_warmup),
-      " --hugepages=", absl::GetFlag(FLAGS_hugepages), " --huge_dir=", huge_dir,
-      " --workers=", absl::GetFlag(FLAGS_workers),
+      self, " --child --rx_vdev=", run.rx_vdev, " --feed_pcap=", run.feed_pcap,
+      " --forward_only=", run.forward_only ? "true" : "false",
+      " --single_pass=", run.single_pass ? "true" : "false", " --child_services=", w.services,
+      " --backends=", w.backends_per_service, " --flows=", w.live_flows,
+      " --new_packets=", w.packets, " --seconds=", absl::GetFlag(FLAGS_seconds),
+      " --warmup=", absl::GetFlag(FLAGS_warmup), " --hugepages=", absl::GetFlag(FLAGS_hugepages),
+      " --huge_dir=", huge_dir, " --workers=", absl::GetFlag(FLAGS_workers),
       " --external_policy=", absl::GetFlag(FLAGS_external_policy),
       " --progress=", absl::GetFlag(FLAGS_progress) ? "true" : "false");
   FILE* child = popen(cmd.c_str(), "r");
@@ -371,6 +488,12 @@ int Parent() {
       return 1;
     }
   }
+  const std::string feed = absl::GetFlag(FLAGS_feed);
+  if (feed != "memif" && feed != "ring") {
+    std::fprintf(stderr, "--feed: \"%s\" is neither memif nor ring\n", feed.c_str());
+    return 1;
+  }
+  const bool ring_feed = feed == "ring";
   const std::string self = fs::read_symlink("/proc/self/exe");
   const std::string peers = absl::GetFlag(FLAGS_peers);
   auto wants = [&](const char* p) { return absl::StrContains(peers, p); };
@@ -423,16 +546,23 @@ int Parent() {
     }
     std::map<std::string, std::vector<double>> mpps, ns;
     std::map<std::string, json> last;
+    // Fed by a ring, only children of atoll-perf's can run: io-forward
+    // stands for testpmd as the ceiling, and OVS sits out.
+    const bool ring = single_pass && ring_feed;
+    const std::string ceiling = ring ? "io-forward" : "testpmd";
     for (int i = 0; i < reps; ++i) {
       for (const char* peer : {"testpmd", "ovs", "atoll"}) {
-        if (!wants(peer)) continue;
-        std::fprintf(stderr, "[%d/%zu] %s %s N=%d %dB run %d/%d\n", done, points.size(), peer,
-                     pt.workload.c_str(), pt.services, pt.frame, i + 1, reps);
+        if (!wants(peer) || (ring && std::string(peer) == "ovs")) continue;
+        const std::string name = std::string(peer) == "testpmd" ? ceiling : peer;
+        std::fprintf(stderr, "[%d/%zu] %s %s N=%d %dB run %d/%d\n", done, points.size(),
+                     name.c_str(), pt.workload.c_str(), pt.services, pt.frame, i + 1, reps);
         PeerRun r = base;
         r.single_pass = single_pass;
         // A single pass comes from a generator of its own on the main core.
         std::unique_ptr<FrameGenerator> generator;
-        if (single_pass) {
+        if (ring) {
+          // The child's own thread on the main core.
+        } else if (single_pass) {
           absl::StatusOr<std::unique_ptr<FrameGenerator>> started =
               FrameGenerator::Start(self, pcap, r);
           if (!started.ok()) {
@@ -446,7 +576,14 @@ int Parent() {
         }
         absl::StatusOr<PeerResult> got;
         json extra;
-        if (std::string(peer) == "testpmd") {
+        if (ring) {
+          got = RunChild(w,
+                         {.rx_vdev = "",
+                          .feed_pcap = pcap,
+                          .single_pass = true,
+                          .forward_only = std::string(peer) == "testpmd"},
+                         &extra);
+        } else if (std::string(peer) == "testpmd") {
           got = RunTestpmd(r);
         } else if (std::string(peer) == "ovs") {
           absl::StatusOr<OvsProgram> program = OvsLbProgram(w);
@@ -457,7 +594,8 @@ int Parent() {
             got = RunOvsDpdk(r);
           }
         } else {
-          got = RunAtoll(w, r.vdevs[0], single_pass, &extra);
+          got = RunChild(w, {.rx_vdev = r.vdevs[0], .feed_pcap = "", .single_pass = single_pass},
+                         &extra);
         }
         if (generator != nullptr && got.ok()) {
           if (const absl::StatusOr<int64_t> sent = generator->Finish(); !sent.ok()) {
@@ -465,12 +603,12 @@ int Parent() {
           }
         }
         if (!got.ok()) {
-          std::fprintf(stderr, "  %s: %s\n", peer, got.status().ToString().c_str());
+          std::fprintf(stderr, "  %s: %s\n", name.c_str(), got.status().ToString().c_str());
           continue;
         }
-        mpps[peer].push_back(got->mpps);
-        if (got->ns_per_packet) ns[peer].push_back(*got->ns_per_packet);
-        last[peer] = extra;
+        mpps[name].push_back(got->mpps);
+        if (got->ns_per_packet) ns[name].push_back(*got->ns_per_packet);
+        last[name] = extra;
       }
     }
     for (const auto& [peer, runs] : mpps) {
@@ -486,12 +624,12 @@ int Parent() {
     std::string line = absl::StrFormat("%-4s N=%-6d %4dB", pt.workload, pt.services, pt.frame);
     if (mpps.count("atoll")) {
       absl::StrAppendFormat(&line, "  atoll %6.2f Mpps %6.1f ns/pkt", m("atoll"), n("atoll"));
-      if (m("testpmd") > 0) {
-        absl::StrAppendFormat(&line, " (%3.0f%% of testpmd %5.2f)", 100 * m("atoll") / m("testpmd"),
-                              m("testpmd"));
+      if (m(ceiling.c_str()) > 0) {
+        absl::StrAppendFormat(&line, " (%3.0f%% of %s %5.2f)",
+                              100 * m("atoll") / m(ceiling.c_str()), ceiling, m(ceiling.c_str()));
       }
-    } else if (mpps.count("testpmd")) {
-      absl::StrAppendFormat(&line, "  testpmd %5.2f Mpps", m("testpmd"));
+    } else if (mpps.count(ceiling)) {
+      absl::StrAppendFormat(&line, "  %s %5.2f Mpps", ceiling, m(ceiling.c_str()));
     }
     if (mpps.count("ovs")) {
       absl::StrAppendFormat(&line, "  ovs %5.2f Mpps %7.1f ns/pkt", m("ovs"), n("ovs"));
@@ -510,6 +648,7 @@ int Parent() {
   }
   std::ofstream(absl::GetFlag(FLAGS_out))
       << json{{"hugepages", absl::GetFlag(FLAGS_hugepages)},
+              {"feed", feed},
               {"external_policy", absl::GetFlag(FLAGS_external_policy)},
               {"results", results}}
              .dump(1)

@@ -3,8 +3,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <rte_errno.h>
+#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
+#include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -580,12 +585,15 @@ namespace {
 
 // The frames of a pcap (microsecond, little-endian: WriteWorkloadPcap's),
 // back to back, and where each starts.
-struct Frames {
+struct PcapFrames {
   std::string bytes;
   std::vector<uint32_t> start;  // plus bytes.size() at the end
+  size_t size() const { return start.size() - 1; }
+  const char* data(size_t i) const { return bytes.data() + start[i]; }
+  uint16_t length(size_t i) const { return static_cast<uint16_t>(start[i + 1] - start[i]); }
 };
 
-absl::StatusOr<Frames> ReadPcap(const std::string& path) {
+absl::StatusOr<PcapFrames> ReadPcap(const std::string& path) {
   const std::string text = ReadFile(path);
   auto le32 = [&](size_t at) {
     uint32_t v;
@@ -596,7 +604,7 @@ absl::StatusOr<Frames> ReadPcap(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", path, "\" is no little-endian microsecond pcap"));
   }
-  Frames f;
+  PcapFrames f;
   f.bytes.reserve(text.size());
   for (size_t at = 24; at < text.size();) {
     if (at + 16 > text.size() || at + 16 + le32(at + 8) > text.size()) {
@@ -624,7 +632,7 @@ std::string MemifVdev(const std::string& role, const std::string& socket) {
 
 int RunFrameGenerator(const std::string& pcap, const std::string& socket, int core) {
   signal(SIGTERM, [](int) { generator_stop = 1; });
-  absl::StatusOr<Frames> frames = ReadPcap(pcap);
+  absl::StatusOr<PcapFrames> frames = ReadPcap(pcap);
   if (!frames.ok()) {
     std::fprintf(stderr, "generator: %s\n", frames.status().ToString().c_str());
     return 1;
@@ -657,7 +665,7 @@ int RunFrameGenerator(const std::string& pcap, const std::string& socket, int co
   std::printf("listening on %s\n", socket.c_str());
   std::fflush(stdout);
   // Frames go as the peer makes room in the ring: the peer sets the pace.
-  const size_t n = frames->start.size() - 1;
+  const size_t n = frames->size();
   size_t next = 0;
   rte_mbuf* burst[32];
   rte_mbuf* back[32];
@@ -677,9 +685,8 @@ int RunFrameGenerator(const std::string& pcap, const std::string& socket, int co
       continue;
     }
     for (unsigned i = 0; i < want; ++i) {
-      const uint32_t from = frames->start[next + i], len = frames->start[next + i + 1] - from;
-      std::memcpy(rte_pktmbuf_append(burst[i], static_cast<uint16_t>(len)),
-                  frames->bytes.data() + from, len);
+      const uint16_t len = frames->length(next + i);
+      std::memcpy(rte_pktmbuf_append(burst[i], len), frames->data(next + i), len);
     }
     unsigned sent = 0;
     // What comes back is taken between tries: a full ring back to here
@@ -759,6 +766,110 @@ absl::StatusOr<int64_t> FrameGenerator::Finish() {
         absl::StrCat("the frame generator sent ", *sent, " of ", *total, " frames"));
   }
   return static_cast<int64_t>(*sent);
+}
+
+// ----------------------------------------------------------- ring feed ----
+
+struct RingFeed::Frames : PcapFrames {};
+
+RingFeed::RingFeed(std::unique_ptr<Frames> frames, rte_mempool* pool, int core)
+    : frames_(std::move(frames)), pool_(pool), core_(core) {}
+
+absl::StatusOr<std::unique_ptr<RingFeed>> RingFeed::Create(const std::string& pcap,
+                                                           rte_mempool* pool, int core) {
+  ATL_ASSIGN_OR_RETURN(PcapFrames read, ReadPcap(pcap));
+  auto frames = std::make_unique<Frames>();
+  static_cast<PcapFrames&>(*frames) = std::move(read);
+  auto feed = std::unique_ptr<RingFeed>(new RingFeed(std::move(frames), pool, core));
+  const int socket = static_cast<int>(rte_socket_id());
+  // One writer and one reader on each.
+  feed->in_ = rte_ring_create("atoll_feed_in", kInRing, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  feed->out_ =
+      rte_ring_create("atoll_feed_out", 2 * kInRing, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  if (feed->in_ == nullptr || feed->out_ == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("ring feed: rings of ", kInRing, ": ", rte_strerror(rte_errno)));
+  }
+  const int port = rte_eth_from_rings("net_ring_feed", &feed->in_, 1, &feed->out_, 1,
+                                      static_cast<unsigned>(socket));
+  if (port < 0) {
+    return absl::InternalError(absl::StrCat("ring feed: port: ", rte_strerror(rte_errno)));
+  }
+  feed->port_ = static_cast<uint16_t>(port);
+  return feed;
+}
+
+RingFeed::~RingFeed() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  if (rte_eth_dev_is_valid_port(port_)) {
+    rte_eth_dev_stop(port_);
+    rte_eth_dev_close(port_);
+  }
+  for (rte_ring* r : {in_, out_}) {
+    rte_mbuf* m;
+    while (r != nullptr && rte_ring_dequeue(r, reinterpret_cast<void**>(&m)) == 0) {
+      rte_pktmbuf_free(m);
+    }
+    rte_ring_free(r);
+  }
+}
+
+void RingFeed::Start() {
+  thread_ = std::thread([this] { Send(); });
+}
+
+unsigned RingFeed::Drain() {
+  rte_mbuf* back[32];
+  const unsigned got = rte_ring_sc_dequeue_burst(out_, reinterpret_cast<void**>(back), 32, nullptr);
+  rte_pktmbuf_free_bulk(back, got);
+  return got;
+}
+
+void RingFeed::Send() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(core_, &cpus);
+  pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+  // An lcore id of its own, for the pool's per-lcore cache.
+  const bool registered = rte_thread_register() == 0;
+  const size_t n = frames_->size();
+  size_t next = 0;
+  rte_mbuf* burst[32];
+  while (next < n && !stop_.load(std::memory_order_relaxed)) {
+    // What comes back is taken first: a full ring back would make the peer drop.
+    Drain();
+    const unsigned want = static_cast<unsigned>(std::min<size_t>(32, n - next));
+    // Room for the frames in the ring back too, should this thread stall
+    // while the peer empties the ring in.
+    if (rte_ring_free_count(in_) < want || rte_ring_free_count(out_) < kInRing + 2 * 32 ||
+        rte_pktmbuf_alloc_bulk(pool_, burst, want) != 0) {
+      continue;
+    }
+    for (unsigned i = 0; i < want; ++i) {
+      const uint16_t len = frames_->length(next + i);
+      std::memcpy(rte_pktmbuf_append(burst[i], len), frames_->data(next + i), len);
+    }
+    // The only writer, and there was room: all of them go.
+    rte_ring_sp_enqueue_bulk(in_, reinterpret_cast<void**>(burst), want, nullptr);
+    next += want;
+  }
+  sent_.store(static_cast<int64_t>(next));
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (Drain() == 0) usleep(100);
+  }
+  if (registered) rte_thread_unregister();
+}
+
+absl::StatusOr<int64_t> RingFeed::Finish() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  const int64_t sent = sent_.load();
+  if (sent != static_cast<int64_t>(frames_->size())) {
+    return absl::InternalError(absl::StrCat("the ring feed sent ", std::max<int64_t>(sent, 0),
+                                            " of ", frames_->size(), " frames"));
+  }
+  return sent;
 }
 
 // ------------------------------------------------------------- testpmd ----

@@ -27,15 +27,20 @@
 // success and on failure.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
+struct rte_mempool;
+struct rte_ring;
 
 namespace atl::perf {
 
@@ -199,6 +204,53 @@ class FrameGenerator {
   struct Parts;
   explicit FrameGenerator(std::unique_ptr<Parts> parts);
   std::unique_ptr<Parts> parts_;
+};
+
+// A single pass fed inside the peer's own process, for the Atoll child
+// (`--feed=ring`): a ring port (DPDK's net_ring, rte_eth_from_rings) whose
+// RX ring a thread on another core fills with the pcap's frames, once each,
+// as the port's reader makes room, and whose TX ring the same thread empties
+// and frees. Frames reach the forwarding core by pointer, as a NIC's writes
+// into its mbufs do, and it copies nothing in or out: the memif link's
+// copies and descriptors (about 400 instructions a frame) are not charged to
+// it. Only a peer in this process can be fed so: the ceiling on it is an
+// io-forward loop of atoll-perf's own, not testpmd, and OVS cannot run on it.
+class RingFeed {
+ public:
+  // The port, and the frames of `pcap` in memory; nothing is sent before Start.
+  static absl::StatusOr<std::unique_ptr<RingFeed>> Create(const std::string& pcap,
+                                                          rte_mempool* pool, int core);
+  ~RingFeed();
+  RingFeed(const RingFeed&) = delete;
+  RingFeed& operator=(const RingFeed&) = delete;
+
+  uint16_t port() const { return port_; }
+  // Starts sending, on a thread pinned to the core given to Create.
+  void Start();
+  // Once the peer is done: stops the thread; the frames sent, or an error
+  // unless every frame of the file was sent.
+  absl::StatusOr<int64_t> Finish();
+
+ private:
+  struct Frames;
+  RingFeed(std::unique_ptr<Frames> frames, rte_mempool* pool, int core);
+  void Send();
+  unsigned Drain();
+
+  // As deep as memif's rings (1024 by default): deeper, the frames in flight
+  // would take more of the caches than the peer's own tables do. The ring
+  // back is twice as deep.
+  static constexpr unsigned kInRing = 1024;
+
+  std::unique_ptr<Frames> frames_;
+  rte_mempool* pool_;
+  int core_;
+  rte_ring* in_ = nullptr;      // the port's RX
+  rte_ring* out_ = nullptr;     // the port's TX
+  uint16_t port_ = UINT16_MAX;  // none yet
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> sent_{-1};  // set once the file is sent or the feed stopped
 };
 
 // The generator process's body: sends every frame of `pcap` once on a memif

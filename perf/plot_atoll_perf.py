@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-COLORS = {"atoll": "tab:green", "ovs": "tab:blue", "testpmd": "tab:gray"}
+COLORS = {"atoll": "tab:green", "ovs": "tab:blue", "testpmd": "tab:gray",
+          "io-forward": "tab:gray"}
 
 
 def rows(data, workload, frame=None, services=None):
@@ -63,13 +64,17 @@ def main(src, dst):
     fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.8), squeeze=False)
     for ax, args in zip(axes[0], panels):
         panel(ax, *args)
-    fig.suptitle("atoll-perf, one core (hugepages: %s):\nAtoll's DPDK pipeline, OVS-DPDK "
-                 "(ct + select group), testpmd io-forward" % (data.get("hugepages") or "none"),
+    # --feed=ring: new flows over a ring port in Atoll's process, beside
+    # atoll-perf's own io-forward loop; no OVS, which cannot be fed so.
+    ring = data.get("feed") == "ring"
+    fig.suptitle("atoll-perf, one core (hugepages: %s%s):\nAtoll's DPDK pipeline, %s"
+                 % (data.get("hugepages") or "none", ", new flows fed by a ring" if ring else "",
+                    "io-forward" if ring else "OVS-DPDK (ct + select group), testpmd io-forward"),
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(dst, dpi=110)
 
-    print("| workload | services | frame | Atoll Mpps | Atoll ns/pkt | testpmd Mpps | Atoll / testpmd "
+    print("| workload | services | frame | Atoll Mpps | Atoll ns/pkt | ceiling Mpps | Atoll / ceiling "
           "| OVS Mpps | OVS ns/pkt | Atoll / OVS |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     keyed = {}
@@ -78,7 +83,8 @@ def main(src, dst):
             keyed[(r["workload"], r["services"], r["frame"], r["peer"])] = r
     for (wl, n, f) in sorted({k[:3] for k in keyed}, key=lambda k: (k[0], k[2], k[1])):
         a = keyed.get((wl, n, f, "atoll"), {})
-        t = keyed.get((wl, n, f, "testpmd"), {})
+        # The ceiling: testpmd, or io-forward where the feed was a ring.
+        t = keyed.get((wl, n, f, "testpmd"), keyed.get((wl, n, f, "io-forward"), {}))
         o = keyed.get((wl, n, f, "ovs"), {})
         def fmt(r, k, p=2):
             return ("%%.%df" % p) % r[k] if k in r else "-"
