@@ -270,14 +270,22 @@ bool Pipeline::Parse(rte_mbuf* m, Origin origin, uint32_t src_segment, Tunnel tu
   return true;
 }
 
+// Where a frame starts is in its mbuf's first line, which another core may
+// have written last: a ring feed's or another worker's. Those lines start
+// loading together, before the frames' own (kAhead frames ahead) need them;
+// a PMD that filled them on this core makes it an instruction per frame.
+void Pipeline::PrefetchFrames(rte_mbuf* const* pkts, uint16_t n) {
+  for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
+}
+
 void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, const HostTables& t,
                    uint64_t now_ns, Verdict* out) {
   // Two passes over the burst, as lb::Worker's: the first parses every frame
   // and starts loading its conntrack slot; between them, each slot gives a
   // guess of the frame's flow, whose record starts loading; the second finds
   // the flows from those guesses.
-  constexpr uint16_t kAhead = 3;
   stats_.packets += n;
+  PrefetchFrames(pkts, n);
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
     bool ready = kind == Next::kPod ? FromPod(pkts[i], in_port, t, &pending_[i], &out[i])
@@ -295,7 +303,7 @@ void Pipeline::Run(Next kind, uint16_t in_port, rte_mbuf** pkts, uint16_t n, con
 
 void Pipeline::RunHandedOff(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                             Verdict* out) {
-  constexpr uint16_t kAhead = 3;
+  PrefetchFrames(pkts, n);
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void*));
     const Handoff& h = *RTE_MBUF_DYNFIELD(pkts[i], handoff_offset, const Handoff*);

@@ -224,6 +224,11 @@ class Pipeline {
   // Hands `m` to `worker` with what `in` knew of it.
   Verdict HandOff(rte_mbuf* m, const Pending& in, uint16_t worker, bool redirected,
                   uint16_t tried = 0);
+  // The frames' data start loading this many frames before the first pass
+  // parses them.
+  static constexpr uint16_t kAhead = 3;
+  // Starts loading the mbufs' first lines, where each frame's data is found.
+  static void PrefetchFrames(rte_mbuf* const* pkts, uint16_t n);
   // The first pass's end for frame i of n: decided (its verdict is in
   // `out`), or ready for the second. At every eighth frame, and the last,
   // the eight are hashed together and the ready ones' conntrack slots start loading.
