@@ -338,24 +338,27 @@ struct alignas(64) DpdkDataplane::Worker {
     return true;
   }
 
+  // Every frame of a burst comes here: the common case (a port this worker
+  // polls, a burst not yet full) inline, the rest out of line.
   void Send(uint16_t port, rte_mbuf* m) {
+    if (!Polls(port)) return SendElsewhere(port, m);
+    Pending& q = tx[port];
+    q.pkts[q.n++] = m;
+    tx_waiting |= uint64_t{1} << port;
+    if (q.n == kBurst) FlushPort(port);
+  }
+  [[gnu::noinline]] void SendElsewhere(uint16_t port, rte_mbuf* m) {
     if (port >= RTE_MAX_ETHPORTS) {  // no such port configured
       rte_pktmbuf_free(m);
       pipeline->CountDrop(port == dataplane->options_.host_port ? DropReason::kNoHostPath
                                                                 : DropReason::kTxFull);
       return;
     }
-    if (!Polls(port)) {  // another worker's port: that worker alone sends on it
-      *dataplane->TxPortOf(m) = port;
-      HandOff(dataplane->WorkerOf(port), m);
-      return;
-    }
-    Pending& q = tx[port];
-    q.pkts[q.n++] = m;
-    tx_waiting |= uint64_t{1} << port;
-    if (q.n == kBurst) FlushPort(port);
+    // Another worker's port: that worker alone sends on it.
+    *dataplane->TxPortOf(m) = port;
+    HandOff(dataplane->WorkerOf(port), m);
   }
-  void FlushPort(uint16_t port) {
+  [[gnu::noinline]] void FlushPort(uint16_t port) {
     Pending& q = tx[port];
     const uint16_t sent = rte_eth_tx_burst(port, 0, q.pkts, q.n);
     for (uint16_t i = sent; i < q.n; ++i) {
