@@ -432,9 +432,7 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
   const Tunnel tunnel = in.tunnel;
   const lb::FlowKey& key = p.ip.key;
   // A packet of a flow another worker recorded.
-  if (const std::optional<uint16_t> owner = OwnerElsewhere(key, in)) {
-    return HandOff(m, in, *owner, true);
-  }
+  if (uint16_t owner; OwnedElsewhere(key, in, &owner)) return HandOff(m, in, owner, true);
 
   // service_lb
   const ServiceEntry* svc = nullptr;
@@ -609,9 +607,7 @@ Verdict Pipeline::IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t,
         hit.dir == lb::CtDir::kReply ? Tunnel{flow.service, flow.backend} : Tunnel{};
     return Route(m, Be32(quoted_to.src), tunnel, t);
   }
-  if (const std::optional<uint16_t> owner = OwnerElsewhere(back, in)) {
-    return HandOff(m, in, *owner, true);
-  }
+  if (uint16_t owner; OwnedElsewhere(back, in, &owner)) return HandOff(m, in, owner, true);
   if (in.origin == Origin::kUplink) return Go(Next::kHost);
   const uint32_t daddr = Be32(p.ip.key.dst);
   if (!t.IsolationAllows(in.src_segment, t.SegmentOf(daddr))) return Drop(DropReason::kIsolated);

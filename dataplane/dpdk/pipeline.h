@@ -241,13 +241,17 @@ class Pipeline {
   // The second pass: the stages from conntrack on, for the frames whose ready_[i] is set.
   void ProcessReady(rte_mbuf** pkts, uint16_t n, const HostTables& t, uint64_t now_ns,
                     Verdict* out);
-  // The worker that recorded a flow whose original tuple is `key`, when
-  // another than this one, and `in` has not been sent on by it already.
-  // Inline: with one worker, the first test answers, and a call would cost
-  // every new flow more than the test.
-  std::optional<uint16_t> OwnerElsewhere(const lb::FlowKey& key, const Pending& in) const {
-    if (config_.owners == nullptr || in.redirected) return std::nullopt;
-    return RecordedElsewhere(key);
+  // Whether another worker than this one recorded a flow whose original
+  // tuple is `key`, and `in` has not been sent on by it already; if so,
+  // which, in `owner`. Inline: with one worker, the first test answers, and
+  // a call would cost every new flow more than the test. A bool, not an
+  // optional: GCC built that on the stack a byte at a time and read it back
+  // whole, a stalled load on every new flow (perf/RESULTS.md, 2026-11-24).
+  bool OwnedElsewhere(const lb::FlowKey& key, const Pending& in, uint16_t* owner) const {
+    if (config_.owners == nullptr || in.redirected) return false;
+    const std::optional<uint16_t> recorded = RecordedElsewhere(key);
+    if (recorded) *owner = *recorded;
+    return recorded.has_value();
   }
   std::optional<uint16_t> RecordedElsewhere(const lb::FlowKey& key) const;
   // Whether a flow holds `reply` as either of its tuples. Only the worker
