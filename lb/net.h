@@ -4,7 +4,6 @@
 #pragma once
 
 #include <array>
-#include <bit>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -50,33 +49,20 @@ struct IpAddr {
   std::array<uint8_t, 16> bytes{};
 
   static IpAddr V4(uint32_t host_order) {
-    if constexpr (std::endian::native == std::endian::little) {
-      return FromV4Word(__builtin_bswap32(host_order));
-    } else {
-      return FromV4Word(host_order);
-    }
+    IpAddr a;
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    a.bytes[12] = static_cast<uint8_t>(host_order >> 24);
+    a.bytes[13] = static_cast<uint8_t>(host_order >> 16);
+    a.bytes[14] = static_cast<uint8_t>(host_order >> 8);
+    a.bytes[15] = static_cast<uint8_t>(host_order);
+    return a;
   }
   static IpAddr FromV4Bytes(const uint8_t* p) {
-    uint32_t v4;
-    std::memcpy(&v4, p, 4);
-    return FromV4Word(v4);
-  }
-  // The address whose four bytes, in network order, load as `v4`. Made of
-  // two whole words, not of bytes: a copy of an address loads 8 or 16 bytes
-  // at once, which the core forwards from the stores that made them only
-  // when it lies within one of them. Built byte by byte, a backend's address
-  // stalled every new flow of the DPDK pipeline (perf/RESULTS.md, 2026-11-24).
-  static IpAddr FromV4Word(uint32_t v4) {
-    // Bytes 8-15: 0 0 ff ff, then v4's.
-    const uint64_t low = std::endian::native == std::endian::little
-                             ? uint64_t{v4} << 32 | 0xffff0000u
-                             : uint64_t{0xffff} << 32 | v4;
-    // One 16-byte store: GCC's vector extension, as two 8-byte halves would
-    // be stored apart.
-    using Words = uint64_t __attribute__((vector_size(16)));
-    const Words words = {0, low};
     IpAddr a;
-    std::memcpy(a.bytes.data(), &words, sizeof(words));
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    std::memcpy(&a.bytes[12], p, 4);
     return a;
   }
   static IpAddr FromV6Bytes(const uint8_t* p) {
