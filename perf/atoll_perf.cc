@@ -88,7 +88,8 @@ ABSL_FLAG(std::string, feed, "memif",
 ABSL_FLAG(bool, child, false, "internal: measure Atoll on --rx_vdev and print one JSON line");
 ABSL_FLAG(std::string, rx_vdev, "", "internal: the traffic's port (DPDK devargs)");
 ABSL_FLAG(std::string, feed_pcap, "",
-          "internal: instead of --rx_vdev, --pcap's frames once over a ring port (RingFeed)");
+          "internal: instead of --rx_vdev, this pcap's frames sent once over a ring port "
+          "(RingFeed)");
 ABSL_FLAG(bool, forward_only, false,
           "internal: measure an io-forward loop on the traffic port instead of Atoll");
 ABSL_FLAG(bool, single_pass, false, "internal: --rx_vdev delivers every frame once");
