@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace atl::dataplane {
@@ -73,9 +74,44 @@ absl::Status InProcessDataplane::Apply(const Update& update) {
 }
 
 absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<UndoStep>& undo) {
+  // A full sync removes what it does not list, as the removals do: this
+  // process may have outlived the agent that programmed it (atoll-dpdkd).
+  std::vector<lb::FrontendKey> frontend_removals = update.remove_frontends;
+  std::vector<std::string> segment_removals = update.remove_segments;
+  std::vector<lb::IpPrefix> route_removals = update.remove_routes;
+  std::vector<std::string> pod_port_removals = update.remove_pod_ports;
+  if (update.full_sync) {
+    absl::flat_hash_set<lb::FrontendKey> listed;
+    for (const Frontend& f : update.upsert_frontends) listed.insert(f.key);
+    for (const auto& [key, entry] : frontends_) {
+      if (!listed.contains(key)) frontend_removals.push_back(key);
+    }
+    const auto unlisted = [](const auto& held, const auto& upserts, auto key_of, auto* removals) {
+      for (const auto& [key, value] : held) {
+        if (std::none_of(upserts.begin(), upserts.end(),
+                         [&](const auto& u) { return key_of(u) == key; })) {
+          removals->push_back(key);
+        }
+      }
+    };
+    unlisted(
+        segments_, update.upsert_segments, [](const Segment& s) { return s.name; },
+        &segment_removals);
+    unlisted(
+        routes_, update.upsert_routes, [](const Route& r) { return r.cidr; }, &route_removals);
+  }
+  if (update.full_sync_pod_ports) {
+    for (const auto& [name, port] : pod_ports_) {
+      if (std::none_of(update.upsert_pod_ports.begin(), update.upsert_pod_ports.end(),
+                       [&](const PodPort& p) { return p.host_ifname == name; })) {
+        pod_port_removals.push_back(name);
+      }
+    }
+  }
+
   // Removals first, so that an Update which replaces frontends fits in the
   // capacity the final state needs rather than the sum of old and new.
-  for (const lb::FrontendKey& key : update.remove_frontends) {
+  for (const lb::FrontendKey& key : frontend_removals) {
     auto it = frontends_.find(key);
     if (it == frontends_.end()) continue;  // already gone: removal is idempotent
     undo.push_back({UndoStep::FrontendWas{key, std::move(it->second)}});
@@ -102,7 +138,7 @@ absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<Un
     }
   }
 
-  for (const std::string& name : update.remove_segments) {
+  for (const std::string& name : segment_removals) {
     auto it = segments_.find(name);
     if (it == segments_.end()) continue;
     undo.push_back({UndoStep::SegmentWas{name, std::move(it->second)}});
@@ -122,7 +158,7 @@ absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<Un
     }
   }
 
-  for (const lb::IpPrefix& cidr : update.remove_routes) {
+  for (const lb::IpPrefix& cidr : route_removals) {
     auto it = routes_.find(cidr);
     if (it == routes_.end()) continue;
     undo.push_back({UndoStep::RouteWas{cidr, std::move(it->second)}});
@@ -146,7 +182,7 @@ absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<Un
     }
   }
 
-  for (const std::string& name : update.remove_pod_ports) {
+  for (const std::string& name : pod_port_removals) {
     auto it = pod_ports_.find(name);
     if (it == pod_ports_.end()) continue;
     undo.push_back({UndoStep::PodPortWas{name, std::move(it->second)}});

@@ -117,6 +117,50 @@ TEST(InProcessDataplane, RemovesWhatItInstalled) {
   EXPECT_TRUE(dp->Apply(remove).ok());
 }
 
+// A dataplane that outlived its agent (atoll-dpdkd) gets the restarted
+// agent's first snapshot as a full sync: what it does not list goes.
+TEST(InProcessDataplane, AFullSyncRemovesWhatItDoesNotList) {
+  auto dp = MakeDataplane(16);
+  const PodPort web{"atl0123456789a",   7,      {0x0a, 0x58, 0xc6, 0x13, 0, 5},
+                    Addr("198.19.0.5"), "shop", "shop/web-1"};
+  const PodPort gone{"atl0123456789b",   8,      {0x0a, 0x58, 0xc6, 0x13, 0, 6},
+                     Addr("198.19.0.6"), "shop", "shop/web-2"};
+  Update before;
+  before.upsert_frontends = {
+      MakeFrontend("198.18.64.1", 80, "shop/web:http", {Backend("198.19.0.20", 8080)}),
+      MakeFrontend("198.18.64.2", 80, "shop/old:http", {Backend("198.19.0.21", 8080)})};
+  before.upsert_segments = {{"shop", 7, {Prefix("198.19.0.0/24")}, {}, true, {}, {}},
+                            {"old", 8, {Prefix("198.19.1.0/24")}, {}, true, {}, {}}};
+  before.upsert_routes = {{Prefix("198.19.0.64/26"), 7, "h2", Addr("198.18.0.2")},
+                          {Prefix("198.19.1.64/26"), 8, "h2", Addr("198.18.0.2")}};
+  before.upsert_pod_ports = {web, gone};
+  ASSERT_TRUE(dp->Apply(before).ok());
+
+  // Pod ports have a full sync of their own (the CNI server's restored pods):
+  // the agent's snapshot leaves them alone.
+  Update snapshot;
+  snapshot.full_sync = true;
+  snapshot.upsert_frontends = {before.upsert_frontends[0]};
+  snapshot.upsert_segments = {before.upsert_segments[0]};
+  snapshot.upsert_routes = {before.upsert_routes[0]};
+  ASSERT_TRUE(dp->Apply(snapshot).ok());
+  Programmed p = dp->Dump();
+  EXPECT_THAT(FrontendNames(p), ElementsAre("shop/web:http"));
+  EXPECT_EQ(dp->services().size(), 1u);
+  ASSERT_EQ(p.segments.size(), 1u);
+  EXPECT_EQ(p.segments[0].name, "shop");
+  EXPECT_THAT(p.routes, ElementsAre(before.upsert_routes[0]));
+  EXPECT_THAT(p.pod_ports, ElementsAre(web, gone));
+
+  Update restored;
+  restored.full_sync_pod_ports = true;
+  restored.upsert_pod_ports = {web};
+  ASSERT_TRUE(dp->Apply(restored).ok());
+  p = dp->Dump();
+  EXPECT_THAT(p.pod_ports, ElementsAre(web));
+  EXPECT_THAT(FrontendNames(p), ElementsAre("shop/web:http"));
+}
+
 TEST(InProcessDataplane, CapacityFailureRollsBackExactly) {
   auto dp = MakeDataplane(3);
   Update first;

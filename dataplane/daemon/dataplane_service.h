@@ -1,0 +1,27 @@
+// The server side of dataplane.proto: a Dataplane of this process (atoll-dpdkd's
+// DpdkDataplane) served to the agent, which reaches it through RemoteDataplane.
+#pragma once
+
+#include "dataplane.grpc.pb.h"
+#include "dataplane/dataplane.h"
+
+namespace atl::dataplane {
+
+class DataplaneService final : public v1::Dataplane::Service {
+ public:
+  explicit DataplaneService(Dataplane& dataplane) : dataplane_(dataplane) {}
+
+  grpc::Status Apply(grpc::ServerContext* ctx, const v1::Update* request,
+                     v1::ApplyResponse* response) override;
+  grpc::Status Dump(grpc::ServerContext* ctx, const v1::DumpRequest* request,
+                    v1::Programmed* response) override;
+  grpc::Status Counters(grpc::ServerContext* ctx, const v1::CountersRequest* request,
+                        v1::CountersResponse* response) override;
+  grpc::Status Describe(grpc::ServerContext* ctx, const v1::DescribeRequest* request,
+                        v1::DescribeResponse* response) override;
+
+ private:
+  Dataplane& dataplane_;  // thread-safe, as every backend's Apply and Dump are
+};
+
+}  // namespace atl::dataplane

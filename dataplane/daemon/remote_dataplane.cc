@@ -1,0 +1,94 @@
+#include "dataplane/daemon/remote_dataplane.h"
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "dataplane/daemon/wire.h"
+#include "grpcpp/create_channel.h"
+
+namespace atl::dataplane {
+namespace {
+
+// An Apply may attach AF_XDP ports and wait for the workers to walk their
+// flow tables (pods that left): seconds, not milliseconds. Past this the
+// process is taken to be stuck.
+constexpr std::chrono::seconds kApplyDeadline(120);
+constexpr std::chrono::seconds kReadDeadline(10);
+
+absl::Status FromGrpc(const grpc::Status& s, const std::string& socket) {
+  if (s.ok()) return absl::OkStatus();
+  const auto code = static_cast<absl::StatusCode>(s.error_code());
+  if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded) {
+    return absl::Status(code, absl::StrCat("the dataplane on unix:", socket,
+                                           " does not answer: ", s.error_message()));
+  }
+  return absl::Status(code, s.error_message());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RemoteDataplane>> RemoteDataplane::Connect(
+    const std::string& socket, std::chrono::milliseconds wait) {
+  grpc::ChannelArguments args;
+  // A full sync of 100,000 frontends, and its Dump, are tens of megabytes;
+  // the socket is this host's root's alone.
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  // A restarted dataplane is found again within a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  std::unique_ptr<RemoteDataplane> dp(new RemoteDataplane(
+      socket, v1::Dataplane::NewStub(grpc::CreateCustomChannel(
+                  "unix:" + socket, grpc::InsecureChannelCredentials(), args))));
+  grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(std::chrono::system_clock::now() + wait);
+  v1::DescribeResponse described;
+  const grpc::Status s = dp->stub_->Describe(&ctx, v1::DescribeRequest(), &described);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("no dataplane answers on unix:", socket,
+                                               " (is atoll-dpdkd running?): ", s.error_message()));
+  }
+  dp->name_ = described.name();
+  dp->pid_ = described.pid();
+  return dp;
+}
+
+absl::Status RemoteDataplane::Apply(const Update& update) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kApplyDeadline);
+  v1::ApplyResponse response;
+  return FromGrpc(stub_->Apply(&ctx, ToWire(update), &response), socket_);
+}
+
+Programmed RemoteDataplane::Dump() const {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kReadDeadline);
+  v1::Programmed wire;
+  absl::Status s = FromGrpc(stub_->Dump(&ctx, v1::DumpRequest(), &wire), socket_);
+  absl::StatusOr<Programmed> programmed = s.ok() ? FromWire(wire) : s;
+  if (!programmed.ok()) {
+    std::fprintf(stderr, "dataplane dump: %s\n", programmed.status().ToString().c_str());
+    return {};
+  }
+  return *std::move(programmed);
+}
+
+v1::CountersResponse RemoteDataplane::FetchCounters() const {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kReadDeadline);
+  v1::CountersResponse response;
+  if (absl::Status s = FromGrpc(stub_->Counters(&ctx, v1::CountersRequest(), &response), socket_);
+      !s.ok()) {
+    std::fprintf(stderr, "dataplane counters: %s\n", s.ToString().c_str());
+    return {};
+  }
+  return response;
+}
+
+Dataplane::Counters RemoteDataplane::Drops() const { return FromWire(FetchCounters().drops()); }
+Dataplane::Counters RemoteDataplane::Packets() const { return FromWire(FetchCounters().packets()); }
+
+}  // namespace atl::dataplane
