@@ -2,7 +2,6 @@
 // what it receives into the dataplane, and serves the CNI plugin and its debug
 // API on a root-only unix socket.
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,11 +27,9 @@
 
 #include "dataplane/ebpf/ebpf_dataplane.h"
 #endif
-#ifdef ATOLL_HAVE_DPDK
-#include "absl/strings/str_split.h"
-#include "dataplane/dpdk/dpdk_dataplane.h"
-#endif
+#include "dataplane/daemon/remote_dataplane.h"
 #include "grpcpp/grpcpp.h"
+#include "root_socket.h"
 
 ABSL_FLAG(std::string, node, "", "this node's name, as in its Node resource (default: hostname)");
 ABSL_FLAG(std::string, controller, "127.0.0.1:7470", "the controller's gRPC address");
@@ -43,23 +40,18 @@ ABSL_FLAG(std::string, lease_db, "/var/lib/atoll/agent.db",
 ABSL_FLAG(uint32_t, mtu, 0,
           "the pods' MTU; 0: the MTU of the default route's link less the VXLAN overhead");
 ABSL_FLAG(std::string, dataplane, "in-process",
-          "dataplane backend: in-process (tables only, forwards nothing), ebpf or dpdk");
+          "dataplane backend: in-process (tables only, forwards nothing), ebpf, or dpdk "
+          "(atoll-dpdkd, a process of its own)");
 ABSL_FLAG(uint64_t, max_frontends, atl::dataplane::InProcessDataplane::kDefaultMaxFrontends,
           "service frontends the in-process dataplane can hold");
 ABSL_FLAG(std::string, uplink, "",
-          "ebpf, dpdk: the host's uplink interface (the overlay, NodePort, externalIPs, "
+          "ebpf: the host's uplink interface (the overlay, NodePort, externalIPs, "
           "egress replies); default: the default route's");
 ABSL_FLAG(std::string, bpf_pin_dir, "/sys/fs/bpf/atoll",
           "ebpf: where the maps are pinned, so that they outlive the agent");
-ABSL_FLAG(std::string, dpdk_lcores, "0@(0-1),1@(0-1)",
-          "dpdk: the EAL's --lcores: the main lcore, then one per worker (here one worker, "
-          "both floating over CPUs 0 and 1; two workers: \"0@(0-1),1@(0-1),2@(0-1)\"; give "
-          "each worker a core of its own in production: \"0@0,1@1,2@2\")");
-ABSL_FLAG(std::string, dpdk_tap, "atl-host",
-          "dpdk: the exception path's TAP interface, through which the host's routes go");
-ABSL_FLAG(std::string, dpdk_eal_args, "", "dpdk: more EAL arguments, separated by spaces");
-ABSL_FLAG(uint32_t, dpdk_idle_sleep_us, 200,
-          "dpdk: how long an idle worker sleeps between polls; 0: it polls without pause");
+ABSL_FLAG(std::string, dpdk_socket, "/run/atoll/dpdkd.sock",
+          "dpdk: the unix socket of atoll-dpdkd, the process the DPDK dataplane runs in");
+ABSL_FLAG(uint32_t, dpdk_wait_s, 30, "dpdk: how long to wait for atoll-dpdkd to answer at start");
 
 namespace atl::agent {
 namespace {
@@ -100,11 +92,6 @@ absl::Status EnsureBpfFs(const std::filesystem::path& pin_dir) {
 #else
 constexpr bool kBpfBuilt = false;
 #endif
-#ifdef ATOLL_HAVE_DPDK
-constexpr bool kDpdkBuilt = true;
-#else
-constexpr bool kDpdkBuilt = false;
-#endif
 
 std::string NodeName() {
   std::string node = absl::GetFlag(FLAGS_node);
@@ -114,7 +101,7 @@ std::string NodeName() {
   return host;
 }
 
-#if defined(ATOLL_HAVE_EBPF) || defined(ATOLL_HAVE_DPDK)
+#ifdef ATOLL_HAVE_EBPF
 // The underlay interface: --uplink, else the one the default route leaves by.
 absl::StatusOr<std::string> Uplink() {
   if (std::string uplink = absl::GetFlag(FLAGS_uplink); !uplink.empty()) return uplink;
@@ -147,26 +134,19 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
     return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
   }
 #endif
-#ifdef ATOLL_HAVE_DPDK
   if (kind == "dpdk") {
-    dataplane::dpdk::DpdkDataplane::HostOptions host;
-    ATL_ASSIGN_OR_RETURN(host.uplink, Uplink());
-    host.tap = absl::GetFlag(FLAGS_dpdk_tap);
-    host.lcores = absl::GetFlag(FLAGS_dpdk_lcores);
-    host.file_prefix = "atoll-" + NodeName();
-    for (absl::string_view a :
-         absl::StrSplit(absl::GetFlag(FLAGS_dpdk_eal_args), ' ', absl::SkipEmpty())) {
-      host.extra_eal_args.emplace_back(a);
-    }
-    host.idle_sleep_us = absl::GetFlag(FLAGS_dpdk_idle_sleep_us);
-    auto dp = dataplane::dpdk::DpdkDataplane::ForHost(host);
+    // In a process of its own, which keeps forwarding while this one is away.
+    auto dp = dataplane::RemoteDataplane::Connect(
+        absl::GetFlag(FLAGS_dpdk_socket), std::chrono::seconds(absl::GetFlag(FLAGS_dpdk_wait_s)));
     if (!dp.ok()) return dp.status();
+    std::fprintf(stderr, "atoll-agent: the %s dataplane of atoll-dpdkd (pid %lld) on unix:%s\n",
+                 std::string((*dp)->name()).c_str(), static_cast<long long>((*dp)->pid()),
+                 absl::GetFlag(FLAGS_dpdk_socket).c_str());
     return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
   }
-#endif
-  return absl::InvalidArgumentError(
-      absl::StrCat("--dataplane: \"", kind, "\" is not one of in-process",
-                   kBpfBuilt ? ", ebpf" : "", kDpdkBuilt ? ", dpdk" : "", " (this build)"));
+  return absl::InvalidArgumentError(absl::StrCat("--dataplane: \"", kind,
+                                                 "\" is not one of in-process",
+                                                 kBpfBuilt ? ", ebpf" : "", ", dpdk (this build)"));
 }
 
 int Run() {
@@ -214,20 +194,11 @@ int Run() {
 
   // The CNI server and the debug API are for root on this host only.
   const std::filesystem::path socket = absl::GetFlag(FLAGS_socket);
-  std::filesystem::create_directories(socket.parent_path(), ec);
-  std::filesystem::remove(socket, ec);  // a socket left by an earlier run
-  const mode_t old_umask = umask(0077);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + socket.string(), grpc::InsecureServerCredentials());
-  builder.RegisterService(&agent);
-  builder.RegisterService(&cni);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  umask(old_umask);
+  std::unique_ptr<grpc::Server> server = api::ServeOnRootSocket(socket, {&agent, &cni});
   if (!server) {
     std::fprintf(stderr, "atoll-agent: cannot listen on unix:%s\n", socket.c_str());
     return 1;
   }
-  chmod(socket.c_str(), 0600);
 
   agent.Start();
   std::fprintf(stderr,

@@ -27,6 +27,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/pod_network.h"
+#include "dataplane.grpc.pb.h"
 #include "lb/net.h"
 #include "lb/status_macros.h"
 #include "tests/processes.h"
@@ -631,9 +632,12 @@ TestBedOptions TestBedOptions::FromEnvironment() {
   if (const char* d = std::getenv("ATOLL_E2E_DATAPLANE"); d != nullptr && *d != '\0') {
     o.dataplane = d;
   }
-  if (const char* a = std::getenv("ATOLL_E2E_AGENT_ARGS"); a != nullptr) {
-    for (absl::string_view arg : absl::StrSplit(a, ' ', absl::SkipEmpty())) {
-      o.agent_args.emplace_back(arg);
+  for (auto [env, args] : {std::pair{"ATOLL_E2E_AGENT_ARGS", &o.agent_args},
+                           std::pair{"ATOLL_E2E_DPDKD_ARGS", &o.dpdkd_args}}) {
+    if (const char* a = std::getenv(env); a != nullptr) {
+      for (absl::string_view arg : absl::StrSplit(a, ' ', absl::SkipEmpty())) {
+        args->emplace_back(arg);
+      }
     }
   }
   if (const char* l = std::getenv("ATOLL_E2E_LOG_DIR"); l != nullptr && *l != '\0') {
@@ -683,7 +687,9 @@ absl::Status TestBed::BuildCnidrive() {
 }
 
 absl::Status TestBed::Build() {
-  for (const char* env : {"ATOLL_CONTROLLER", "ATOLL_AGENT", "ATOLL_CNI", "ATOLLCTL"}) {
+  std::vector<const char*> binaries = {"ATOLL_CONTROLLER", "ATOLL_AGENT", "ATOLL_CNI", "ATOLLCTL"};
+  if (options_.dataplane == "dpdk") binaries.push_back("ATOLL_DPDKD");
+  for (const char* env : binaries) {
     if (BinaryPath(env).empty() || access(BinaryPath(env).c_str(), X_OK) != 0) {
       return absl::FailedPreconditionError(absl::StrCat("$", env, " (\"", BinaryPath(env),
                                                         "\") is not an executable; ",
@@ -785,10 +791,15 @@ absl::Status TestBed::Build() {
                      "--lease_db=" + (dir_ / (h->name + ".db")).string(),
                      "--mtu=1400",
                      "--dataplane=" + options_.dataplane};
-    if (options_.dataplane != "in-process") {
+    if (options_.dataplane == "ebpf") {
       h->bpf_pin_dir = "/sys/fs/bpf/atoll-" + h->name;
       h->agent_argv.push_back("--uplink=eth0");
       h->agent_argv.push_back("--bpf_pin_dir=" + h->bpf_pin_dir.string());
+    }
+    if (options_.dataplane == "dpdk") {
+      const std::filesystem::path socket = dir_ / (h->name + "-dpdkd.sock");
+      ATL_RETURN_IF_ERROR(StartDpdkd(*h, socket));
+      h->agent_argv.push_back("--dpdk_socket=" + socket.string());
     }
     h->agent_argv.insert(h->agent_argv.end(), options_.agent_args.begin(),
                          options_.agent_args.end());
@@ -807,6 +818,8 @@ TestBed::~TestBed() {
   for (auto& h : hosts_) {
     if (h->agent) h->agent->Stop(SIGTERM);
     h->agent.reset();
+    if (h->dpdkd) h->dpdkd->Stop(SIGTERM);  // its workers, ports and TAP
+    h->dpdkd.reset();
     std::error_code ec;
     if (!h->bpf_pin_dir.empty()) std::filesystem::remove_all(h->bpf_pin_dir, ec);
   }
@@ -975,6 +988,32 @@ absl::Status TestBed::DeleteAllPods() {
   return first;
 }
 
+absl::Status TestBed::StartDpdkd(Host& host, const std::filesystem::path& socket) {
+  std::vector<std::string> argv = {BinaryPath("ATOLL_DPDKD"), "--socket=" + socket.string(),
+                                   "--uplink=eth0", "--file_prefix=atoll-" + host.name};
+  argv.insert(argv.end(), options_.dpdkd_args.begin(), options_.dpdkd_args.end());
+  absl::StatusOr<std::unique_ptr<ChildProcess>> p =
+      ChildProcess::Start(argv, {.netns = host.netns.get(), .host_view = true},
+                          options_.log_dir / (host.name + "-dpdkd.log"));
+  if (!p.ok()) return p.status();
+  host.dpdkd = *std::move(p);
+  auto stub = dataplane::v1::Dataplane::NewStub(
+      grpc::CreateChannel("unix:" + socket.string(), grpc::InsecureChannelCredentials()));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && host.dpdkd->Running()) {
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
+    dataplane::v1::DescribeResponse described;
+    if (stub->Describe(&ctx, dataplane::v1::DescribeRequest(), &described).ok()) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "atoll-dpdkd (", absl::StrJoin(argv, " "), ") does not serve on ", socket.string(), ": ",
+      host.dpdkd->Describe(), "; its log:\n", host.dpdkd->LogTail()));
+}
+
 absl::Status TestBed::StopAgent(Host& host, int sig) {
   if (host.agent) host.agent->Stop(sig);
   return absl::OkStatus();
@@ -1002,6 +1041,10 @@ std::string TestBed::Logs(size_t lines) {
     absl::StrAppend(&out, "--- agent of ", h->name, " (pid ", h->agent->pid(), ", ",
                     h->agent->Running() ? "running" : "exited", ") log tail:\n",
                     h->agent->LogTail(lines), "\n");
+    if (h->dpdkd) {
+      absl::StrAppend(&out, "--- atoll-dpdkd of ", h->name, " (pid ", h->dpdkd->pid(), ", ",
+                      h->dpdkd->Describe(), ") log tail:\n", h->dpdkd->LogTail(lines), "\n");
+    }
     // Where its dataplane lost packets, if anywhere.
     if (absl::StatusOr<api::AgentStateResponse> state = h->agent->State(); state.ok()) {
       std::vector<std::string> counts;
@@ -1026,8 +1069,9 @@ std::string TestBed::Inventory() {
                   self, " -n\n");
   for (const auto& h : hosts_) {
     absl::StrAppend(&out, "  ", h->name, " ", h->address, ", agent pid ",
-                    h->agent ? h->agent->pid() : 0, ": nsenter -t ", self,
-                    " -m nsenter --net=", h->netns->path(), "\n");
+                    h->agent ? h->agent->pid() : 0,
+                    h->dpdkd ? absl::StrCat(", atoll-dpdkd pid ", h->dpdkd->pid()) : "",
+                    ": nsenter -t ", self, " -m nsenter --net=", h->netns->path(), "\n");
   }
   if (ext_) {
     absl::StrAppend(&out, "  ext ", kExtAddress, ": nsenter -t ", self,

@@ -153,6 +153,8 @@ struct Host {
   std::filesystem::path socket;
   std::filesystem::path cni_conf_dir;  // NETCONFPATH for cnidrive
   std::filesystem::path bpf_pin_dir;   // empty for the in-process dataplane
+  // The DPDK dataplane's process (dataplane "dpdk"), which outlives its agent.
+  std::unique_ptr<ChildProcess> dpdkd;
   std::unique_ptr<Agent> agent;
 };
 
@@ -229,6 +231,8 @@ struct TestBedOptions {
   std::string dataplane = "ebpf";
   // More agent flags, from ATOLL_E2E_AGENT_ARGS (split at spaces).
   std::vector<std::string> agent_args;
+  // More atoll-dpdkd flags (dataplane "dpdk"), from ATOLL_E2E_DPDKD_ARGS.
+  std::vector<std::string> dpdkd_args;
   // Where the controller's and agents' logs go, from ATOLL_E2E_LOG_DIR, to
   // keep them; by default the bed's own directory, which goes with the test's
   // /tmp (so a directory under /tmp keeps nothing either).
@@ -289,6 +293,8 @@ class TestBed {
   explicit TestBed(TestBedOptions options) : options_(std::move(options)) {}
   absl::Status Build();
   absl::Status BuildCnidrive();
+  // The host's atoll-dpdkd, serving on `socket` when this returns.
+  absl::Status StartDpdkd(Host& host, const std::filesystem::path& socket);
   absl::StatusOr<CommandResult> Cnidrive(const Pod& pod, const std::string& op);
   absl::Status Atollctl(const std::string& verb, const std::string& manifest);
 
