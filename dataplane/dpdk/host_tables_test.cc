@@ -129,6 +129,37 @@ TEST(HostTablesTest, IndexesFollowTheUpdates) {
   EXPECT_TRUE(t->pod_ports().empty());
 }
 
+// atoll-dpdkd outlives its agent: the restarted agent's snapshot comes as a
+// full sync, and what it does not list leaves the tables the workers read.
+TEST(HostTablesTest, AFullSyncLeavesOnlyWhatItLists) {
+  auto t = *HostTables::Create();
+  Frontend web;
+  web.key = {Ip("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kInternal};
+  web.config.backends = {{.endpoint = {Ip("198.19.0.2"), 8080}}};
+  Frontend old = web;
+  old.key.addr = Ip("198.18.64.2");
+  Update before;
+  before.upsert_frontends = {web, old};
+  before.upsert_segments = {MakeSegment("a", 1, "198.19.0.0/24", true),
+                            MakeSegment("b", 2, "198.19.1.0/24", true)};
+  before.upsert_routes = {
+      Route{*lb::IpPrefix::Parse("198.19.0.16/28"), 1, "h2", Ip("198.18.0.12")}};
+  ASSERT_TRUE(t->Apply(before, {}).ok());
+  ASSERT_NE(t->ServiceOf(Be("198.18.64.2"), 80, lb::IpProto::kTcp, lb::Scope::kInternal), nullptr);
+
+  Update snapshot;
+  snapshot.full_sync = true;
+  snapshot.upsert_frontends = {web};
+  snapshot.upsert_segments = {before.upsert_segments[0]};
+  ASSERT_TRUE(t->Apply(snapshot, {}).ok());
+  EXPECT_NE(t->ServiceOf(Be("198.18.64.1"), 80, lb::IpProto::kTcp, lb::Scope::kInternal), nullptr);
+  EXPECT_EQ(t->ServiceOf(Be("198.18.64.2"), 80, lb::IpProto::kTcp, lb::Scope::kInternal), nullptr);
+  EXPECT_NE(t->SegmentOf(Be("198.19.0.9")), nullptr);
+  EXPECT_EQ(t->SegmentOf(Be("198.19.1.9")), nullptr);
+  EXPECT_EQ(t->RemoteBlockOf(Be("198.19.0.17")), nullptr);
+  EXPECT_TRUE(t->underlays().empty());
+}
+
 TEST(HostTablesTest, ServicesAreFoundAsTheModelFindsThem) {
   auto t = *HostTables::Create();
   Update u;
