@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <utility>
 #include <variant>
@@ -31,6 +32,15 @@ void CheckRestored(const absl::Status& status, const lb::FrontendKey& key) {
   std::fprintf(stderr, "in-process dataplane: restoring %s failed: %s\n", key.ToString().c_str(),
                std::string(status.message()).c_str());
   std::abort();
+}
+
+// Adds to `removals` the keys of `held` that `listed` lacks.
+template <typename Map, typename Set>
+void AddUnlisted(const Map& held, const Set& listed,
+                 std::vector<typename Map::key_type>* removals) {
+  for (const auto& entry : held) {
+    if (!listed.contains(entry.first)) removals->push_back(entry.first);
+  }
 }
 
 }  // namespace
@@ -81,32 +91,20 @@ absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<Un
   std::vector<lb::IpPrefix> route_removals = update.remove_routes;
   std::vector<std::string> pod_port_removals = update.remove_pod_ports;
   if (update.full_sync) {
-    absl::flat_hash_set<lb::FrontendKey> listed;
-    for (const Frontend& f : update.upsert_frontends) listed.insert(f.key);
-    for (const auto& [key, entry] : frontends_) {
-      if (!listed.contains(key)) frontend_removals.push_back(key);
-    }
-    const auto unlisted = [](const auto& held, const auto& upserts, auto key_of, auto* removals) {
-      for (const auto& [key, value] : held) {
-        if (std::none_of(upserts.begin(), upserts.end(),
-                         [&](const auto& u) { return key_of(u) == key; })) {
-          removals->push_back(key);
-        }
-      }
-    };
-    unlisted(
-        segments_, update.upsert_segments, [](const Segment& s) { return s.name; },
-        &segment_removals);
-    unlisted(
-        routes_, update.upsert_routes, [](const Route& r) { return r.cidr; }, &route_removals);
+    absl::flat_hash_set<lb::FrontendKey> frontends;
+    for (const Frontend& f : update.upsert_frontends) frontends.insert(f.key);
+    AddUnlisted(frontends_, frontends, &frontend_removals);
+    absl::flat_hash_set<std::string> segments;
+    for (const Segment& s : update.upsert_segments) segments.insert(s.name);
+    AddUnlisted(segments_, segments, &segment_removals);
+    std::set<lb::IpPrefix> routes;
+    for (const Route& r : update.upsert_routes) routes.insert(r.cidr);
+    AddUnlisted(routes_, routes, &route_removals);
   }
   if (update.full_sync_pod_ports) {
-    for (const auto& [name, port] : pod_ports_) {
-      if (std::none_of(update.upsert_pod_ports.begin(), update.upsert_pod_ports.end(),
-                       [&](const PodPort& p) { return p.host_ifname == name; })) {
-        pod_port_removals.push_back(name);
-      }
-    }
+    absl::flat_hash_set<std::string> ports;
+    for (const PodPort& p : update.upsert_pod_ports) ports.insert(p.host_ifname);
+    AddUnlisted(pod_ports_, ports, &pod_port_removals);
   }
 
   // Removals first, so that an Update which replaces frontends fits in the
