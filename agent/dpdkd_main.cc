@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -78,7 +79,9 @@ int Run() {
   // Only root on this host programs the dataplane. A socket left by an
   // earlier run goes; a running atoll-dpdkd would have held the EAL's prefix.
   const std::filesystem::path socket = absl::GetFlag(FLAGS_socket);
-  DataplaneService service(**dataplane);
+  // Another instance tells the agent this process restarted and holds nothing it sent.
+  std::random_device random;
+  DataplaneService service(**dataplane, uint64_t{random()} << 32 | random());
   std::unique_ptr<grpc::Server> server = api::v1::ServeOnRootSocket(socket, {&service});
   if (!server) {
     std::fprintf(stderr, "atoll-dpdkd: cannot listen on unix:%s\n", socket.c_str());

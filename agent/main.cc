@@ -60,6 +60,9 @@ namespace {
 // IPv4 (20), UDP (8) and VXLAN (8) headers (RFC 7348 section 5).
 constexpr uint32_t kVxlanOverhead = 50;
 
+// The exit status when atoll-dpdkd restarted under the agent.
+constexpr int kDataplaneRestartedExit = 3;
+
 absl::StatusOr<uint32_t> PodMtu() {
   if (uint32_t mtu = absl::GetFlag(FLAGS_mtu); mtu != 0) {
     if (mtu < 576 || mtu > 65535) {
@@ -142,6 +145,17 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
     std::fprintf(stderr, "atoll-agent: the %s dataplane of atoll-dpdkd (pid %lld) on unix:%s\n",
                  std::string((*dp)->name()).c_str(), static_cast<long long>((*dp)->pid()),
                  absl::GetFlag(FLAGS_dpdk_socket).c_str());
+    // A restarted atoll-dpdkd holds nothing this agent sent it, and deltas
+    // would not make it whole. Crash-only: the agent exits, and the one its
+    // supervisor starts sends the pods' ports and a full sync, as after any
+    // agent restart.
+    (*dp)->WatchForRestart([old = (*dp)->pid()](int64_t pid) {
+      std::fprintf(stderr,
+                   "atoll-agent: atoll-dpdkd restarted (pid %lld, was %lld) and holds nothing "
+                   "this agent sent; exiting so that a new agent programs it whole\n",
+                   static_cast<long long>(pid), static_cast<long long>(old));
+      std::_Exit(kDataplaneRestartedExit);
+    });
     return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
   }
   return absl::InvalidArgumentError(absl::StrCat("--dataplane: \"", kind,

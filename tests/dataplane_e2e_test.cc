@@ -800,6 +800,39 @@ TEST_F(DataplaneTest, APodCannotSendWithAnotherSourceAddress) {
   }
 }
 
+// --- 15: the DPDK dataplane's process restarted ---------------------------------
+
+TEST_F(DataplaneTest, ARestartedDpdkDataplaneIsProgrammedWholeAgain) {
+  if (h(1).dpdkd == nullptr) GTEST_SKIP() << "atoll-dpdkd is the DPDK dataplane's process";
+  ASSERT_OK(Namespace({.name = "t15"}));
+  ASSERT_OK_AND_ASSIGN(Pod * remote, Backend("t15", "t15-remote", h(2)));
+  ASSERT_OK_AND_ASSIGN(Pod * local, Backend("t15", "t15-local", h(1)));
+  ASSERT_OK_AND_ASSIGN(Pod * client, bed().AddPod("t15", "t15-client", h(1)));
+  ASSERT_OK_AND_ASSIGN(
+      api::Service svc,
+      Service({.ns = "t15", .name = "again", .ports = {{"tcp", "TCP", kServicePort, kServerPort}}},
+              {Ready(*remote), Ready(*local)}));
+  const std::string vip = svc.cluster_ips(0);
+  ASSERT_TRUE(TcpRequest(*client->netns, vip, kServicePort).ok());
+
+  // Nothing survives in the new process: the pods' ports, the segments and
+  // the service come back from the agent that follows the one that exited.
+  const pid_t old_agent = h(1).agent->pid();
+  ASSERT_OK(bed().RestartDpdkd(h(1)));
+  EXPECT_NE(h(1).agent->pid(), old_agent);
+  EXPECT_THAT(h(1).agent->LogTail(50), ::testing::HasSubstr("atoll-dpdkd restarted"));
+  absl::StatusOr<std::map<std::string, int>> spread =
+      Spread(kSpreadRequests, [&] { return TcpRequest(*client->netns, vip, kServicePort); });
+  ASSERT_TRUE(spread.ok()) << "through " << vip
+                           << " after h1's dataplane restarted: " << spread.status();
+  EXPECT_EQ(spread->size(), 2u) << Show(*spread);
+  EXPECT_TRUE(AnsweredBy(TcpRequest(*client->netns, local->ip, kServerPort), *local, client->ip,
+                         "pod to pod on h1 after its dataplane restarted"));
+  ASSERT_OK_AND_ASSIGN(Pod * later, bed().AddPod("t15", "t15-later", h(1)));
+  EXPECT_TRUE(TcpRequest(*later->netns, vip, kServicePort).ok())
+      << later->Describe() << ", made after the restart, cannot reach " << vip;
+}
+
 }  // namespace
 }  // namespace atl::testing
 

@@ -797,9 +797,9 @@ absl::Status TestBed::Build() {
       h->agent_argv.push_back("--bpf_pin_dir=" + h->bpf_pin_dir.string());
     }
     if (options_.dataplane == "dpdk") {
-      const std::filesystem::path socket = dir_ / (h->name + "-dpdkd.sock");
-      ATL_RETURN_IF_ERROR(StartDpdkd(*h, socket));
-      h->agent_argv.push_back("--dpdk_socket=" + socket.string());
+      h->dpdkd_socket = dir_ / (h->name + "-dpdkd.sock");
+      ATL_RETURN_IF_ERROR(StartDpdkd(*h));
+      h->agent_argv.push_back("--dpdk_socket=" + h->dpdkd_socket.string());
     }
     h->agent_argv.insert(h->agent_argv.end(), options_.agent_args.begin(),
                          options_.agent_args.end());
@@ -988,7 +988,8 @@ absl::Status TestBed::DeleteAllPods() {
   return first;
 }
 
-absl::Status TestBed::StartDpdkd(Host& host, const std::filesystem::path& socket) {
+absl::Status TestBed::StartDpdkd(Host& host) {
+  const std::filesystem::path& socket = host.dpdkd_socket;
   std::vector<std::string> argv = {BinaryPath("ATOLL_DPDKD"), "--socket=" + socket.string(),
                                    "--uplink=eth0", "--file_prefix=atoll-" + host.name};
   argv.insert(argv.end(), options_.dpdkd_args.begin(), options_.dpdkd_args.end());
@@ -1012,6 +1013,22 @@ absl::Status TestBed::StartDpdkd(Host& host, const std::filesystem::path& socket
   return absl::UnavailableError(absl::StrCat(
       "atoll-dpdkd (", absl::StrJoin(argv, " "), ") does not serve on ", socket.string(), ": ",
       host.dpdkd->Describe(), "; its log:\n", host.dpdkd->LogTail()));
+}
+
+absl::Status TestBed::RestartDpdkd(Host& host) {
+  if (!host.dpdkd) return absl::FailedPreconditionError(host.name + " has no atoll-dpdkd");
+  host.dpdkd->Stop(SIGKILL);
+  ATL_RETURN_IF_ERROR(StartDpdkd(host));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (host.agent && host.agent->Running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (host.agent && host.agent->Running()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the agent of ", host.name, " kept running on a restarted atoll-dpdkd; its log:\n",
+        host.agent->LogTail()));
+  }
+  return StartAgent(host);
 }
 
 absl::Status TestBed::StopAgent(Host& host, int sig) {

@@ -155,6 +155,7 @@ struct Host {
   std::filesystem::path bpf_pin_dir;   // empty for the in-process dataplane
   // The DPDK dataplane's process (dataplane "dpdk"), which outlives its agent.
   std::unique_ptr<ChildProcess> dpdkd;
+  std::filesystem::path dpdkd_socket;
   std::unique_ptr<Agent> agent;
 };
 
@@ -282,6 +283,10 @@ class TestBed {
   absl::Status RestartAgent(Host& host, int sig = SIGKILL);
   absl::Status StopAgent(Host& host, int sig = SIGKILL);
   absl::Status StartAgent(Host& host);
+  // Kills the host's atoll-dpdkd and starts another, which holds nothing;
+  // its agent, seeing that, exits (crash-only) and is started again as a
+  // supervisor would, to program it whole. Waits until it acked.
+  absl::Status RestartDpdkd(Host& host);
 
   // The tails of the controller's and agents' logs, for failure reports.
   std::string Logs(size_t lines = 15);
@@ -293,8 +298,8 @@ class TestBed {
   explicit TestBed(TestBedOptions options) : options_(std::move(options)) {}
   absl::Status Build();
   absl::Status BuildCnidrive();
-  // The host's atoll-dpdkd, serving on `socket` when this returns.
-  absl::Status StartDpdkd(Host& host, const std::filesystem::path& socket);
+  // The host's atoll-dpdkd, serving on its socket when this returns.
+  absl::Status StartDpdkd(Host& host);
   absl::StatusOr<CommandResult> Cnidrive(const Pod& pod, const std::string& op);
   absl::Status Atollctl(const std::string& verb, const std::string& manifest);
 

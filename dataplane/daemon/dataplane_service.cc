@@ -36,6 +36,7 @@ grpc::Status DataplaneService::Describe(grpc::ServerContext*, const v1::Describe
                                         v1::DescribeResponse* response) {
   response->set_name(std::string(dataplane_.name()));
   response->set_pid(getpid());
+  response->set_instance(instance_);
   return grpc::Status::OK;
 }
 

@@ -2,6 +2,8 @@
 // DpdkDataplane) served to the agent, which reaches it through RemoteDataplane.
 #pragma once
 
+#include <cstdint>
+
 #include "dataplane.grpc.pb.h"
 #include "dataplane/dataplane.h"
 
@@ -9,7 +11,9 @@ namespace atl::dataplane {
 
 class DataplaneService final : public v1::Dataplane::Service {
  public:
-  explicit DataplaneService(Dataplane& dataplane) : dataplane_(dataplane) {}
+  // `instance`: this process's, at random (DescribeResponse.instance).
+  DataplaneService(Dataplane& dataplane, uint64_t instance)
+      : dataplane_(dataplane), instance_(instance) {}
 
   grpc::Status Apply(grpc::ServerContext* ctx, const v1::Update* request,
                      v1::ApplyResponse* response) override;
@@ -22,6 +26,7 @@ class DataplaneService final : public v1::Dataplane::Service {
 
  private:
   Dataplane& dataplane_;  // thread-safe, as every backend's Apply and Dump are
+  uint64_t instance_;
 };
 
 }  // namespace atl::dataplane

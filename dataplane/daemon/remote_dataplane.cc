@@ -53,7 +53,37 @@ absl::StatusOr<std::unique_ptr<RemoteDataplane>> RemoteDataplane::Connect(
   }
   dp->name_ = described.name();
   dp->pid_ = described.pid();
+  dp->instance_ = described.instance();
   return dp;
+}
+
+RemoteDataplane::~RemoteDataplane() {
+  {
+    std::lock_guard lock(watch_mu_);
+    stopping_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void RemoteDataplane::WatchForRestart(std::function<void(int64_t pid)> restarted,
+                                      std::chrono::milliseconds period) {
+  watcher_ = std::thread([this, restarted = std::move(restarted), period] {
+    for (;;) {
+      {
+        std::unique_lock lock(watch_mu_);
+        if (watch_cv_.wait_for(lock, period, [this] { return stopping_; })) return;
+      }
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + period);
+      v1::DescribeResponse described;
+      if (!stub_->Describe(&ctx, v1::DescribeRequest(), &described).ok()) continue;
+      if (described.instance() != instance_) {
+        restarted(described.pid());
+        return;
+      }
+    }
+  });
 }
 
 absl::Status RemoteDataplane::Apply(const Update& update) {

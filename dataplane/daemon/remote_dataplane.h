@@ -7,9 +7,13 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "dataplane.grpc.pb.h"
@@ -36,6 +40,15 @@ class RemoteDataplane final : public Dataplane {
   // The dataplane's process, which outlives agents.
   int64_t pid() const { return pid_; }
 
+  // Calls `restarted` once, from a thread of its own, with the new process's
+  // pid, when the process answering on the socket is no longer the one
+  // Connect found: it holds nothing this one was sent, and only a full sync
+  // (a restarted agent's) programs it whole again. Looks every `period`; a
+  // process that does not answer is waited for.
+  void WatchForRestart(std::function<void(int64_t pid)> restarted,
+                       std::chrono::milliseconds period = std::chrono::milliseconds(500));
+  ~RemoteDataplane() override;
+
  private:
   RemoteDataplane(std::string socket, std::unique_ptr<v1::Dataplane::Stub> stub)
       : socket_(std::move(socket)), stub_(std::move(stub)) {}
@@ -46,6 +59,12 @@ class RemoteDataplane final : public Dataplane {
   std::unique_ptr<v1::Dataplane::Stub> stub_;
   std::string name_;
   int64_t pid_ = 0;
+  uint64_t instance_ = 0;
+  // WatchForRestart's thread, told to stop by the destructor.
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool stopping_ = false;
+  std::thread watcher_;
 };
 
 }  // namespace atl::dataplane

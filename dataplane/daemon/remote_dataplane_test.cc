@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -148,16 +151,22 @@ TEST(Wire, ABadFieldIsNamedWithItsValue) {
 // behind it, and the agent's side of it.
 class RemoteDataplaneTest : public ::testing::Test {
  protected:
+  static constexpr uint64_t kInstance = 0x5eed;
+
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
            ("atoll-remote-dataplane-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
     socket_ = (dir_ / "dataplane.sock").string();
     backend_ = InProcessDataplane::Create(64).value();
-    service_ = std::make_unique<DataplaneService>(*backend_);
+    service_ = std::make_unique<DataplaneService>(*backend_, kInstance);
+    Serve(*service_);
+  }
+  // (Again) serves `service` on the socket.
+  void Serve(DataplaneService& service) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("unix:" + socket_, grpc::InsecureServerCredentials());
-    builder.RegisterService(service_.get());
+    builder.RegisterService(&service);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
   }
@@ -248,11 +257,7 @@ TEST_F(RemoteDataplaneTest, AGoneProcessIsUnavailableAndFoundAgainWhenBack) {
   EXPECT_THAT(down.message(), HasSubstr(socket_));
   EXPECT_TRUE((*remote)->Dump().segments.empty());
 
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + socket_, grpc::InsecureServerCredentials());
-  builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
-  ASSERT_NE(server_, nullptr);
+  Serve(*service_);
   // The channel reconnects within its backoff (at most a second).
   absl::Status up;
   for (int i = 0; i < 50; ++i) {
@@ -262,6 +267,40 @@ TEST_F(RemoteDataplaneTest, AGoneProcessIsUnavailableAndFoundAgainWhenBack) {
   }
   EXPECT_TRUE(up.ok()) << up;
   EXPECT_EQ((*remote)->Dump().segments.size(), 1u);
+}
+
+// The same process back after a pause is not a restart; another process is.
+TEST_F(RemoteDataplaneTest, ARestartedProcessIsToldFromTheSameOneBack) {
+  auto remote = RemoteDataplane::Connect(socket_, std::chrono::seconds(5));
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<int64_t> restarted;
+  (*remote)->WatchForRestart(
+      [&](int64_t pid) {
+        std::lock_guard lock(mu);
+        restarted = pid;
+        cv.notify_all();
+      },
+      std::chrono::milliseconds(50));
+
+  server_->Shutdown();
+  Serve(*service_);
+  std::unique_lock lock(mu);
+  EXPECT_FALSE(cv.wait_for(lock, std::chrono::seconds(1), [&] { return restarted.has_value(); }))
+      << "the same instance back was taken for a restart";
+  lock.unlock();
+
+  server_->Shutdown();
+  auto fresh = InProcessDataplane::Create(64).value();
+  DataplaneService another(*fresh, kInstance + 1);
+  Serve(another);
+  lock.lock();
+  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return restarted.has_value(); }));
+  EXPECT_EQ(restarted, getpid());
+  lock.unlock();
+  server_->Shutdown();
+  server_.reset();
 }
 
 }  // namespace
