@@ -60,8 +60,9 @@ namespace {
 // IPv4 (20), UDP (8) and VXLAN (8) headers (RFC 7348 section 5).
 constexpr uint32_t kVxlanOverhead = 50;
 
-// The exit status when atoll-dpdkd restarted under the agent.
-constexpr int kDataplaneRestartedExit = 3;
+// The exit status when atoll-dpdkd may hold other than what the agent sent
+// (it restarted, or an update's outcome is unknown).
+constexpr int kDataplaneDivergedExit = 3;
 
 absl::StatusOr<uint32_t> PodMtu() {
   if (uint32_t mtu = absl::GetFlag(FLAGS_mtu); mtu != 0) {
@@ -146,15 +147,13 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
                  std::string((*dp)->name()).c_str(), static_cast<long long>((*dp)->pid()),
                  absl::GetFlag(FLAGS_dpdk_socket).c_str());
     // A restarted atoll-dpdkd holds nothing this agent sent it, and deltas
-    // would not make it whole. Crash-only: the agent exits, and the one its
-    // supervisor starts sends the pods' ports and a full sync, as after any
-    // agent restart.
-    (*dp)->WatchForRestart([old = (*dp)->pid()](int64_t pid) {
-      std::fprintf(stderr,
-                   "atoll-agent: atoll-dpdkd restarted (pid %lld, was %lld) and holds nothing "
-                   "this agent sent; exiting so that a new agent programs it whole\n",
-                   static_cast<long long>(pid), static_cast<long long>(old));
-      std::_Exit(kDataplaneRestartedExit);
+    // would not make it whole; nor when an update's outcome is unknown.
+    // Crash-only: the agent exits, and the one its supervisor starts sends
+    // the pods' ports and a full sync, as after any agent restart.
+    (*dp)->OnDiverged([](const std::string& why) {
+      std::fprintf(stderr, "atoll-agent: %s; exiting so that a new agent programs it whole\n",
+                   why.c_str());
+      std::_Exit(kDataplaneDivergedExit);
     });
     return std::unique_ptr<dataplane::Dataplane>(*std::move(dp));
   }
@@ -164,18 +163,20 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
 }
 
 int Run() {
+  // Taken by sigwait below: blocked before any thread starts (gRPC's, the
+  // dataplane's), which would inherit an open mask and die of them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   const std::string node = NodeName();
   auto dataplane = MakeDataplane();
   if (!dataplane.ok()) {
     std::fprintf(stderr, "atoll-agent: %s\n", dataplane.status().ToString().c_str());
     return 1;
   }
-
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   absl::StatusOr<uint32_t> mtu = PodMtu();
   if (!mtu.ok()) {

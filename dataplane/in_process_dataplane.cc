@@ -204,7 +204,8 @@ absl::Status InProcessDataplane::ApplySteps(const Update& update, std::vector<Un
     }
   }
 
-  if (update.set_node_addresses) {
+  // A full sync's node addresses are all there are, listed or not.
+  if (update.set_node_addresses || update.full_sync) {
     undo.push_back({UndoStep::NodeAddressesWere{node_addresses_}});
     node_addresses_ = update.node_addresses;
     services_.SetNodeAddresses(node_addresses_);

@@ -134,6 +134,8 @@ TEST(InProcessDataplane, AFullSyncRemovesWhatItDoesNotList) {
   before.upsert_routes = {{Prefix("198.19.0.64/26"), 7, "h2", Addr("198.18.0.2")},
                           {Prefix("198.19.1.64/26"), 8, "h2", Addr("198.18.0.2")}};
   before.upsert_pod_ports = {web, gone};
+  before.set_node_addresses = true;
+  before.node_addresses = {Addr("198.18.0.11")};
   ASSERT_TRUE(dp->Apply(before).ok());
 
   // Pod ports have a full sync of their own (the CNI server's restored pods):
@@ -151,6 +153,7 @@ TEST(InProcessDataplane, AFullSyncRemovesWhatItDoesNotList) {
   EXPECT_EQ(p.segments[0].name, "shop");
   EXPECT_THAT(p.routes, ElementsAre(before.upsert_routes[0]));
   EXPECT_THAT(p.pod_ports, ElementsAre(web, gone));
+  EXPECT_THAT(p.node_addresses, IsEmpty()) << "a full sync lists every node address";
 
   Update restored;
   restored.full_sync_pod_ports = true;

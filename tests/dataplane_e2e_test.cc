@@ -12,6 +12,8 @@
 // Knobs, in the environment:
 //   ATOLL_E2E_DATAPLANE=ebpf|dpdk|in-process  the agents' --dataplane (default ebpf)
 //   ATOLL_E2E_AGENT_ARGS="--flag=v ..."   more agent flags
+//   ATOLL_DPDKD=PATH                      atoll-dpdkd, for the dpdk dataplane
+//   ATOLL_E2E_DPDKD_ARGS="--flag=v ..."   more atoll-dpdkd flags (--lcores=...)
 //   ATOLL_E2E_LOG_DIR=DIR                 keep the controller's and agents' logs
 //                                         (outside /tmp, which is the test's own)
 //   ATOLL_E2E_HOLD_ON_FAILURE=SECONDS     after a failed test, print how to enter
@@ -820,7 +822,6 @@ TEST_F(DataplaneTest, ARestartedDpdkDataplaneIsProgrammedWholeAgain) {
   const pid_t old_agent = h(1).agent->pid();
   ASSERT_OK(bed().RestartDpdkd(h(1)));
   EXPECT_NE(h(1).agent->pid(), old_agent);
-  EXPECT_THAT(h(1).agent->LogTail(50), ::testing::HasSubstr("atoll-dpdkd restarted"));
   absl::StatusOr<std::map<std::string, int>> spread =
       Spread(kSpreadRequests, [&] { return TcpRequest(*client->netns, vip, kServicePort); });
   ASSERT_TRUE(spread.ok()) << "through " << vip

@@ -998,8 +998,14 @@ absl::Status TestBed::StartDpdkd(Host& host) {
                           options_.log_dir / (host.name + "-dpdkd.log"));
   if (!p.ok()) return p.status();
   host.dpdkd = *std::move(p);
-  auto stub = dataplane::v1::Dataplane::NewStub(
-      grpc::CreateChannel("unix:" + socket.string(), grpc::InsecureChannelCredentials()));
+  // Reconnecting within milliseconds: the socket may be a killed one's until
+  // the new process replaces it.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
+  auto stub = dataplane::v1::Dataplane::NewStub(grpc::CreateCustomChannel(
+      "unix:" + socket.string(), grpc::InsecureChannelCredentials(), args));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline && host.dpdkd->Running()) {
     grpc::ClientContext ctx;
@@ -1023,10 +1029,10 @@ absl::Status TestBed::RestartDpdkd(Host& host) {
   while (host.agent && host.agent->Running() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (host.agent && host.agent->Running()) {
+  if (host.agent && host.agent->Describe() != "exited with status 3") {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the agent of ", host.name, " kept running on a restarted atoll-dpdkd; its log:\n",
-        host.agent->LogTail()));
+        "the agent of ", host.name, " on a restarted atoll-dpdkd ", host.agent->Describe(),
+        " (not 3, the status it exits with then); its log:\n", host.agent->LogTail()));
   }
   return StartAgent(host);
 }

@@ -136,6 +136,7 @@ class Agent {
                                                       const std::filesystem::path& log);
   pid_t pid() const { return process_->pid(); }
   bool Running() { return process_->Running(); }
+  std::string Describe() { return process_->Describe(); }  // "exited with status 3"
   int Stop(int sig = SIGTERM) { return process_->Stop(sig); }
   std::string LogTail(size_t lines = 20) const { return process_->LogTail(lines); }
   absl::StatusOr<api::AgentStateResponse> State();

@@ -16,17 +16,20 @@ grpc::Status DataplaneService::Apply(grpc::ServerContext*, const v1::Update* req
                                      v1::ApplyResponse*) {
   absl::StatusOr<Update> update = FromWire(*request);
   if (!update.ok()) return ToGrpcStatus(update.status());
+  std::lock_guard lock(mu_);
   return ToGrpcStatus(dataplane_.Apply(*update));
 }
 
 grpc::Status DataplaneService::Dump(grpc::ServerContext*, const v1::DumpRequest*,
                                     v1::Programmed* response) {
+  std::lock_guard lock(mu_);
   *response = ToWire(dataplane_.Dump());
   return grpc::Status::OK;
 }
 
 grpc::Status DataplaneService::Counters(grpc::ServerContext*, const v1::CountersRequest*,
                                         v1::CountersResponse* response) {
+  std::lock_guard lock(mu_);
   ToWire(dataplane_.Drops(), response->mutable_drops());
   ToWire(dataplane_.Packets(), response->mutable_packets());
   return grpc::Status::OK;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 
 #include "dataplane.grpc.pb.h"
 #include "dataplane/dataplane.h"
@@ -25,7 +26,9 @@ class DataplaneService final : public v1::Dataplane::Service {
                         v1::DescribeResponse* response) override;
 
  private:
-  Dataplane& dataplane_;  // thread-safe, as every backend's Apply and Dump are
+  // gRPC calls in from several threads; a backend need not be thread-safe.
+  std::mutex mu_;
+  Dataplane& dataplane_;
   uint64_t instance_;
 };
 

@@ -10,10 +10,6 @@
 namespace atl::dataplane {
 namespace {
 
-// An Apply may attach AF_XDP ports and wait for the workers to walk their
-// flow tables (pods that left): seconds, not milliseconds. Past this the
-// process is taken to be stuck.
-constexpr std::chrono::seconds kApplyDeadline(120);
 constexpr std::chrono::seconds kReadDeadline(10);
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& socket) {
@@ -29,7 +25,8 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& socket) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RemoteDataplane>> RemoteDataplane::Connect(
-    const std::string& socket, std::chrono::milliseconds wait) {
+    const std::string& socket, std::chrono::milliseconds wait,
+    std::chrono::milliseconds apply_deadline) {
   grpc::ChannelArguments args;
   // A full sync of 100,000 frontends, and its Dump, are tens of megabytes;
   // the socket is this host's root's alone.
@@ -39,9 +36,11 @@ absl::StatusOr<std::unique_ptr<RemoteDataplane>> RemoteDataplane::Connect(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  std::unique_ptr<RemoteDataplane> dp(new RemoteDataplane(
-      socket, v1::Dataplane::NewStub(grpc::CreateCustomChannel(
-                  "unix:" + socket, grpc::InsecureChannelCredentials(), args))));
+  std::unique_ptr<RemoteDataplane> dp(
+      new RemoteDataplane(socket,
+                          v1::Dataplane::NewStub(grpc::CreateCustomChannel(
+                              "unix:" + socket, grpc::InsecureChannelCredentials(), args)),
+                          apply_deadline));
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);
   ctx.set_deadline(std::chrono::system_clock::now() + wait);
@@ -66,9 +65,14 @@ RemoteDataplane::~RemoteDataplane() {
   if (watcher_.joinable()) watcher_.join();
 }
 
-void RemoteDataplane::WatchForRestart(std::function<void(int64_t pid)> restarted,
-                                      std::chrono::milliseconds period) {
-  watcher_ = std::thread([this, restarted = std::move(restarted), period] {
+void RemoteDataplane::OnDiverged(std::function<void(const std::string& why)> diverged,
+                                 std::chrono::milliseconds period) {
+  if (watcher_.joinable()) {
+    std::fprintf(stderr, "RemoteDataplane::OnDiverged: set already; this one is ignored\n");
+    return;
+  }
+  diverged_ = std::move(diverged);
+  watcher_ = std::thread([this, period] {
     for (;;) {
       {
         std::unique_lock lock(watch_mu_);
@@ -79,18 +83,28 @@ void RemoteDataplane::WatchForRestart(std::function<void(int64_t pid)> restarted
       v1::DescribeResponse described;
       if (!stub_->Describe(&ctx, v1::DescribeRequest(), &described).ok()) continue;
       if (described.instance() != instance_) {
-        restarted(described.pid());
+        Diverged(absl::StrCat("the dataplane on unix:", socket_, " restarted (pid ",
+                              described.pid(), ", was ", pid_, ") and holds nothing it was sent"));
         return;
       }
     }
   });
 }
 
+void RemoteDataplane::Diverged(const std::string& why) {
+  if (diverged_ && !told_.exchange(true)) diverged_(why);
+}
+
 absl::Status RemoteDataplane::Apply(const Update& update) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kApplyDeadline);
+  ctx.set_deadline(std::chrono::system_clock::now() + apply_deadline_);
   v1::ApplyResponse response;
-  return FromGrpc(stub_->Apply(&ctx, ToWire(update), &response), socket_);
+  absl::Status applied = FromGrpc(stub_->Apply(&ctx, ToWire(update), &response), socket_);
+  if (absl::IsDeadlineExceeded(applied)) {
+    Diverged(absl::StrCat("an update to the dataplane on unix:", socket_, " took over ",
+                          apply_deadline_.count(), " ms and may yet be applied"));
+  }
+  return applied;
 }
 
 Programmed RemoteDataplane::Dump() const {

@@ -6,6 +6,7 @@
 // is away).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -23,10 +24,16 @@ namespace atl::dataplane {
 
 class RemoteDataplane final : public Dataplane {
  public:
+  // An Apply may attach AF_XDP ports and wait for the workers to walk their
+  // flow tables (pods that left): seconds, not milliseconds. Past this the
+  // process is taken to be stuck.
+  static constexpr std::chrono::milliseconds kApplyDeadline = std::chrono::seconds(120);
+
   // The dataplane serving on `socket`, waited for up to `wait` (it may be
   // starting too); UNAVAILABLE, naming the socket, when none answers.
-  static absl::StatusOr<std::unique_ptr<RemoteDataplane>> Connect(const std::string& socket,
-                                                                  std::chrono::milliseconds wait);
+  static absl::StatusOr<std::unique_ptr<RemoteDataplane>> Connect(
+      const std::string& socket, std::chrono::milliseconds wait,
+      std::chrono::milliseconds apply_deadline = kApplyDeadline);
 
   // The remote backend's own errors keep their codes; UNAVAILABLE when its
   // process is not there (it holds what it held, or is gone with it).
@@ -40,27 +47,35 @@ class RemoteDataplane final : public Dataplane {
   // The dataplane's process, which outlives agents.
   int64_t pid() const { return pid_; }
 
-  // Calls `restarted` once, from a thread of its own, with the new process's
-  // pid, when the process answering on the socket is no longer the one
-  // Connect found: it holds nothing this one was sent, and only a full sync
-  // (a restarted agent's) programs it whole again. Looks every `period`; a
-  // process that does not answer is waited for.
-  void WatchForRestart(std::function<void(int64_t pid)> restarted,
-                       std::chrono::milliseconds period = std::chrono::milliseconds(500));
+  // Calls `diverged` once, saying why, when what the dataplane holds may no
+  // longer be what it was sent through this object, which only a full sync
+  // (a restarted agent's) puts right: the process answering on the socket
+  // is not the one Connect found (it restarted and holds nothing; looked
+  // for every `period`, from a thread of its own, a silent process waited
+  // for), or an Apply passed its deadline (the process may still apply it;
+  // from Apply's caller). Once per object.
+  void OnDiverged(std::function<void(const std::string& why)> diverged,
+                  std::chrono::milliseconds period = std::chrono::milliseconds(500));
   ~RemoteDataplane() override;
 
  private:
-  RemoteDataplane(std::string socket, std::unique_ptr<v1::Dataplane::Stub> stub)
-      : socket_(std::move(socket)), stub_(std::move(stub)) {}
+  RemoteDataplane(std::string socket, std::unique_ptr<v1::Dataplane::Stub> stub,
+                  std::chrono::milliseconds apply_deadline)
+      : socket_(std::move(socket)), stub_(std::move(stub)), apply_deadline_(apply_deadline) {}
   // Both counter lists; empty, said on stderr, when the process does not answer.
   v1::CountersResponse FetchCounters() const;
+  // Calls OnDiverged's function, the first time only.
+  void Diverged(const std::string& why);
 
   std::string socket_;
   std::unique_ptr<v1::Dataplane::Stub> stub_;
+  std::chrono::milliseconds apply_deadline_;
   std::string name_;
   int64_t pid_ = 0;
   uint64_t instance_ = 0;
-  // WatchForRestart's thread, told to stop by the destructor.
+  // OnDiverged's function and its watching thread, told to stop by the destructor.
+  std::function<void(const std::string& why)> diverged_;
+  std::atomic<bool> told_{false};
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool stopping_ = false;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
 #include "dataplane/daemon/dataplane_service.h"
 #include "dataplane/daemon/wire.h"
 #include "dataplane/in_process_dataplane.h"
@@ -275,11 +277,11 @@ TEST_F(RemoteDataplaneTest, ARestartedProcessIsToldFromTheSameOneBack) {
   ASSERT_TRUE(remote.ok()) << remote.status();
   std::mutex mu;
   std::condition_variable cv;
-  std::optional<int64_t> restarted;
-  (*remote)->WatchForRestart(
-      [&](int64_t pid) {
+  std::optional<std::string> restarted;
+  (*remote)->OnDiverged(
+      [&](const std::string& why) {
         std::lock_guard lock(mu);
-        restarted = pid;
+        restarted = why;
         cv.notify_all();
       },
       std::chrono::milliseconds(50));
@@ -297,10 +299,45 @@ TEST_F(RemoteDataplaneTest, ARestartedProcessIsToldFromTheSameOneBack) {
   Serve(another);
   lock.lock();
   EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return restarted.has_value(); }));
-  EXPECT_EQ(restarted, getpid());
+  EXPECT_THAT(restarted.value_or(""), HasSubstr(absl::StrCat("restarted (pid ", getpid())));
   lock.unlock();
   server_->Shutdown();
   server_.reset();
+}
+
+// A backend that takes its time over an update, and applies it anyway.
+class SlowDataplane final : public Dataplane {
+ public:
+  absl::Status Apply(const Update&) override {
+    usleep(400 * 1000);
+    ++applied;
+    return absl::OkStatus();
+  }
+  Programmed Dump() const override { return {}; }
+  std::string_view name() const override { return "slow"; }
+  std::atomic<int> applied{0};
+};
+
+// Past its deadline an update may still be applied: the agent cannot tell
+// what the dataplane holds, and hears so.
+TEST_F(RemoteDataplaneTest, AnUpdatePastItsDeadlineDiverges) {
+  server_->Shutdown();
+  SlowDataplane slow;
+  DataplaneService service(slow, kInstance);
+  Serve(service);
+  auto remote =
+      RemoteDataplane::Connect(socket_, std::chrono::seconds(5), std::chrono::milliseconds(100));
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  std::vector<std::string> told;
+  (*remote)->OnDiverged([&](const std::string& why) { told.push_back(why); },
+                        std::chrono::seconds(60));
+  EXPECT_EQ((*remote)->Apply(Update{}).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ((*remote)->Apply(Update{}).code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(told.size(), 1u) << "told once";
+  EXPECT_THAT(told[0], HasSubstr("took over 100 ms and may yet be applied"));
+  server_->Shutdown();  // waits for the calls in flight
+  server_.reset();
+  EXPECT_EQ(slow.applied, 2);
 }
 
 }  // namespace

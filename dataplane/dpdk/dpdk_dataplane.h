@@ -103,7 +103,7 @@ class DpdkDataplane final : public Dataplane {
     std::string uplink;
     std::string tap = "atl-host";
     std::string lcores = "0-1";
-    std::string file_prefix = "atoll";  // the EAL's run files, one per agent
+    std::string file_prefix = "atoll";  // the EAL's run files, one per process on a machine
     std::vector<std::string> extra_eal_args;
     uint32_t idle_sleep_us = 200;
   };

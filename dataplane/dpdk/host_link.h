@@ -6,7 +6,7 @@
 // own connections) and drains onto the uplink. The host's routes through the
 // uplink are put in front of through the TAP. The uplink keeps its addresses
 // and routes, so that the host's network is whole again as soon as the TAP
-// is gone (the agent stopped or killed).
+// is gone (atoll-dpdkd stopped or killed).
 #pragma once
 
 #include <linux/ethtool.h>
