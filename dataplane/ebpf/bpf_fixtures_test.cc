@@ -633,6 +633,23 @@ TEST(BpfFixturesTest, APodGoneWhileTheAgentWasAwayLeavesNoFlows) {
   EXPECT_EQ(entries_of_client(), 2) << "a pod still there keeps its flows";
 }
 
+// A full sync (a restarted agent's first snapshot) lists every node address:
+// one the maps held from before and it does not list goes, also when the
+// update does not say set_node_addresses.
+TEST(BpfFixturesTest, AFullSyncListsEveryNodeAddress) {
+  Update state = ClientAndRemoteBlock("ctn");
+  state.set_node_addresses = true;
+  state.node_addresses = {*lb::IpAddr::Parse("198.18.0.11")};
+  std::unique_ptr<Host> host = Host::Make("fxn", state);
+  ASSERT_NE(host, nullptr);
+  ASSERT_EQ(host->dataplane().Dump().node_addresses.size(), 1u);
+
+  Update snapshot = ClientAndRemoteBlock("ctn");
+  snapshot.full_sync = true;
+  ASSERT_TRUE(host->Restart(snapshot));
+  EXPECT_TRUE(host->dataplane().Dump().node_addresses.empty());
+}
+
 }  // namespace
 }  // namespace atl::dataplane
 

@@ -581,7 +581,8 @@ absl::Status EbpfDataplane::Apply(const Update& update) {
     }
   }
 
-  if (update.set_node_addresses) {
+  // A full sync's node addresses are all there are, listed or not.
+  if (update.set_node_addresses || update.full_sync) {
     const uint8_t yes = 1;
     for (const lb::IpAddr& a : node_addresses_) {
       if (std::find(update.node_addresses.begin(), update.node_addresses.end(), a) ==
