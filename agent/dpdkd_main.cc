@@ -51,17 +51,13 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  DpdkDataplane::HostOptions host;
-  host.uplink = absl::GetFlag(FLAGS_uplink);
-  if (host.uplink.empty()) {
-    absl::StatusOr<std::string> uplink = agent::DefaultRouteInterface();
-    if (!uplink.ok()) {
-      std::fprintf(stderr, "atoll-dpdkd: --uplink not given and %s\n",
-                   std::string(uplink.status().message()).c_str());
-      return 1;
-    }
-    host.uplink = *uplink;
+  absl::StatusOr<std::string> uplink = agent::UplinkInterface(absl::GetFlag(FLAGS_uplink));
+  if (!uplink.ok()) {
+    std::fprintf(stderr, "atoll-dpdkd: %s\n", std::string(uplink.status().message()).c_str());
+    return 1;
   }
+  DpdkDataplane::HostOptions host;
+  host.uplink = *uplink;
   host.tap = absl::GetFlag(FLAGS_tap);
   host.lcores = absl::GetFlag(FLAGS_lcores);
   host.file_prefix = absl::GetFlag(FLAGS_file_prefix);

@@ -105,19 +105,6 @@ std::string NodeName() {
   return host;
 }
 
-#ifdef ATOLL_HAVE_EBPF
-// The underlay interface: --uplink, else the one the default route leaves by.
-absl::StatusOr<std::string> Uplink() {
-  if (std::string uplink = absl::GetFlag(FLAGS_uplink); !uplink.empty()) return uplink;
-  absl::StatusOr<std::string> uplink = DefaultRouteInterface();
-  if (!uplink.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--uplink not given and ", uplink.status().message()));
-  }
-  return uplink;
-}
-#endif
-
 absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
   const std::string kind = absl::GetFlag(FLAGS_dataplane);
   if (kind == "in-process") {
@@ -129,7 +116,7 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
   if (kind == "ebpf") {
     dataplane::EbpfDataplane::Options options;
     options.pin_dir = absl::GetFlag(FLAGS_bpf_pin_dir);
-    ATL_ASSIGN_OR_RETURN(options.uplink, Uplink());
+    ATL_ASSIGN_OR_RETURN(options.uplink, UplinkInterface(absl::GetFlag(FLAGS_uplink)));
     // A host agent mounts the BPF file system where it is missing, as
     // systemd does at boot on most distributions.
     if (absl::Status s = EnsureBpfFs(options.pin_dir); !s.ok()) return s;

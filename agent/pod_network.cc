@@ -1139,6 +1139,16 @@ absl::StatusOr<std::string> DefaultRouteInterface() {
   return std::string(name);
 }
 
+absl::StatusOr<std::string> UplinkInterface(const std::string& given) {
+  if (!given.empty()) return given;
+  absl::StatusOr<std::string> uplink = DefaultRouteInterface();
+  if (!uplink.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--uplink not given and ", uplink.status().message()));
+  }
+  return uplink;
+}
+
 absl::StatusOr<uint32_t> DefaultRouteMtu() {
   absl::StatusOr<Socket> socket = Socket::Open();
   if (!socket.ok()) return socket.status();

@@ -128,4 +128,9 @@ absl::StatusOr<uint32_t> DefaultRouteMtu();
 // multipath route): the host's uplink. NOT_FOUND when there is no default route.
 absl::StatusOr<std::string> DefaultRouteInterface();
 
+// The host's uplink for a dataplane: `given` (an --uplink flag) when not
+// empty, else DefaultRouteInterface(); FAILED_PRECONDITION saying so when
+// neither names one.
+absl::StatusOr<std::string> UplinkInterface(const std::string& given);
+
 }  // namespace atl::agent
