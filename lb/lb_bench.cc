@@ -1,7 +1,7 @@
 // Benchmarks of the lb core (suite bench): Maglev build time, balance and
-// disruption, and the per-packet cost of the packet path with 1, 10k and 100k
-// services and 1M live flows. Figures go to perf/RESULTS.md; nothing here
-// passes or fails on time.
+// disruption, the per-packet cost of the packet path with 1, 10k and 100k
+// services and 1M live flows, and what a random read of memory costs.
+// Figures go to perf/RESULTS.md; nothing here passes or fails on time.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "lb/maglev.h"
 #include "lb/nat.h"
 #include "lb/packet_builder.h"
+#include "lb/table_memory.h"
 #include "lb/worker.h"
 
 namespace atl::lb {
@@ -322,6 +323,41 @@ void BM_NewFlow(benchmark::State& state) {
   CountPackets(state, static_cast<double>(state.iterations() * kBurst));
 }
 BENCHMARK(BM_NewFlow)->Arg(1)->Arg(10000)->Arg(100000);
+
+// Memory as this machine sees it, the yardstick for what a table costs once
+// it outgrows a cache: reads of random cache lines over `MiB` of memory in
+// transparent huge pages, in `chains` independent pointer chases (1: each
+// read waits for the one before, a miss's latency; 8: as many as a core
+// keeps in flight, its throughput). Time per line read.
+void BM_RandomLineRead(benchmark::State& state) {
+  const size_t lines = static_cast<size_t>(state.range(0)) << 20 >> 6;
+  const auto chains = static_cast<size_t>(state.range(1));
+  struct alignas(64) Line {
+    uint64_t next;
+  };
+  TableArray<Line> memory(lines);
+  // One random cycle through every line, so that no read repeats before all have been.
+  std::vector<uint32_t> order(lines);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(1));
+  for (size_t i = 0; i < lines; ++i) memory[order[i]].next = order[(i + 1) % lines];
+  std::vector<uint64_t> at(chains);
+  for (size_t c = 0; c < chains; ++c) at[c] = order[c * (lines / chains)];
+  constexpr size_t kReads = 4096;
+  for (auto _ : state) {
+    for (size_t r = 0; r < kReads / chains; ++r) {
+      for (size_t c = 0; c < chains; ++c) at[c] = memory[at[c]].next;
+    }
+    benchmark::DoNotOptimize(at.data());
+  }
+  state.counters["ns_per_line"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kReads),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_RandomLineRead)
+    ->ArgsProduct({{1, 4, 8, 16, 24, 32, 64, 256}, {1, 8}})
+    ->ArgNames({"MiB", "chains"})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace atl::lb
