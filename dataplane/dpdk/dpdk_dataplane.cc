@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -299,6 +300,29 @@ struct alignas(64) DpdkDataplane::Worker {
   uint64_t own_ports = 0;
   bool own_ports_known = false;
   uint16_t own_ports_uplink = kNoPort;
+  // Frames between workers, by the port each came in on (m->port) and by
+  // the port it is to leave on when it is handed over only to be sent: those
+  // this worker put into inboxes (counted before they go in) and those it
+  // took out of its own (counted as they come out). A pod's port and its
+  // pool of mbufs go only once none is left on the way (AwaitHandoffs).
+  static constexpr size_t kPortSlots = RTE_MAX_ETHPORTS + 1;  // the last: any other
+  struct HandoffCounts {
+    std::array<std::atomic<uint64_t>, kPortSlots> from{};
+    std::array<std::atomic<uint64_t>, kPortSlots> to{};
+  };
+  HandoffCounts handed;
+  HandoffCounts taken;
+  // Single writer: a relaxed load and a releasing store, no locked
+  // instruction; the store orders a frame's count before the enqueue that
+  // hands it over, and the dequeue that takes it before its `taken` count.
+  static void Count(HandoffCounts& counts, const rte_mbuf* m, uint16_t tx_port) {
+    const auto bump = [](std::atomic<uint64_t>& c) {
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    };
+    bump(counts.from[std::min<size_t>(m->port, kPortSlots - 1)]);
+    if (tx_port != kNoPort) bump(counts.to[std::min<size_t>(tx_port, kPortSlots - 1)]);
+  }
+
   // Load, read by the control thread.
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> busy_cycles{0};
@@ -375,9 +399,11 @@ struct alignas(64) DpdkDataplane::Worker {
   }
   void FlushHandoff(uint16_t worker) {
     Pending& q = handoff[worker];
+    for (uint16_t i = 0; i < q.n; ++i) Count(handed, q.pkts[i], *dataplane->TxPortOf(q.pkts[i]));
     const unsigned queued = rte_ring_enqueue_burst(dataplane->workers_[worker]->inbox,
                                                    reinterpret_cast<void**>(q.pkts), q.n, nullptr);
     for (unsigned i = queued; i < q.n; ++i) {
+      Count(taken, q.pkts[i], *dataplane->TxPortOf(q.pkts[i]));  // never on the way
       rte_pktmbuf_free(q.pkts[i]);
       pipeline->CountDrop(DropReason::kHandoffFull);
     }
@@ -444,6 +470,7 @@ struct alignas(64) DpdkDataplane::Worker {
     uint16_t owned = 0;
     for (unsigned i = 0; i < n; ++i) {
       const uint16_t port = *dataplane->TxPortOf(pkts[i]);
+      Count(taken, pkts[i], port);
       if (port != kNoPort) {
         Send(port, pkts[i]);
       } else {
@@ -716,13 +743,42 @@ absl::Status DpdkDataplane::Apply(const Update& update) {
     return applied;
   }
   port_of_ = std::move(port_of);
-  // No worker polls a removed port any more: both tables have lost it.
-  for (uint16_t port : detach) options_.detach_pod(port);
+  // No worker polls a removed port any more, nor sends to it: both tables
+  // have lost it. What it received may still be on its way between workers.
+  for (uint16_t port : detach) {
+    AwaitHandoffs(port);
+    options_.detach_pod(port);
+  }
   // Not an address another pod holds now.
   const HostTables& after = *published_.load(std::memory_order_acquire);
   std::erase_if(departed, [&](const lb::IpAddr& a) { return after.PodByAddr(Be32(a)) != nullptr; });
   ForgetFlowsOf(departed);
   return absl::OkStatus();
+}
+
+void DpdkDataplane::AwaitHandoffs(uint16_t port) {
+  if (workers_.size() < 2) return;
+  const size_t slot = std::min<size_t>(port, Worker::kPortSlots - 1);
+  const auto sum = [&](Worker::HandoffCounts Worker::*counts) {
+    uint64_t from = 0;
+    uint64_t to = 0;
+    for (const auto& w : workers_) {
+      from += ((*w).*counts).from[slot].load(std::memory_order_acquire);
+      to += ((*w).*counts).to[slot].load(std::memory_order_acquire);
+    }
+    return std::make_pair(from, to);
+  };
+  while (!stop_.load(std::memory_order_relaxed)) {
+    // `taken` first: a frame is counted handed before it can be taken, so
+    // equal sums mean that when `taken` was read, no frame was in an inbox
+    // or about to enter one.
+    const auto took = sum(&Worker::taken);
+    const auto handed = sum(&Worker::handed);
+    // A worker may be in the middle of a frame it took; within that round
+    // it sends the frame, frees it or hands it on, which `handed` would show.
+    rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+    if (took == handed && sum(&Worker::handed) == handed) return;
+  }
 }
 
 void DpdkDataplane::ForgetFlowsOf(const std::vector<lb::IpAddr>& addrs) {

@@ -157,6 +157,10 @@ class DpdkDataplane final : public Dataplane {
   // Has every worker remove the flows with an end at one of `addrs` (pods
   // that left, or addresses new pods take) and waits until they have.
   void ForgetFlowsOf(const std::vector<lb::IpAddr>& addrs);
+  // Waits until no frame that came in on `port`, or is to leave on it, is on
+  // its way from one worker to another: until then its mbufs' pool and its
+  // port id must stay. Once no worker polls the port or sends to it.
+  void AwaitHandoffs(uint16_t port);
 
   // Keeps the workers' underlay MACs in step with the host's neighbour table.
   void FollowNeighbours();

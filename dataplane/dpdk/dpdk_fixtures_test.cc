@@ -5,13 +5,16 @@
 // counter that moved), and the frame must be the bytes the eBPF programs give,
 // with one worker and with two (where a flow's frames cross between workers).
 #include <gtest/gtest.h>
+#include <rte_errno.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -109,7 +112,9 @@ class Host {
       if (it == self->pods_.end()) return absl::NotFoundError(p.host_ifname);
       return it->second.id;
     };
-    options.detach_pod = [](uint16_t) {};
+    options.detach_pod = [self](uint16_t port) {
+      if (self->on_detach_) self->on_detach_(port);
+    };
     absl::StatusOr<std::unique_ptr<DpdkDataplane>> dp = DpdkDataplane::Create(std::move(options));
     if (!dp.ok()) {
       ADD_FAILURE() << dp.status();
@@ -125,6 +130,20 @@ class Host {
 
   DpdkDataplane& dataplane() { return *dataplane_; }
   const RingPort& pod(const std::string& ifname) { return pods_.at(ifname); }
+  // Called where a real port would be closed and its mbuf pool freed.
+  void OnDetach(std::function<void(uint16_t port)> f) { on_detach_ = std::move(f); }
+  // Takes every frame the ports sent: `f` sees each before it is freed.
+  void TakeSent(const std::function<void(rte_mbuf*)>& f) {
+    std::vector<const RingPort*> ports = {&uplink_, &host_};
+    for (const auto& [name, p] : pods_) ports.push_back(&p);
+    for (const RingPort* p : ports) {
+      void* sent;
+      while (rte_ring_dequeue(p->tx, &sent) == 0) {
+        f(static_cast<rte_mbuf*>(sent));
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(sent));
+      }
+    }
+  }
 
   uint64_t Drops(const std::string& reason) const {
     for (const auto& [name, n] : dataplane_->Drops()) {
@@ -228,6 +247,7 @@ class Host {
   RingPort uplink_;
   RingPort host_;
   std::map<std::string, RingPort> pods_;
+  std::function<void(uint16_t)> on_detach_;
   std::unique_ptr<DpdkDataplane> dataplane_;
 };
 
@@ -627,6 +647,81 @@ TEST_P(DpdkFixturesTest, SessionAffinityHoldsAcrossWorkers) {
   EXPECT_EQ(host->Send(host->pod("p2"), syn(first)).port, maglev[first]);
   EXPECT_EQ(host->Send(host->pod("p2"), syn(second)).port, maglev[first])
       << "the client's second flow keeps its first backend";
+}
+
+// A pod's port goes, with the pool its frames were received into, only
+// once none of them is left anywhere in the dataplane: with two workers,
+// most of them cross from one to the other (to the flow's owner, or to the
+// worker that sends on the destination's port), and a frame still in a
+// worker's inbox when its pool is freed would be written after the free.
+TEST_P(DpdkFixturesTest, APodsPortGoesOnlyWhenNoneOfItsFramesIsLeft) {
+  std::unique_ptr<Host> host = Host::Make(WebState({"198.19.0.3"}), GetParam());
+  ASSERT_NE(host, nullptr);
+  const RingPort& p2 = host->pod("p2");
+  // The pool of p2's frames alone, as an AF_XDP port has; no per-lcore cache,
+  // so that every mbuf freed is counted as free at once.
+  rte_mempool* pool = rte_pktmbuf_pool_create(("p2_pool_" + std::to_string(p2.id)).c_str(), 1023, 0,
+                                              0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  ASSERT_NE(pool, nullptr) << rte_strerror(rte_errno);
+  // p2 sends UDP to p3 from many ports, so that with two workers the flows
+  // are owned by both and frames cross, until its port goes.
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    const lb::MacAddr p2_mac = {0x0a, 0x58, 198, 19, 0, 2};
+    for (uint32_t i = 0; !stop.load(); ++i) {
+      const std::vector<uint8_t> frame = lb::PacketBuilder()
+                                             .Ethernet(p2_mac, kRouterMac)
+                                             .Ip("198.19.0.2", "198.19.0.3")
+                                             .Udp(static_cast<uint16_t>(30000 + i % 256), 53)
+                                             .Build();
+      rte_mbuf* m = rte_pktmbuf_alloc(pool);
+      if (m == nullptr) {
+        std::this_thread::yield();
+        continue;
+      }
+      std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                  frame.size());
+      m->port = p2.id;  // as a NIC's or AF_XDP's driver says where it was received
+      if (rte_ring_enqueue(p2.rx, m) != 0) {
+        rte_pktmbuf_free(m);
+        std::this_thread::yield();
+      }
+    }
+  });
+  int checked = 0;
+  host->OnDetach([&](uint16_t port) {
+    if (port != p2.id) return;
+    ++checked;
+    stop = true;
+    feeder.join();
+    host->TakeSent([](rte_mbuf*) {});
+    // What p2 had not received yet stays on its RX ring; nothing else of
+    // its pool may be in use.
+    EXPECT_EQ(rte_mempool_in_use_count(pool), rte_ring_count(p2.rx))
+        << "frames of a removed port are still on their way";
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (host->dataplane().Stats().packets < 2000 && std::chrono::steady_clock::now() < deadline) {
+    host->TakeSent([](rte_mbuf*) {});
+  }
+  if (GetParam() > 1) {
+    EXPECT_GT(host->dataplane().Stats().handed_off, 0u) << "no frame crossed between workers";
+  }
+  // Gone while its frames go through.
+  Update remove;
+  remove.remove_pod_ports = {"p2"};
+  const absl::Status removed = host->dataplane().Apply(remove);
+  if (feeder.joinable()) {
+    stop = true;
+    feeder.join();
+  }
+  ASSERT_TRUE(removed.ok()) << removed;
+  EXPECT_EQ(checked, 1);
+  host->TakeSent([](rte_mbuf*) {});
+  void* left;
+  while (rte_ring_dequeue(p2.rx, &left) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(left));
+  EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
+  rte_mempool_free(pool);
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, DpdkFixturesTest, ::testing::Values(1u, 2u),
