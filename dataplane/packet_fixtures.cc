@@ -168,6 +168,20 @@ std::vector<Step> HostSteps() {
                                     FromPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()),
                             "pa1", ToPod(kPo1, kPa1).Tcp(80, 40001, kTcpSyn | kTcpAck).Build()));
 
+  // DESIGN.md "Isolation": pods accept the host they run on, which reaches
+  // them through their veths; their side of it (an answer, or a connection
+  // of their own to the host) goes to the host stack untranslated. The
+  // Ethernet header it arrives with is each backend's (the veth's stack
+  // told to take it, the exception path's MAC), so `out` is not compared.
+  const auto to_host = [](std::string name, const char* ifname, const char* pod) {
+    Step s = PodStep(std::move(name), ifname,
+                     FromPod(pod, "198.18.0.11").Tcp(10250, 45000, kTcpSyn | kTcpAck).Build());
+    s.verdict = Verdict::kPass;
+    return s;
+  };
+  steps.push_back(to_host("an isolated pod answers its own host", "pb1", kPb1));
+  steps.push_back(to_host("so does one of another isolated segment", "pa1", kPa1));
+
   steps.push_back(Delivered(PodStep("a ClusterIP is translated to its backend", "pa1",
                                     FromPod(kPa1, "198.18.64.10").Tcp(40002, 80, kTcpSyn).Build()),
                             "pa2", ToPod(kPa1, kPa2).Tcp(40002, 8080, kTcpSyn).Build()));

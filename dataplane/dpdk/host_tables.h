@@ -210,9 +210,7 @@ class HostTables {
   const ServiceEntry* ServiceOf(uint32_t addr, uint16_t port, lb::IpProto proto,
                                 lb::Scope scope) const {
     if (const ServiceEntry* e = FindService(ServiceKey(addr, port, proto, scope))) return e;
-    if (std::find(node_addrs_.begin(), node_addrs_.end(), addr) == node_addrs_.end()) {
-      return nullptr;
-    }
+    if (!IsNodeAddress(addr)) return nullptr;
     return FindService(ServiceKey(0, port, proto, scope));
   }
   // Starts loading the entry ServiceOf finds for an exact frontend.
@@ -221,6 +219,9 @@ class HostTables {
     lb::Prefetch(e);
   }
   uint32_t node_addr() const { return node_addr_; }  // network order; 0: none yet
+  bool IsNodeAddress(uint32_t addr) const {
+    return std::find(node_addrs_.begin(), node_addrs_.end(), addr) != node_addrs_.end();
+  }
   // Other hosts' underlay addresses (network order), whose MACs encap needs.
   const std::vector<uint32_t>& underlays() const { return underlays_; }
   // The DPDK ports of the pods, for the workers to poll.

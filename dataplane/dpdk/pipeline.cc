@@ -446,6 +446,12 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
       chosen = *pick;
     } else if (origin == Origin::kUplink) {
       return Go(Next::kHost);  // the host's own traffic
+    } else if (t.IsNodeAddress(Be32(key.dst))) {
+      // A pod reaching its own host, or answering it (the host reaches its
+      // pods through their veths, outside the dataplane): to the host stack,
+      // from the pod's own address, addressed to the exception path's MAC.
+      SetMacs(rte_pktmbuf_mtod(m, uint8_t*), config_.uplink_mac, config_.router_mac);
+      return Go(Next::kHost);
     }
   }
 

@@ -91,7 +91,9 @@ struct PipelineConfig {
   uint32_t conntrack_flows = 1 << 18;
   uint32_t affinity_entries = 1 << 16;
   lb::MacAddr router_mac = kRouterMac;
-  lb::MacAddr uplink_mac{};  // source of the frames this host puts on the underlay
+  // Source of the frames this host puts on the underlay, and the exception
+  // path's own MAC (DpdkDataplane::ForHost gives the TAP the uplink's).
+  lb::MacAddr uplink_mac{};
   // Where the pipeline asks for MACs it needed and the host's neighbour table
   // lacked: IPv4 addresses (network order) as pointer values, for the control
   // thread to have the kernel resolve. Full: the request is dropped; the next

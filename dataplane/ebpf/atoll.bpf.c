@@ -165,6 +165,11 @@ static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin or
       if (origin == ATL_FROM_UPLINK) ct_flags |= ATL_CT_EXTERNAL;
     } else if (origin == ATL_FROM_UPLINK) {
       return atl_pass(skb); /* the host's own traffic */
+    } else if (bpf_map_lookup_elem(&atl_node_addrs, &p.flow.daddr)) {
+      /* A pod reaching its own host, or answering it (the host reaches its
+       * pods through their veths, outside the dataplane): the host stack
+       * takes it as addressed to it, from the pod's own address. */
+      return atl_pass_to_host(skb);
     }
   }
 

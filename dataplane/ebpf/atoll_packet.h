@@ -79,6 +79,13 @@ static __always_inline int atl_pass(struct __sk_buff *skb) {
   return TC_ACT_OK;
 }
 
+/* atl_pass for a pod's frame to the router MAC, which is not the veth's own:
+ * the stack would take it as another host's (PACKET_OTHERHOST) and drop it. */
+static __always_inline int atl_pass_to_host(struct __sk_buff* skb) {
+  bpf_skb_change_type(skb, 0 /* PACKET_HOST */);
+  return atl_pass(skb);
+}
+
 static __always_inline int atl_is_icmp_error(__u8 type) {
   return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB ||
          type == ICMP_SOURCE_QUENCH;
