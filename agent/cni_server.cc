@@ -65,6 +65,7 @@ PodInterfaceSpec SpecFor(const Lease& lease, const std::string& netns, const Pod
   spec.gateway = net.gateway;
   spec.mtu = options.mtu;
   spec.checksums_in_software = options.checksums_in_software;
+  spec.host_route = options.host_routes;
   return spec;
 }
 

@@ -39,6 +39,8 @@ class CniServer final : public ::atl::api::v1::Cni::Service {
     uint32_t mtu = 1450;
     // PodInterfaceSpec::checksums_in_software for every pod (the DPDK dataplane).
     bool checksums_in_software = false;
+    // PodInterfaceSpec::host_route for every pod.
+    bool host_routes = true;
     // How long an ADD waits for the controller when it needs a new block.
     std::chrono::milliseconds allocate_timeout{2000};
   };

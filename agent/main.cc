@@ -52,6 +52,9 @@ ABSL_FLAG(std::string, bpf_pin_dir, "/sys/fs/bpf/atoll",
 ABSL_FLAG(std::string, dpdk_socket, "/run/atoll/dpdkd.sock",
           "dpdk: the unix socket of atoll-dpdkd, the process the DPDK dataplane runs in");
 ABSL_FLAG(uint32_t, dpdk_wait_s, 30, "dpdk: how long to wait for atoll-dpdkd to answer at start");
+ABSL_FLAG(bool, host_routes, true,
+          "route each pod's address alone to its veth in this host's namespace, so that the "
+          "host reaches its pods (the kubelet's probes)");
 
 namespace atl::agent {
 namespace {
@@ -185,7 +188,8 @@ int Run() {
   CniServer cni(
       agent, **leases,
       CniServer::Options{.mtu = *mtu,
-                         .checksums_in_software = absl::GetFlag(FLAGS_dataplane) == "dpdk"});
+                         .checksums_in_software = absl::GetFlag(FLAGS_dataplane) == "dpdk",
+                         .host_routes = absl::GetFlag(FLAGS_host_routes)});
   // Pods outlive a restarted agent: their ports go back to the dataplane
   // before the first ADD is served.
   if (absl::Status s = cni.RestorePodPorts(); !s.ok()) {

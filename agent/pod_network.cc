@@ -5,6 +5,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/net_namespace.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -508,21 +509,47 @@ void AddNewAddress(Batch& batch, int index, const lb::IpAddr& addr, int prefix_l
   mnl_attr_put(nlh, IFA_ADDRESS, 4, addr.v4_bytes());
 }
 
+// A unicast route of the main table through the link `index` to
+// `dst_len` bits of RTA_DST, which the caller adds, replacing one there was.
+rtmsg* AddRoute(Batch& batch, nlmsghdr** nlh, int index, uint8_t dst_len, uint8_t scope) {
+  *nlh = batch.Add(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK);
+  auto* rtm = Batch::Header<rtmsg>(*nlh);
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = dst_len;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_scope = scope;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put_u32(*nlh, RTA_OIF, static_cast<uint32_t>(index));
+  return rtm;
+}
+
 // The default route via `gateway` on `index`, replacing any default route of
 // the main table. RTNH_F_ONLINK makes the kernel take the gateway as on the
 // link whatever the link's addresses are, and needs the link up
 // (fib_check_nh_v4_gw()).
 void AddDefaultRoute(Batch& batch, int index, const lb::IpAddr& gateway) {
-  nlmsghdr* nlh = batch.Add(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK);
-  auto* rtm = Batch::Header<rtmsg>(nlh);
-  rtm->rtm_family = AF_INET;
-  rtm->rtm_table = RT_TABLE_MAIN;
-  rtm->rtm_protocol = RTPROT_BOOT;
-  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-  rtm->rtm_type = RTN_UNICAST;
-  rtm->rtm_flags = RTNH_F_ONLINK;
+  nlmsghdr* nlh;
+  AddRoute(batch, &nlh, index, 0, RT_SCOPE_UNIVERSE)->rtm_flags = RTNH_F_ONLINK;
   mnl_attr_put(nlh, RTA_GATEWAY, 4, gateway.v4_bytes());
-  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
+}
+
+// The route to `addr` alone on the link `index`.
+void AddHostRoute(Batch& batch, int index, const lb::IpAddr& addr) {
+  nlmsghdr* nlh;
+  AddRoute(batch, &nlh, index, 32, RT_SCOPE_LINK);
+  mnl_attr_put(nlh, RTA_DST, 4, addr.v4_bytes());
+}
+
+// `addr` at `mac` on the link `index`, for good (NUD_PERMANENT).
+void AddPermanentNeighbour(Batch& batch, int index, const lb::IpAddr& addr, const MacAddr& mac) {
+  nlmsghdr* nlh = batch.Add(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK);
+  auto* ndm = Batch::Header<ndmsg>(nlh);
+  ndm->ndm_family = AF_INET;
+  ndm->ndm_ifindex = index;
+  ndm->ndm_state = NUD_PERMANENT;
+  mnl_attr_put(nlh, NDA_DST, 4, addr.v4_bytes());
+  mnl_attr_put(nlh, NDA_LLADDR, mac.size(), mac.data());
 }
 
 // The interface group (IFLA_GROUP) of host sides about to be deleted together.
@@ -681,6 +708,23 @@ absl::Status Configure(const PodInterfaceSpec& spec, const Socket& host, const S
   ATL_RETURN_IF_ERROR(host_batch.Exchange(host, [](size_t, const nlmsghdr*) {}));
   if (host_batch.answer(0).error != 0) {
     return RequestError(host_batch, 0, absl::StrCat("set ", spec.host_ifname, " up"));
+  }
+  if (spec.host_route) {
+    // A link route wants its link up (fib_check_nh_nongw()).
+    Batch routes;
+    AddHostRoute(routes, pair.host.index, spec.address);
+    AddPermanentNeighbour(routes, pair.host.index, spec.address, pod_mac);
+    ATL_RETURN_IF_ERROR(routes.Exchange(host, [](size_t, const nlmsghdr*) {}));
+    if (routes.answer(0).error != 0) {
+      return RequestError(
+          routes, 0,
+          absl::StrCat("add route to ", spec.address.ToString(), " dev ", spec.host_ifname));
+    }
+    if (routes.answer(1).error != 0) {
+      return RequestError(
+          routes, 1,
+          absl::StrCat("add neighbour ", spec.address.ToString(), " dev ", spec.host_ifname));
+    }
   }
 
   // The pod side goes up first: the onlink route needs it up.

@@ -56,6 +56,12 @@ struct PodInterfaceSpec {
   // which a dataplane reading frames as bytes (AF_XDP, the DPDK backend)
   // would put on the wire as it is.
   bool checksums_in_software = false;
+  // The host reaches the pod (DESIGN.md "Isolation": pods accept their own
+  // host, as the kubelet's probes need): a route to its address alone
+  // through the host side, and a permanent neighbour entry for it there with
+  // the pod's MAC, since no dataplane passes the pod's ARP answers to the
+  // host stack.
+  bool host_route = true;
 };
 
 struct PodInterface {

@@ -15,7 +15,8 @@
 # storage, configuration, a busybox image built from Debian's busybox-static)
 # lives in a temporary directory; nothing under /etc is touched. Pod addresses
 # come from 198.19.0.0/16 and exist only inside the pods' namespaces; the
-# host sides of their veths carry no address or route.
+# host sides of their veths carry no address or route (--host_routes=false:
+# this runs in the machine's own namespace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -60,7 +61,8 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 ctl() { build/atollctl/atollctl --controller="127.0.0.1:$(cat "$work/port")" "$@"; }
 ctl apply -f examples/pods.yaml
 build/agent/atoll-agent --node=pods-demo --controller="127.0.0.1:$(cat "$work/port")" \
-  --socket="$work/agent.sock" --lease_db="$work/leases.db" 2>"$work/agent.log" &
+  --socket="$work/agent.sock" --lease_db="$work/leases.db" --host_routes=false \
+  2>"$work/agent.log" &
 pids+=($!)
 for _ in $(seq 100); do
   build/atollctl/atollctl agent --socket="$work/agent.sock" -o json 2>/dev/null |

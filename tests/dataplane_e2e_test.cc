@@ -393,6 +393,24 @@ TEST_F(DataplaneTest, IsolatedNamespacesAcceptOnlyTheirOwnAndAdmittedOnes) {
                "TCP from t03-d to isolated t03-b, " + d1->Describe() + " to " + b1->Describe()));
 }
 
+// DESIGN.md "Isolation": a pod accepts the host it runs on, as the
+// kubelet's probes need, even in an isolated namespace, and sees the host's
+// address; and it reaches its host's own services, which see the pod's.
+TEST_F(DataplaneTest, AnIsolatedPodAndTheHostItRunsOnReachEachOther) {
+  ASSERT_OK(Namespace({.name = "t03h", .isolation = "isolated"}));
+  ASSERT_OK_AND_ASSIGN(Pod * pod, Backend("t03h", "t03h-a", h(1)));
+  ASSERT_OK_AND_ASSIGN(WhoamiServer * on_h1, Serve(*h(1).netns, "h1", 7001));
+  (void)on_h1;
+  for (const auto& [proto, request] : kProtocols) {
+    EXPECT_TRUE(AnsweredBy(request(*h(1).netns, pod->ip, kServerPort, {}), *pod, h(1).address,
+                           absl::StrCat(proto, " from ", h(1).name, " to ", pod->Describe())));
+    absl::StatusOr<Answer> a = request(*pod->netns, h(1).address, 7001, {});
+    ASSERT_TRUE(a.ok()) << proto << " from " << pod->Describe() << " to h1: " << a.status();
+    EXPECT_EQ(a->server, "h1");
+    EXPECT_EQ(a->peer_ip, pod->ip) << proto << " from " << pod->Describe() << " to h1";
+  }
+}
+
 // --- 4, 5: ClusterIP --------------------------------------------------------------
 
 TEST_F(DataplaneTest, ClusterIpSpreadsTcpAndUdpOverBackendsOnOtherHosts) {

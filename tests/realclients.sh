@@ -7,7 +7,8 @@
 #
 # The runtimes make their pods' network namespaces themselves, so the agent
 # runs in the root namespace, as on a real host: the host sides of the pods'
-# veths live there, without addresses, routes or IPv6, and every one of them
+# veths live there, without addresses, routes (--host_routes=false: no route
+# to a test range in the root namespace) or IPv6, and every one of them
 # goes with its pod's DEL (checked at the end). Pod addresses come from the
 # pod CIDR 198.19.0.0/16 and exist only inside the pods. The controller
 # listens on loopback. Everything started here is ended by PID.
@@ -60,7 +61,8 @@ EOF
 "$build/atollctl/atollctl" --controller="$controller" apply -f "$work/cluster.yaml" || exit 1
 
 "$build/agent/atoll-agent" --node=realclients-node --controller="$controller" \
-  --socket="$work/agent.sock" --lease_db="$work/leases.db" 2>"$work/agent.log" &
+  --socket="$work/agent.sock" --lease_db="$work/leases.db" --host_routes=false \
+  2>"$work/agent.log" &
 pids+=($!)
 for _ in $(seq 100); do
   "$build/atollctl/atollctl" agent --socket="$work/agent.sock" -o json 2>/dev/null |
