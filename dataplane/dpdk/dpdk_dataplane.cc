@@ -843,6 +843,7 @@ PipelineStats DpdkDataplane::Stats() const {
     sum.packets += s.packets;
     sum.new_flows += s.new_flows;
     sum.stateless += s.stateless;
+    sum.stateless_replies += s.stateless_replies;
     sum.handed_off += s.handed_off;
     for (size_t i = 0; i < sum.drops.size(); ++i) sum.drops[i] += s.drops[i];
   }
@@ -880,6 +881,7 @@ Dataplane::Counters DpdkDataplane::Packets() const {
       {"packets", s.packets},  // received from the ports
       {"new_flows", s.new_flows},
       {"stateless", s.stateless},
+      {"stateless_replies", s.stateless_replies},
       {"handed_off", s.handed_off},
       {"port_rx_missed", ports.imissed},
       {"port_rx_no_mbuf", ports.rx_nombuf},

@@ -88,7 +88,8 @@ std::vector<uint8_t> FromUnderlay(const Step& step) {
 // One host: a DpdkDataplane over ring ports, one per pod of the state.
 class Host {
  public:
-  static std::unique_ptr<Host> Make(Update state, unsigned workers = 1) {
+  static std::unique_ptr<Host> Make(Update state, unsigned workers = 1,
+                                    uint32_t conntrack_flows = 4096) {
     auto host = std::unique_ptr<Host>(new Host);
     host->uplink_ = MakeRingPort("up");
     host->host_ = MakeRingPort("host");
@@ -103,7 +104,7 @@ class Host {
     options.uplink_port = host->uplink_.id;
     options.host_port = host->host_.id;
     options.pipeline.uplink_mac = kUplinkMac;
-    options.pipeline.conntrack_flows = 4096;
+    options.pipeline.conntrack_flows = conntrack_flows;
     options.workers = workers;
     options.idle_sleep_us = 20;  // three threads on two CPUs: the test's, and two polling
     Host* self = host.get();
@@ -722,6 +723,44 @@ TEST_P(DpdkFixturesTest, APodsPortGoesOnlyWhenNoneOfItsFramesIsLeft) {
   while (rte_ring_dequeue(p2.rx, &left) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(left));
   EXPECT_EQ(rte_mempool_in_use_count(pool), 0u);
   rte_mempool_free(pool);
+}
+
+// A full conntrack shard degrades to balancing without entries (DESIGN.md
+// "Conntrack and NAT"): a new flow to a ClusterIP still reaches Maglev's
+// backend, and the backend's reply still comes from the ClusterIP.
+TEST_P(DpdkFixturesTest, AFullConntrackShardBalancesWithoutEntriesBothWays) {
+  std::unique_ptr<Host> host = Host::Make(WebState({"198.19.0.3"}), GetParam(), 16);
+  ASSERT_NE(host, nullptr);
+  const lb::MacAddr p2_mac = {0x0a, 0x58, 198, 19, 0, 2};
+  const lb::MacAddr p3_mac = {0x0a, 0x58, 198, 19, 0, 3};
+  // Fill every shard with flows seen both ways, which are never evicted.
+  for (uint16_t sport = 20000; sport < 20000 + 64 * GetParam(); ++sport) {
+    ASSERT_EQ(host->Send(host->pod("p2"),
+                         TcpFrame(p2_mac, "198.19.0.2", sport, "198.19.0.3", 9000, lb::kTcpSyn))
+                  .port,
+              "p3");
+    ASSERT_EQ(host->Send(host->pod("p3"), TcpFrame(p3_mac, "198.19.0.3", 9000, "198.19.0.2", sport,
+                                                   lb::kTcpSyn | lb::kTcpAck))
+                  .port,
+              "p2");
+  }
+  const uint64_t stateless = host->dataplane().Stats().stateless;
+  ASSERT_GT(stateless, 0u) << "the shards never filled";
+
+  const Host::Out syn = host->Send(
+      host->pod("p2"), TcpFrame(p2_mac, "198.19.0.2", 41000, "198.18.64.10", 80, lb::kTcpSyn));
+  ASSERT_EQ(syn.port, "p3");
+  EXPECT_EQ(KeyOf(syn.frame).dst.ToString(), "198.19.0.3");
+  EXPECT_EQ(KeyOf(syn.frame).dst_port, 8080);
+  EXPECT_EQ(host->dataplane().Stats().stateless, stateless + 1) << "it had an entry";
+  const Host::Out reply = host->Send(
+      host->pod("p3"),
+      TcpFrame(p3_mac, "198.19.0.3", 8080, "198.19.0.2", 41000, lb::kTcpSyn | lb::kTcpAck));
+  ASSERT_EQ(reply.port, "p2");
+  EXPECT_EQ(KeyOf(reply.frame).src.ToString(), "198.18.64.10") << "the reply is not translated";
+  EXPECT_EQ(KeyOf(reply.frame).src_port, 80);
+  EXPECT_EQ(host->dataplane().Stats().stateless_replies, 1u);
+  EXPECT_EQ(host->AllDrops(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, DpdkFixturesTest, ::testing::Values(1u, 2u),

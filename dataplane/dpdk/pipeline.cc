@@ -437,6 +437,9 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
   // service_lb
   const ServiceEntry* svc = nullptr;
   uint16_t chosen = 0;
+  if (origin != Origin::kUplink && stats_.stateless != 0) {
+    if (std::optional<Verdict> v = StatelessReply(m, in, t, now_ns)) return *v;
+  }
   if (origin != Origin::kOverlay) {
     svc = in.new_flow ? in.service
                       : t.ServiceOf(Be32(key.dst), key.dst_port, key.proto, ScopeOf(origin));
@@ -490,9 +493,11 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
         break;
       }
     }
-    if (!ReplyTaken(reply)) {  // no room: forward statelessly
+    if (!ReplyTaken(reply)) {  // no room: forward statelessly, if nothing needs undoing
+      if (!(to.src == key.src)) return Drop(DropReason::kNatExhausted);
       flow = lb::ConntrackShard::kNoFlow;
       ++stats_.stateless;
+      last_stateless_ns_ = now_ns;
       break;
     }
     if (svc == nullptr || tried + 1u >= svc->eligible_count || tried + 1u >= kMaxBackendTries) {
@@ -517,6 +522,23 @@ Verdict Pipeline::FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& 
     conntrack_->SetRoute(flow, lb::CtDir::kOriginal, t.version(), resolved);
   }
   return v;
+}
+
+std::optional<Verdict> Pipeline::StatelessReply(rte_mbuf* m, const Pending& in, const HostTables& t,
+                                                uint64_t now_ns) {
+  if (now_ns - last_stateless_ns_ > kStatelessReplyWindowNs) return std::nullopt;
+  const lb::FlowKey& key = in.p.ip.key;
+  const std::optional<lb::Endpoint> frontend =
+      t.services().ReverseLookup(key.src, key.src_port, key.proto);
+  if (!frontend) return std::nullopt;
+  lb::FlowKey to = key;
+  to.src = frontend->addr;
+  to.src_port = frontend->port;
+  if (!lb::RewriteFlow(rte_pktmbuf_mtod(m, uint8_t*), in.p, to)) {
+    return Drop(DropReason::kMalformed);
+  }
+  ++stats_.stateless_replies;
+  return Route(m, Be32(to.dst), Tunnel{}, t);
 }
 
 std::optional<DropReason> Pipeline::Destine(const Pending& in, ServiceBackend to,

@@ -112,8 +112,13 @@ struct PipelineStats {
   uint64_t packets = 0;
   uint64_t new_flows = 0;
   // New flows forwarded without a conntrack entry because the shard was full
-  // (lb::ConntrackShard's fallback): Maglev's choice still holds.
+  // (lb::ConntrackShard's fallback): Maglev's choice still holds. Only a
+  // flow whose source stays is: a translated source cannot be undone
+  // without the entry, so such a flow is dropped (nat-exhausted).
   uint64_t stateless = 0;
+  // Replies of such flows from their backends, given their frontend's
+  // address without an entry (lb::ServiceTable::ReverseLookup).
+  uint64_t stateless_replies = 0;
   // Frames handed to the worker that owns their flow.
   uint64_t handed_off = 0;
   std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> drops{};
@@ -287,6 +292,15 @@ class Pipeline {
   // or a new one (service_lb -> isolation -> snat -> record).
   Verdict FirstPacket(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
   Verdict IcmpError(rte_mbuf* m, const Pending& in, const HostTables& t, uint64_t now_ns);
+  // A packet without a flow from a backend of a frontend, while new flows
+  // go without entries (a full shard): the reply of one of them, sent on
+  // with the frontend's address as its source (lb::Worker::StatelessReply);
+  // nullopt when it is not one.
+  std::optional<Verdict> StatelessReply(rte_mbuf* m, const Pending& in, const HostTables& t,
+                                        uint64_t now_ns);
+  // How long after the last flow that went without an entry its replies are
+  // looked for (lb::Worker's).
+  static constexpr uint64_t kStatelessReplyWindowNs = 120'000'000'000;
   // service_lb for a new flow of `svc`: the backend index, or nullopt (no
   // backend). Inline but for session affinity, which few services ask for.
   std::optional<uint16_t> Select(const ServiceEntry& svc, const lb::FlowKey& key,
@@ -335,6 +349,7 @@ class Pipeline {
   std::unique_ptr<SharedAffinity> own_affinity_;  // unless config_.affinity
   SharedAffinity* affinity_;
   PipelineStats stats_;
+  uint64_t last_stateless_ns_ = 0;  // when a new flow last went without an entry
   // Run's scratch, kept here so that a burst constructs nothing.
   Pending pending_[kMaxBurst];
   bool ready_[kMaxBurst];
