@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
+#include <linux/fib_rules.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/net_namespace.h>
@@ -509,19 +510,42 @@ void AddNewAddress(Batch& batch, int index, const lb::IpAddr& addr, int prefix_l
   mnl_attr_put(nlh, IFA_ADDRESS, 4, addr.v4_bytes());
 }
 
-// A unicast route of the main table through the link `index` to
+// A unicast route of routing table `table` through the link `index` to
 // `dst_len` bits of RTA_DST, which the caller adds, replacing one there was.
-rtmsg* AddRoute(Batch& batch, nlmsghdr** nlh, int index, uint8_t dst_len, uint8_t scope) {
+rtmsg* AddRoute(Batch& batch, nlmsghdr** nlh, uint32_t table, int index, uint8_t dst_len,
+                uint8_t scope) {
   *nlh = batch.Add(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK);
   auto* rtm = Batch::Header<rtmsg>(*nlh);
   rtm->rtm_family = AF_INET;
   rtm->rtm_dst_len = dst_len;
-  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_table = static_cast<uint8_t>(table < 256 ? table : uint32_t{RT_TABLE_UNSPEC});
   rtm->rtm_protocol = RTPROT_BOOT;
   rtm->rtm_scope = scope;
   rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put_u32(*nlh, RTA_TABLE, table);
   mnl_attr_put_u32(*nlh, RTA_OIF, static_cast<uint32_t>(index));
   return rtm;
+}
+
+// The routing table of the host's routes to its pods, which only the host's
+// own packets look up (AddHostRouteRule): a host that forwards (ip_forward)
+// must not hand a pod what arrives for it from elsewhere, past the
+// dataplane's isolation. "ATL" in ASCII, as kTearDownGroup.
+constexpr uint32_t kHostRouteTable = 0x41544c;
+// Before the main table's rule (32766).
+constexpr uint32_t kHostRouteRulePriority = 7470;
+
+// The rule that sends the host's own packets (`iif lo`: generated here, not
+// forwarded) to kHostRouteTable. Made once per host: EEXIST after.
+void AddHostRouteRule(Batch& batch) {
+  nlmsghdr* nlh = batch.Add(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+  auto* rule = Batch::Header<fib_rule_hdr>(nlh);
+  rule->family = AF_INET;
+  rule->table = RT_TABLE_UNSPEC;
+  rule->action = FR_ACT_TO_TBL;
+  mnl_attr_put_strz(nlh, FRA_IIFNAME, "lo");
+  mnl_attr_put_u32(nlh, FRA_TABLE, kHostRouteTable);
+  mnl_attr_put_u32(nlh, FRA_PRIORITY, kHostRouteRulePriority);
 }
 
 // The default route via `gateway` on `index`, replacing any default route of
@@ -530,14 +554,14 @@ rtmsg* AddRoute(Batch& batch, nlmsghdr** nlh, int index, uint8_t dst_len, uint8_
 // (fib_check_nh_v4_gw()).
 void AddDefaultRoute(Batch& batch, int index, const lb::IpAddr& gateway) {
   nlmsghdr* nlh;
-  AddRoute(batch, &nlh, index, 0, RT_SCOPE_UNIVERSE)->rtm_flags = RTNH_F_ONLINK;
+  AddRoute(batch, &nlh, RT_TABLE_MAIN, index, 0, RT_SCOPE_UNIVERSE)->rtm_flags = RTNH_F_ONLINK;
   mnl_attr_put(nlh, RTA_GATEWAY, 4, gateway.v4_bytes());
 }
 
-// The route to `addr` alone on the link `index`.
+// The route to `addr` alone on the link `index`, in kHostRouteTable.
 void AddHostRoute(Batch& batch, int index, const lb::IpAddr& addr) {
   nlmsghdr* nlh;
-  AddRoute(batch, &nlh, index, 32, RT_SCOPE_LINK);
+  AddRoute(batch, &nlh, kHostRouteTable, index, 32, RT_SCOPE_LINK);
   mnl_attr_put(nlh, RTA_DST, 4, addr.v4_bytes());
 }
 
@@ -712,17 +736,21 @@ absl::Status Configure(const PodInterfaceSpec& spec, const Socket& host, const S
   if (spec.host_route) {
     // A link route wants its link up (fib_check_nh_nongw()).
     Batch routes;
+    AddHostRouteRule(routes);
     AddHostRoute(routes, pair.host.index, spec.address);
     AddPermanentNeighbour(routes, pair.host.index, spec.address, pod_mac);
     ATL_RETURN_IF_ERROR(routes.Exchange(host, [](size_t, const nlmsghdr*) {}));
-    if (routes.answer(0).error != 0) {
-      return RequestError(
-          routes, 0,
-          absl::StrCat("add route to ", spec.address.ToString(), " dev ", spec.host_ifname));
+    if (routes.answer(0).error != 0 && routes.answer(0).error != EEXIST) {
+      return RequestError(routes, 0, absl::StrCat("add rule iif lo lookup ", kHostRouteTable));
     }
     if (routes.answer(1).error != 0) {
       return RequestError(
           routes, 1,
+          absl::StrCat("add route to ", spec.address.ToString(), " dev ", spec.host_ifname));
+    }
+    if (routes.answer(2).error != 0) {
+      return RequestError(
+          routes, 2,
           absl::StrCat("add neighbour ", spec.address.ToString(), " dev ", spec.host_ifname));
     }
   }

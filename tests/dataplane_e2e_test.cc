@@ -409,6 +409,17 @@ TEST_F(DataplaneTest, AnIsolatedPodAndTheHostItRunsOnReachEachOther) {
     EXPECT_EQ(a->server, "h1");
     EXPECT_EQ(a->peer_ip, pod->ip) << proto << " from " << pod->Describe() << " to h1";
   }
+  // Nobody else reaches the pod through its host, which forwards
+  // (ip_forward): its route to the pod serves its own packets only.
+  ASSERT_OK_AND_ASSIGN(WhoamiServer * probe, Serve(*pod->netns, "t03h-probe", 8082));
+  const std::string via_h1 = absl::StrCat(pod->ip, "/32 via ", h(1).address);
+  ASSERT_OK(Ip(&bed().ext(), {"route add " + via_h1}));
+  EXPECT_TRUE(NoAnswer(UdpRequest(bed().ext(), pod->ip, 8082), "UDP from ext to the pod via h1"));
+  EXPECT_TRUE(NoAnswer(TcpRequest(bed().ext(), pod->ip, 8082), "TCP from ext to the pod via h1"));
+  EXPECT_TRUE(Ip(&bed().ext(), {"route del " + via_h1}).ok());
+  for (const std::string& seen : probe->Seen()) {
+    EXPECT_EQ(seen.find(Ext()), std::string::npos) << pod->Describe() << " received " << seen;
+  }
 }
 
 // --- 4, 5: ClusterIP --------------------------------------------------------------
