@@ -58,9 +58,10 @@ struct PodInterfaceSpec {
   bool checksums_in_software = false;
   // The host reaches the pod (DESIGN.md "Isolation": pods accept their own
   // host, as the kubelet's probes need): a route to its address alone
-  // through the host side, and a permanent neighbour entry for it there with
-  // the pod's MAC, since no dataplane passes the pod's ARP answers to the
-  // host stack.
+  // through the host side, in a table that only the host's own packets look
+  // up (a forwarding host must not hand the pod what others send it), and a
+  // permanent neighbour entry for it there with the pod's MAC, since no
+  // dataplane passes the pod's ARP answers to the host stack.
   bool host_route = true;
 };
 
