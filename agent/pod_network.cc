@@ -813,11 +813,6 @@ absl::StatusOr<Link> GetLink(const Socket& socket, std::string_view name, std::s
 
 }  // namespace
 
-std::string FormatMac(const MacAddr& mac) {
-  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-                         mac[5]);
-}
-
 std::string HostIfname(std::string_view container_id, std::string_view ifname) {
   // FNV-1a, 64 bits (draft-eastlake-fnv); a zero byte between the two fields
   // keeps ("ab", "c") apart from ("a", "bc"). XOR-folding the 64 bits to 44 is

@@ -24,9 +24,7 @@
 namespace atl::agent {
 
 using MacAddr = lb::MacAddr;
-
-// "0a:58:c6:13:00:05".
-std::string FormatMac(const MacAddr& mac);
+using lb::FormatMac;
 
 // The pod side's MAC (dataplane.h): it follows from the address alone, so a
 // repeated ADD gives the same one and neighbours' ARP caches stay right when a

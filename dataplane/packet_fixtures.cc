@@ -245,11 +245,10 @@ std::vector<Step> HostSteps() {
     return s;
   };
   const lb::MacAddr ext_mac = {0x02, 0, 0, 0, 0, 0x16};
-  const lb::MacAddr node_mac = {0x02, 0, 0, 0, 0, 0x11};
   steps.push_back(
       Delivered(uplink("a NodePort (policy Cluster) is translated, its source becomes the node",
                        PacketBuilder()
-                           .Ethernet(ext_mac, node_mac)
+                           .Ethernet(ext_mac, kUplinkMac)
                            .Ip(kExt, kNodeAddr)
                            .Tcp(50000, 30080, kTcpSyn)
                            .Build()),
@@ -260,13 +259,26 @@ std::vector<Step> HostSteps() {
                     .Tcp(50000, 8080, kTcpSyn)
                     .Build()));
   Step host = uplink("the host's own traffic passes", PacketBuilder()
-                                                          .Ethernet(ext_mac, node_mac)
+                                                          .Ethernet(ext_mac, kUplinkMac)
                                                           .Ip(kExt, kNodeAddr)
                                                           .Tcp(50001, 22, kTcpSyn)
                                                           .Build());
   host.verdict = Verdict::kPass;
   host.out = host.packet;
   steps.push_back(host);
+  // The underlay floods a frame to a MAC it has not learnt, and a promiscuous
+  // uplink takes it in: balanced here as well as by the host it was for, the
+  // flow would have two backends. It is left to the host, which drops it (or
+  // gives it to whatever on it has that MAC).
+  Step flooded = uplink("a NodePort frame for another host's MAC is left to the host",
+                        PacketBuilder()
+                            .Ethernet(ext_mac, {0x02, 0, 0, 0, 0, 0x12})
+                            .Ip(kExt, kNodeAddr)
+                            .Tcp(50002, 30080, kTcpSyn)
+                            .Build());
+  flooded.verdict = Verdict::kPass;
+  flooded.out = flooded.packet;
+  steps.push_back(flooded);
   return steps;
 }
 

@@ -51,8 +51,10 @@ struct Table {
   std::vector<Step> steps;
 };
 
-// The host these tables program: its node address and the router MAC.
+// The host these tables program: its node address, and the MAC of its
+// uplink (the runners give their uplinks this one).
 inline const lb::IpAddr kNodeAddr = lb::IpAddr::V4(0xc6120000 | 11);  // 198.18.0.11
+inline constexpr lb::MacAddr kUplinkMac = {0x02, 0, 0, 0, 0, 0x11};
 
 std::vector<Table> AllTables();
 

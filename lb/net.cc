@@ -30,6 +30,13 @@ std::string IpAddr::ToString() const {
   return buf;
 }
 
+std::string FormatMac(const MacAddr& mac) {
+  char buf[18];
+  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
+  return buf;
+}
+
 std::optional<IpPrefix> IpPrefix::Parse(std::string_view text) {
   const size_t slash = text.find('/');
   if (slash == std::string_view::npos) return std::nullopt;

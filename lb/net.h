@@ -107,6 +107,9 @@ struct IpAddr {
 // An Ethernet MAC address, in the order it stands in the header.
 using MacAddr = std::array<uint8_t, 6>;
 
+// "0a:58:c6:13:00:05", as ip(8) and the CNI result write it.
+std::string FormatMac(const MacAddr& mac);
+
 // The 5-tuple of a packet as the dataplane sees it. Ports are in host byte
 // order; for ICMP echo both ports hold the identifier so that a request and its
 // reply are each other's reverse. The layout is fixed (40 bytes, no implicit

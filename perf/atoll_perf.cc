@@ -306,7 +306,7 @@ absl::StatusOr<json> MeasureAtoll(const LbWorkload& w, bool single_pass) {
   const int workers = absl::GetFlag(FLAGS_workers);
   DpdkDataplane::Options options;
   options.uplink_port = dataplane::dpdk::kNoPort;  // the traffic's once the tables are programmed
-  options.pipeline.uplink_mac = {0x02, 0, 0, 0, 0, 0x11};
+  options.pipeline.uplink_mac = kWorkloadDstMac;
   options.workers = static_cast<unsigned>(workers);
   options.pipeline.conntrack_flows = static_cast<uint32_t>(
       std::max<int64_t>(1 << 16, 2 * std::max<int64_t>(w.live_flows, w.packets)));

@@ -101,8 +101,8 @@ constexpr uint8_t kTcpAck = 0x10;
 std::string TcpFrame(size_t len, uint32_t src, uint16_t sport, const L4Address& dst,
                      uint8_t flags) {
   std::string f(len, '\0');
-  const char kDst[] = {2, 0, 0, 0, 0, 2}, kSrc[] = {2, 0, 0, 0, 0, 1};
-  std::memcpy(f.data(), kDst, 6);
+  const uint8_t kSrc[] = {2, 0, 0, 0, 0, 1};
+  std::memcpy(f.data(), kWorkloadDstMac.data(), 6);
   std::memcpy(f.data() + 6, kSrc, 6);
   Put16(f, 12, 0x0800);
   const size_t ip = 14, tcp = 34, ip_len = len - 14;

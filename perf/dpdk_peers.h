@@ -27,6 +27,7 @@
 // success and on failure.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -80,7 +81,10 @@ absl::StatusOr<L4Address> ServiceAddress(const LbWorkload& w, int service);
 absl::StatusOr<L4Address> BackendAddress(const LbWorkload& w, int service, int backend);
 
 // Writes the workload as a pcap (microsecond, Ethernet) to `path`; the
-// number of packets written.
+// number of packets written. Frames go from 02:00:00:00:00:01 to
+// kWorkloadDstMac, the MAC Atoll's measured uplink is given (it leaves frames
+// for other MACs to the host).
+inline constexpr std::array<uint8_t, 6> kWorkloadDstMac = {0x02, 0, 0, 0, 0, 0x11};
 absl::StatusOr<int64_t> WriteWorkloadPcap(const LbWorkload& w, const std::string& path);
 
 // The OpenFlow groups and flows (ovs-ofctl -O OpenFlow15 add-groups /

@@ -903,10 +903,8 @@ absl::StatusOr<std::unique_ptr<DpdkDataplane>> DpdkDataplane::ForHost(const Host
   // The TAP first: once AF_XDP has the uplink, the host reaches the
   // underlay only through it.
   const std::string tap_name = "net_tap_" + host.tap;
-  char mac_text[18];
-  std::snprintf(mac_text, sizeof(mac_text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-                mac[3], mac[4], mac[5]);
-  const std::string tap_args = absl::StrCat(tap_name, ",iface=", host.tap, ",mac=", mac_text);
+  const std::string tap_args =
+      absl::StrCat(tap_name, ",iface=", host.tap, ",mac=", lb::FormatMac(mac));
   uint16_t tap_port;
   if (int rc = rte_dev_probe(tap_args.c_str());
       rc != 0 || rte_eth_dev_get_port_by_name(tap_name.c_str(), &tap_port) != 0) {

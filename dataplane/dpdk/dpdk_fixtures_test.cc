@@ -32,12 +32,11 @@ namespace {
 
 using fixtures::ExpectVxlan;
 using fixtures::Hex;
+using fixtures::kUplinkMac;
 using fixtures::kVxlanHeaders;
 using fixtures::Port;
 using fixtures::Step;
 using fixtures::Verdict;
-
-const lb::MacAddr kUplinkMac = {0x02, 0, 0, 0, 0, 0x11};
 
 // A port over two rings: the test enqueues what the port receives into `rx`
 // and finds what the dataplane sent in `tx`.

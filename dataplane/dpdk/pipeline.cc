@@ -223,6 +223,12 @@ bool Pipeline::FromUplink(rte_mbuf* m, const HostTables& t, Pending* out, Verdic
   if (len < kEthLen + kIpv4Len + 8 || Load16(frame + 12) != lb::kEtherTypeIpv4) {
     return Decided(v, Go(Next::kHost));
   }
+  // A unicast frame for another MAC, which the underlay flooded and the
+  // promiscuous uplink took in, is the host's to drop: balanced here too, its
+  // flow would have a backend on each host that saw it.
+  if ((frame[0] & 1) == 0 && std::memcmp(frame, config_.uplink_mac.data(), 6) != 0) {
+    return Decided(v, Go(Next::kHost));
+  }
   const uint8_t* ip = frame + kEthLen;
   const uint8_t* udp = ip + kIpv4Len;
   // decap: the overlay's packets to this node (UDP to its address, port 4789).

@@ -285,6 +285,10 @@ SEC("tc")
 int atl_from_uplink(struct __sk_buff *skb) {
   struct atl_config *cfg = atl_config_get();
   if (!cfg) return TC_ACT_OK;
+  /* A unicast frame for another MAC (the underlay flooded it) is the host's:
+   * its stack drops it, or gives it to a device of that MAC on the uplink.
+   * Balanced here too, its flow would have a backend on each host that saw it. */
+  if (skb->pkt_type == PACKET_OTHERHOST) return atl_pass(skb);
   void *data = (void *)(long)skb->data;
   void *data_end = (void *)(long)skb->data_end;
   struct ethhdr *eth = data;

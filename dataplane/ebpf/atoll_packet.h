@@ -36,6 +36,10 @@ struct icmphdr {
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
 
+/* skb->pkt_type, from <linux/if_packet.h> (which the tc headers lack). */
+#define PACKET_HOST 0
+#define PACKET_OTHERHOST 3
+
 #define ATL_IP_OFF ETH_HLEN
 #define ATL_IP_CSUM_OFF (ATL_IP_OFF + 10)
 #define ATL_IP_SADDR_OFF (ATL_IP_OFF + 12)
@@ -82,7 +86,7 @@ static __always_inline int atl_pass(struct __sk_buff *skb) {
 /* atl_pass for a pod's frame to the router MAC, which is not the veth's own:
  * the stack would take it as another host's (PACKET_OTHERHOST) and drop it. */
 static __always_inline int atl_pass_to_host(struct __sk_buff* skb) {
-  bpf_skb_change_type(skb, 0 /* PACKET_HOST */);
+  bpf_skb_change_type(skb, PACKET_HOST);
   return atl_pass(skb);
 }
 

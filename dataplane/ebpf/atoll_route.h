@@ -9,9 +9,6 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
-#ifndef PACKET_HOST
-#define PACKET_HOST 0 /* linux/if_packet.h */
-#endif
 
 static __always_inline struct atl_config *atl_config_get(void) {
   __u32 zero = 0;

@@ -47,12 +47,13 @@ using fixtures::Verdict;
 constexpr uint64_t kClockOffsetNs = uint64_t{24} * 3600 * 1000000000;
 
 // An interface per pod (and the uplink), one end of a veth pair: the kernel
-// runs a test program on a real device's ifindex. Tables that name the same
-// pod share its interface.
-uint32_t MakeInterface(const std::string& name) {
+// runs a test program on a real device's ifindex, and takes a frame as for
+// it or another host (skb->pkt_type) by that device's MAC. Tables that name
+// the same pod share its interface.
+uint32_t MakeInterface(const std::string& name, const std::string& mac = "") {
   if (const uint32_t existing = if_nametoindex(name.c_str())) return existing;
-  const std::string cmd = "ip link add " + name + " type veth peer name " + name +
-                          "-p && ip link set " + name + " up";
+  const std::string cmd = "ip link add " + name + (mac.empty() ? "" : " address " + mac) +
+                          " type veth peer name " + name + "-p && ip link set " + name + " up";
   if (std::system(cmd.c_str()) != 0) return 0;
   return if_nametoindex(name.c_str());
 }
@@ -99,7 +100,7 @@ class Host {
   static std::unique_ptr<Host> Make(const std::string& name, Update state) {
     auto host = std::make_unique<Host>();
     host->name_ = name;
-    host->uplink_ = MakeInterface(name + "-up");
+    host->uplink_ = MakeInterface(name + "-up", lb::FormatMac(fixtures::kUplinkMac));
     if (!host->Restart(std::move(state))) return nullptr;
     return host;
   }
@@ -568,9 +569,13 @@ TEST(BpfFixturesTest, TheUplinkDecapsulatesWhatTheOtherHostEncapsulated) {
                                   *lb::IpAddr::Parse("198.18.0.11")}};
   std::unique_ptr<Host> h2 = Host::Make("fxd2", h2_state);
   ASSERT_NE(h2, nullptr);
+  // Addressed to h2's uplink, as h1's neighbour entry for h2 would have it:
+  // the test run leaves out bpf_redirect_neigh, which fills that in.
+  std::vector<uint8_t> arrived = sent.out;
+  std::copy(fixtures::kUplinkMac.begin(), fixtures::kUplinkMac.end(), arrived.begin());
   Step arrival;
   arrival.port = Port::kUplink;
-  arrival.packet = sent.out;
+  arrival.packet = arrived;
   const Ran got = h2->Run(arrival);
   ASSERT_EQ(got.cb[0], ATL_VERDICT_DELIVER) << Hex(got.out);
   EXPECT_EQ(got.cb[1], h2->ifindex("dc2"));
@@ -582,7 +587,7 @@ TEST(BpfFixturesTest, TheUplinkDecapsulatesWhatTheOtherHostEncapsulated) {
   EXPECT_EQ(Hex(got.out), Hex(want));
 
   // A VXLAN frame without the VNI flag is malformed, and counted.
-  std::vector<uint8_t> bad = sent.out;
+  std::vector<uint8_t> bad = arrived;
   bad[14 + 20 + 8] = 0;
   arrival.packet = bad;
   const uint64_t before = h2->Drops("malformed");
