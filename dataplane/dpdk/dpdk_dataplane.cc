@@ -371,13 +371,18 @@ struct alignas(64) DpdkDataplane::Worker {
     tx_waiting |= uint64_t{1} << port;
     if (q.n == kBurst) FlushPort(port);
   }
-  [[gnu::noinline]] void SendElsewhere(uint16_t port, rte_mbuf* m) {
-    if (port >= RTE_MAX_ETHPORTS) {  // no such port configured
+  // The exception path and the uplink can be absent (in a test's or a
+  // benchmark's dataplane): a frame for one is dropped, counted as what it
+  // lacked. Every other port a frame is sent to exists.
+  void SendIfPresent(uint16_t port, rte_mbuf* m, DropReason absent) {
+    if (port == kNoPort) [[unlikely]] {
       rte_pktmbuf_free(m);
-      pipeline->CountDrop(port == dataplane->options_.host_port ? DropReason::kNoHostPath
-                                                                : DropReason::kTxFull);
+      pipeline->CountDrop(absent);
       return;
     }
+    Send(port, m);
+  }
+  [[gnu::noinline]] void SendElsewhere(uint16_t port, rte_mbuf* m) {
     // Another worker's port: that worker alone sends on it.
     *dataplane->TxPortOf(m) = port;
     HandOff(dataplane->WorkerOf(port), m);
@@ -427,13 +432,13 @@ struct alignas(64) DpdkDataplane::Worker {
           rte_pktmbuf_free(m);
           break;
         case Next::kHost:
-          Send(o.host_port, m);
+          SendIfPresent(o.host_port, m, DropReason::kNoHostPath);
           break;
         case Next::kPod:
           Send(v.port, m);
           break;
         case Next::kUplink:
-          Send(uplink, m);
+          SendIfPresent(uplink, m, DropReason::kNoUplink);
           break;
         case Next::kBack:
           Send(in_port, m);
@@ -453,7 +458,7 @@ struct alignas(64) DpdkDataplane::Worker {
     if (n == 0) return 0;
     if (kind == Next::kHost) {  // the host's own frames go out unchanged
       const uint16_t uplink = dataplane->uplink_.load(std::memory_order_relaxed).port;
-      for (uint16_t i = 0; i < n; ++i) Send(uplink, pkts[i]);
+      for (uint16_t i = 0; i < n; ++i) SendIfPresent(uplink, pkts[i], DropReason::kNoUplink);
       return n;
     }
     Verdict verdicts[kBurst];

@@ -442,6 +442,21 @@ TEST_P(DpdkFixturesTest, AFlowsKeptRouteFollowsTheTables) {
   EXPECT_EQ(host->Drops("no-route"), 1u);
 }
 
+// A dataplane without an uplink (as atoll-perf's, before its traffic port is
+// given) drops what is for the underlay, and says that was what it lacked.
+TEST_P(DpdkFixturesTest, AFrameForAMissingUplinkIsCountedAsSuch) {
+  Update state = WebState({"198.19.8.5"});  // a backend on another host
+  state.upsert_segments[0].cidrs = {*lb::IpPrefix::Parse("198.19.0.0/16")};
+  state.upsert_routes = {
+      {*lb::IpPrefix::Parse("198.19.8.0/24"), 1, "h2", *lb::IpAddr::Parse("198.18.0.12")}};
+  std::unique_ptr<Host> host = Host::Make(state, GetParam());
+  ASSERT_NE(host, nullptr);
+  host->dataplane().SetUplinkPort(kNoPort);
+  EXPECT_EQ(host->Send(host->pod("p2"), ClientSyn(43000)).port, "");
+  EXPECT_EQ(host->Drops("no-uplink"), 1u);
+  EXPECT_EQ(host->Drops("tx-full"), 0u);
+}
+
 lb::FlowKey KeyOf(const std::vector<uint8_t>& frame) {
   lb::ParsedPacket p;
   EXPECT_EQ(lb::ParseEthernet(frame.data(), frame.size(), &p), lb::DropReason::kNone);

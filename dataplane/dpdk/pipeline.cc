@@ -80,6 +80,8 @@ const char* DropReasonName(DropReason reason) {
       return "tx-full";
     case DropReason::kNoHostPath:
       return "no-host-path";
+    case DropReason::kNoUplink:
+      return "no-uplink";
     case DropReason::kHandoffFull:
       return "handoff-full";
     case DropReason::kCount:

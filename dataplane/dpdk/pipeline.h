@@ -57,6 +57,7 @@ enum class DropReason : uint8_t {
   kNoNeighbour,   // leaving the cluster to a next hop whose MAC is being resolved
   kTxFull,        // the output port's queue was full
   kNoHostPath,    // for the host, but the dataplane has no exception path
+  kNoUplink,      // for the underlay, but the dataplane has no uplink
   kHandoffFull,   // the flow's worker had no room: its queue, or the flow owners table
   kCount,
 };
