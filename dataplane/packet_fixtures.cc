@@ -302,7 +302,8 @@ Update ReplyTupleState() {
   u.upsert_frontends = {tcp("198.18.64.20", {{Ip(kPa2), 8080}}),
                         tcp("198.18.64.21", {{Ip(kPa2), 8080}, {Ip(kPa3), 8080}}),
                         tcp("198.18.64.22", {{Ip(kPa2), 8080}, {Ip(kPb1), 8080}}),
-                        tcp("198.18.64.23", {{Ip(kPa2), 8080}})};
+                        tcp("198.18.64.23", {{Ip(kPa2), 8080}}),
+                        tcp("198.18.64.24", {{Ip(kPa2), 8080}})};
   return u;
 }
 
@@ -370,6 +371,53 @@ std::vector<Step> ReplyTupleSteps() {
       to_pa2("41101: now the SYN takes the tuple over", "198.18.64.23", 41101, kTcpSyn));
   steps.push_back(from_pa2("41101: pa2's replies are the new flow's", "198.18.64.23", 41101,
                            kTcpSyn | kTcpAck));
+  // A client recycling the port of a finished connection (a RST, or a FIN
+  // each way) opens a new one, balanced afresh: after its backend left the
+  // service, the old flow would send it there for as long as the client
+  // retried (kubernetes/kubernetes#81775). A SYN on a flow that is not over
+  // still follows the flow.
+  const auto to_pod = [](std::string name, uint16_t sport, uint8_t flags, const char* pod,
+                         const char* addr) {
+    return Delivered(PodStep(std::move(name), "pa1",
+                             FromPod(kPa1, "198.18.64.24").Tcp(sport, 80, flags).Build()),
+                     pod, ToPod(kPa1, addr).Tcp(sport, 8080, flags).Build());
+  };
+  const auto from_pod = [](std::string name, uint16_t sport, uint8_t flags, const char* pod,
+                           const char* addr) {
+    return Delivered(
+        PodStep(std::move(name), pod, FromPod(addr, kPa1).Tcp(8080, sport, flags).Build()), "pa1",
+        ToPod("198.18.64.24", kPa1).Tcp(80, sport, flags).Build());
+  };
+  const auto backends_now = [](const char* addr) {
+    Update u;
+    u.upsert_frontends = {MakeFrontend("198.18.64.24", 80, lb::IpProto::kTcp, lb::Scope::kInternal,
+                                       {{Ip(addr), 8080}})};
+    return u;
+  };
+  steps.push_back(to_pod("41104: a connection to pa2", 41104, kTcpSyn, "pa2", kPa2));
+  steps.push_back(from_pod("41104: pa2 answers", 41104, kTcpSyn | kTcpAck, "pa2", kPa2));
+  steps.push_back(to_pod("41104: established", 41104, kTcpAck, "pa2", kPa2));
+  steps.push_back(to_pod("41104: the client resets it", 41104, kTcpRst | kTcpAck, "pa2", kPa2));
+  Step reset_reopened = to_pod("41104: pa3 replaced pa2; the port's next SYN goes to pa3", 41104,
+                               kTcpSyn, "pa3", kPa3);
+  reset_reopened.before = {backends_now(kPa3)};
+  steps.push_back(reset_reopened);
+  steps.push_back(
+      from_pod("41104: pa3's replies are the new flow's", 41104, kTcpSyn | kTcpAck, "pa3", kPa3));
+  steps.push_back(to_pod("41105: a connection to pa3", 41105, kTcpSyn, "pa3", kPa3));
+  steps.push_back(from_pod("41105: pa3 answers", 41105, kTcpSyn | kTcpAck, "pa3", kPa3));
+  steps.push_back(
+      to_pod("41105: the client closes its side", 41105, kTcpFin | kTcpAck, "pa3", kPa3));
+  steps.push_back(from_pod("41105: pa3 closes its side", 41105, kTcpFin | kTcpAck, "pa3", kPa3));
+  Step fin_reopened = to_pod("41105: pa2 replaced pa3; the port's next SYN goes to pa2", 41105,
+                             kTcpSyn, "pa2", kPa2);
+  fin_reopened.before = {backends_now(kPa2)};
+  steps.push_back(fin_reopened);
+  steps.push_back(to_pod("41106: a connection to pa2", 41106, kTcpSyn, "pa2", kPa2));
+  Step retried = to_pod("41106: pa3 replaced pa2; the SYN sent again still goes to pa2", 41106,
+                        kTcpSyn, "pa2", kPa2);
+  retried.before = {backends_now(kPa3)};
+  steps.push_back(retried);
   // A pod that leaves takes its flows with it (as Cilium flushes a deleted
   // endpoint's). Otherwise a connection it never closed would hold its reply
   // tuple for the established timeout, and a new pod given the same address

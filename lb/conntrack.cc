@@ -152,18 +152,13 @@ uint32_t ConntrackShard::Insert(const FlowKey& original, uint32_t original_hash,
   const uint32_t holder_ref = RefOf(reply, reply_hash);
   if (holder_ref != HashIndex::kNone) {
     // A flow that is over gives its tuple up: an expired one, or a finished
-    // TCP connection (both FINs, or a RST) to a new connection's SYN, as
-    // Linux lets a SYN reuse a tuple in TIME_WAIT. A client that recycles its
+    // TCP connection to a new connection's SYN. A client that recycles its
     // port reaches the same backend through another service so.
     const uint32_t holder = holder_ref >> 1;
     const Flow& h = flows_[holder];
-    const bool syn =
-        original.proto == IpProto::kTcp && (first_tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
-    const bool finished = h.tuple[0].proto == IpProto::kTcp &&
-                          (h.state == CtState::kTimeWait || h.state == CtState::kClosed);
     if (h.expires_ns <= now_ns) {
       ++stats_.expired;
-    } else if (!(syn && finished)) {
+    } else if (!(IsOpeningSyn(original.proto, first_tcp_flags) && IsFinished(h))) {
       ++stats_.reply_taken;
       return kNoFlow;
     }

@@ -114,6 +114,25 @@ struct alignas(64) Flow {
 // Two cache lines, which the L2's adjacent-line prefetch brings in together.
 static_assert(sizeof(Flow) == 128, "a flow record is two cache lines");
 
+// The first packet of a TCP connection: a SYN alone.
+inline bool IsOpeningSyn(IpProto proto, uint8_t tcp_flags) {
+  return proto == IpProto::kTcp && (tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn;
+}
+// A TCP connection that is over (both FINs, or a RST). A new connection's
+// SYN may take its tuples, as Linux lets a SYN reuse a tuple in TIME_WAIT.
+inline bool IsFinished(const Flow& f) {
+  return f.tuple[0].proto == IpProto::kTcp &&
+         (f.state == CtState::kTimeWait || f.state == CtState::kClosed);
+}
+// A client recycling the port of a finished connection opens a new one: it
+// is balanced afresh, or it would follow the old backend even after that left
+// the service, for as long as the client keeps retrying (the IPVS
+// connection-reuse problem, kubernetes/kubernetes#81775). Every backend's
+// conntrack removes the old flow on such a packet.
+inline bool Reopens(const Flow& f, CtDir dir, uint8_t tcp_flags) {
+  return dir == CtDir::kOriginal && IsOpeningSyn(f.tuple[0].proto, tcp_flags) && IsFinished(f);
+}
+
 class ConntrackShard {
  public:
   static constexpr uint32_t kNoFlow = HashIndex::kNone;

@@ -135,14 +135,7 @@ bool Worker::Track(uint8_t* frame, const ParsedPacket& p, uint32_t hash, uint64_
   // conntrack: an established flow follows its entry, never a table change.
   const ConntrackShard::Hit hit = conntrack_->Lookup(p.ip.key, hash, now_ns);
   if (!hit.found()) return false;
-  const CtState state = conntrack_->flow(hit.flow).state;
-  if (p.ip.key.proto == IpProto::kTcp && hit.dir == CtDir::kOriginal &&
-      (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn &&
-      (state == CtState::kTimeWait || state == CtState::kClosed)) {
-    // A client recycling the port of a closed connection opens a new one: it
-    // is balanced afresh, or it would follow the old backend even after that
-    // left the service, for as long as the client keeps retrying (the IPVS
-    // connection-reuse problem, kubernetes/kubernetes#81775).
+  if (Reopens(conntrack_->flow(hit.flow), hit.dir, p.tcp_flags)) {
     conntrack_->Remove(hit.flow);
     return false;
   }

@@ -412,6 +412,10 @@ Verdict Pipeline::Process(rte_mbuf* m, const Pending& in, const HostTables& t, u
   const lb::ConntrackShard::Hit hit =
       conntrack_->Lookup(in.p.ip.key, in.hash, now_ns, in.flow_guess);
   if (!hit.found()) return FirstPacket(m, in, t, now_ns);
+  if (lb::Reopens(conntrack_->flow(hit.flow), hit.dir, in.p.tcp_flags)) [[unlikely]] {
+    conntrack_->Remove(hit.flow);
+    return FirstPacket(m, in, t, now_ns);
+  }
   conntrack_->Update(hit.flow, hit.dir, in.p.tcp_flags, now_ns);
   const lb::Flow& flow = conntrack_->flow(hit.flow);
   const auto d = static_cast<size_t>(hit.dir);

@@ -144,6 +144,7 @@ static __always_inline int atl_process(struct __sk_buff *skb, enum atl_origin or
 
   /* conntrack: an established flow is translated as it was and is not judged again. */
   struct atl_ct *ct = atl_ct_lookup(&p.flow, now);
+  if (ct && atl_ct_reopens(&p, ct)) ct = NULL;
   if (ct) {
     atl_ct_seen(ct, &p, now);
     struct atl_ct_key to = atl_ct_rewritten(&p.flow, ct);

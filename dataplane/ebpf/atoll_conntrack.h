@@ -65,13 +65,20 @@ static __always_inline int atl_ct_expired(__u8 proto, const struct atl_ct *e, __
   return atl_age(now, e->last_seen_ns) > atl_ct_lifetime(proto, e->tcp_state);
 }
 
+/* The other direction's key of the flow whose entry for `k` is `e`: the
+ * reverse of what `e` rewrites `k` to. */
+static __always_inline struct atl_ct_key atl_ct_partner_key(const struct atl_ct_key *k,
+                                                            const struct atl_ct *e) {
+  struct atl_ct_key sent = atl_ct_rewritten(k, e);
+  return atl_reverse(&sent);
+}
+
 /* The other direction's entry of the flow whose entry for `k` is `e`, or
- * NULL: the reverse of what `e` rewrites `k` to, if that entry leads back to
- * `k` (a tuple once the flow's may be another flow's since). */
+ * NULL: the entry at atl_ct_partner_key, if it leads back to `k` (a tuple
+ * once the flow's may be another flow's since). */
 static __always_inline struct atl_ct *atl_ct_partner(const struct atl_ct_key *k,
                                                      const struct atl_ct *e) {
-  struct atl_ct_key sent = atl_ct_rewritten(k, e);
-  struct atl_ct_key other = atl_reverse(&sent);
+  struct atl_ct_key other = atl_ct_partner_key(k, e);
   struct atl_ct *o = bpf_map_lookup_elem(&atl_ct, &other);
   if (!o) return NULL;
   struct atl_ct_key back = atl_ct_rewritten(&other, o);
@@ -109,22 +116,49 @@ static __always_inline void atl_ct_seen(struct atl_ct *e, const struct atl_pkt *
   }
 }
 
+/* The first packet of a TCP connection: a SYN alone (lb::IsOpeningSyn). */
+static __always_inline int atl_opening_syn(__u8 proto, __u8 tcp_flags) {
+  return proto == IPPROTO_TCP &&
+         (tcp_flags & (ATL_TCP_SYN | ATL_TCP_ACK | ATL_TCP_RST)) == ATL_TCP_SYN;
+}
+
+/* Whether the TCP connection of entry `e` and its partner `o` (or NULL) is
+ * over: a RST, a FIN each way, or its other half gone. A new connection's SYN
+ * may take its tuples, as Linux lets a SYN reuse a tuple in TIME_WAIT
+ * (lb::IsFinished). Each entry sees its own direction's packets: the other
+ * entry says what came the other way. */
+static __always_inline int atl_ct_finished(const struct atl_ct *e, const struct atl_ct *o) {
+  return !o || e->tcp_state == ATL_TCP_RESET || o->tcp_state == ATL_TCP_RESET ||
+         (e->tcp_state == ATL_TCP_CLOSING && o->tcp_state == ATL_TCP_CLOSING);
+}
+
 /* Whether a live flow holds `k`, which a new flow whose first packet has
- * `tcp_flags` wants as its reply tuple. A TCP connection that is over (a
- * RST, or a FIN each way) gives its tuple up to a new connection's SYN, as
- * Linux lets a SYN reuse a tuple in TIME_WAIT (and lb::ConntrackShard::Insert
- * does). Each entry sees its own direction's packets: the flow's other entry
- * says what came the other way, and keeps the flow alive as atl_ct_lookup
- * does. */
+ * `tcp_flags` wants as its reply tuple: not a finished TCP connection's to a
+ * new connection's SYN (lb::ConntrackShard::Insert). The flow's other entry
+ * keeps it alive as atl_ct_lookup says. */
 static __always_inline int atl_ct_taken(const struct atl_ct_key *k, __u8 tcp_flags, __u64 now) {
   struct atl_ct *e = bpf_map_lookup_elem(&atl_ct, k);
   if (!e) return 0;
   struct atl_ct *o = atl_ct_partner(k, e);
   if (atl_ct_expired(k->proto, e, now) && (!o || atl_ct_expired(k->proto, o, now))) return 0;
-  if (k->proto != IPPROTO_TCP || (tcp_flags & (ATL_TCP_SYN | ATL_TCP_ACK)) != ATL_TCP_SYN)
-    return 1;
-  if (!o || e->tcp_state == ATL_TCP_RESET || o->tcp_state == ATL_TCP_RESET) return 0;
-  return !(e->tcp_state == ATL_TCP_CLOSING && o->tcp_state == ATL_TCP_CLOSING);
+  return !atl_opening_syn(k->proto, tcp_flags) || !atl_ct_finished(e, o);
+}
+
+/* A client recycling the port of a finished connection opens a new one: the
+ * old flow's entries go and the SYN is balanced afresh, or it would follow
+ * the old backend even after that left the service, for as long as the
+ * client keeps retrying (kubernetes/kubernetes#81775; lb::Reopens). `e` is
+ * the entry the packet matched; it is gone when this says 1. */
+static __always_inline int atl_ct_reopens(const struct atl_pkt *p, const struct atl_ct *e) {
+  if ((e->flags & ATL_CT_REPLY) || !atl_opening_syn(p->flow.proto, p->tcp_flags)) return 0;
+  struct atl_ct *o = atl_ct_partner(&p->flow, e);
+  if (!atl_ct_finished(e, o)) return 0;
+  if (o) {
+    struct atl_ct_key other = atl_ct_partner_key(&p->flow, e);
+    bpf_map_delete_elem(&atl_ct, &other);
+  }
+  bpf_map_delete_elem(&atl_ct, &p->flow);
+  return 1;
 }
 
 /* Records a new flow: `orig` as its first packet came, translated to `to`.
