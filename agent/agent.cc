@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/pod_network.h"
+#include "grpc_status.h"
 
 namespace atl::agent {
 
@@ -191,15 +192,14 @@ absl::StatusOr<lb::IpPrefix> Agent::AllocateBlock(std::string_view ns,
   api::AllocateBlockResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  const grpc::Status s = allocate_stub_->AllocateBlock(&ctx, req, &resp);
+  absl::Status s = api::FromGrpcStatus(
+      allocate_stub_->AllocateBlock(&ctx, req, &resp),
+      absl::StrCat("the controller at ", controller_address_, " gave no new block of namespace \"",
+                   absl::string_view(ns.data(), ns.size()), "\": "));
   if (!s.ok()) {
-    const absl::StatusCode code = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                                      ? absl::StatusCode::kUnavailable
-                                      : static_cast<absl::StatusCode>(s.error_code());
-    return absl::Status(
-        code, absl::StrCat("the controller at ", controller_address_,
-                           " gave no new block of namespace \"",
-                           absl::string_view(ns.data(), ns.size()), "\": ", s.error_message()));
+    // A controller too slow to answer is one that is away.
+    if (absl::IsDeadlineExceeded(s)) return absl::UnavailableError(s.message());
+    return s;
   }
   std::optional<lb::IpPrefix> cidr = lb::IpPrefix::Parse(resp.block().cidr());
   if (!cidr) {

@@ -4,7 +4,6 @@
 // away, and takes the restarted agent's full sync (DESIGN.md: dataplanes keep
 // forwarding when their agent is away). Beside the agent because both find
 // the host's uplink the same way.
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "dataplane/daemon/dataplane_service.h"
 #include "dataplane/dpdk/dpdk_dataplane.h"
 #include "grpcpp/grpcpp.h"
+#include "lb/stop_signals.h"
 #include "root_socket.h"
 
 ABSL_FLAG(std::string, socket, "/run/atoll/dpdkd.sock",
@@ -45,11 +45,7 @@ namespace atl::dataplane::dpdk {
 namespace {
 
 int Run() {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const lb::StopSignals stop_signals;  // before any thread starts
 
   absl::StatusOr<std::string> uplink = agent::UplinkInterface(absl::GetFlag(FLAGS_uplink));
   if (!uplink.ok()) {
@@ -86,8 +82,7 @@ int Run() {
   std::fprintf(stderr, "atoll-dpdkd: pid %d, uplink %s, TAP %s, lcores %s, on unix:%s\n", getpid(),
                host.uplink.c_str(), host.tap.c_str(), host.lcores.c_str(), socket.c_str());
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = stop_signals.Wait();
   std::fprintf(stderr, "atoll-dpdkd: signal %d, stopping\n", sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   dataplane->reset();  // the workers, the ports and the TAP

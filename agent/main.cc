@@ -1,7 +1,6 @@
 // atoll-agent: the per-host agent. Keeps a stream to the controller, renders
 // what it receives into the dataplane, and serves the CNI plugin and its debug
 // API on a root-only unix socket.
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +19,7 @@
 #include "agent/pod_network.h"
 #include "dataplane/in_process_dataplane.h"
 #include "lb/status_macros.h"
+#include "lb/stop_signals.h"
 #ifdef ATOLL_HAVE_EBPF
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -153,13 +153,7 @@ absl::StatusOr<std::unique_ptr<dataplane::Dataplane>> MakeDataplane() {
 }
 
 int Run() {
-  // Taken by sigwait below: blocked before any thread starts (gRPC's, the
-  // dataplane's), which would inherit an open mask and die of them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const lb::StopSignals stop_signals;  // before any thread starts
 
   const std::string node = NodeName();
   auto dataplane = MakeDataplane();
@@ -213,8 +207,7 @@ int Run() {
                node.c_str(), absl::GetFlag(FLAGS_controller).c_str(), socket.c_str(), *mtu,
                lease_db.c_str());
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = stop_signals.Wait();
   std::fprintf(stderr, "atoll-agent: signal %d, stopping\n", sig);
   agent.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

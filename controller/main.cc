@@ -1,6 +1,5 @@
 // atoll-controller: the cluster's source of truth. Serves the admin API
 // (atollctl) and the Sync stream (agents) on one gRPC port.
-#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include "controller/controller.h"
 #include "controller/sqlite_store.h"
 #include "grpcpp/grpcpp.h"
+#include "lb/stop_signals.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7470", "gRPC address for agents and atollctl");
 ABSL_FLAG(std::string, port_file, "", "write the port listened on to this file (for --listen :0)");
@@ -91,12 +91,7 @@ int Run() {
     return 1;
   }
 
-  // Signals are taken by sigwait below, so block them before gRPC starts threads.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const lb::StopSignals stop_signals;  // before gRPC starts threads
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -118,8 +113,7 @@ int Run() {
   std::fprintf(stderr, "atoll-controller: listening on port %d; store %s at revision %llu\n", port,
                store_id.c_str(), static_cast<unsigned long long>(revision));
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = stop_signals.Wait();
   std::fprintf(stderr, "atoll-controller: signal %d, stopping\n", sig);
   (*controller)->sync().Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

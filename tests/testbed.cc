@@ -28,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/pod_network.h"
 #include "dataplane.grpc.pb.h"
+#include "grpc_status.h"
 #include "lb/net.h"
 #include "lb/status_macros.h"
 #include "tests/processes.h"
@@ -485,11 +486,8 @@ absl::StatusOr<api::Resource> Controller::Get(api::Kind kind, const std::string&
   key.set_namespace_(ns);
   key.set_name(name);
   api::Resource r;
-  grpc::Status s = admin_->Get(&ctx, key, &r);
-  if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        absl::StrCat("Get ", ns, "/", name, ": ", s.error_message()));
-  }
+  ATL_RETURN_IF_ERROR(
+      api::FromGrpcStatus(admin_->Get(&ctx, key, &r), absl::StrCat("Get ", ns, "/", name, ": ")));
   return r;
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dataplane/daemon/wire.h"
+#include "grpc_status.h"
 #include "grpcpp/create_channel.h"
 
 namespace atl::dataplane {
@@ -13,13 +14,10 @@ namespace {
 constexpr std::chrono::seconds kReadDeadline(10);
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& socket) {
-  if (s.ok()) return absl::OkStatus();
-  const auto code = static_cast<absl::StatusCode>(s.error_code());
-  if (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded) {
-    return absl::Status(code, absl::StrCat("the dataplane on unix:", socket,
-                                           " does not answer: ", s.error_message()));
-  }
-  return absl::Status(code, s.error_message());
+  const bool away = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                    s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  return api::v1::FromGrpcStatus(
+      s, away ? absl::StrCat("the dataplane on unix:", socket, " does not answer: ") : "");
 }
 
 }  // namespace
