@@ -192,7 +192,7 @@ absl::StatusOr<lb::IpPrefix> Agent::AllocateBlock(std::string_view ns,
   api::AllocateBlockResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  absl::Status s = api::FromGrpcStatus(
+  const absl::Status s = api::FromGrpcStatus(
       allocate_stub_->AllocateBlock(&ctx, req, &resp),
       absl::StrCat("the controller at ", controller_address_, " gave no new block of namespace \"",
                    absl::string_view(ns.data(), ns.size()), "\": "));

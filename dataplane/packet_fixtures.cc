@@ -418,6 +418,14 @@ std::vector<Step> ReplyTupleSteps() {
                         kTcpSyn, "pa2", kPa2);
   retried.before = {backends_now(kPa3)};
   steps.push_back(retried);
+  // Picked up as it closes (conntrack had lost it): its first packet a FIN.
+  steps.push_back(to_pod("41107: a connection first seen closing, to pa3", 41107, kTcpFin | kTcpAck,
+                         "pa3", kPa3));
+  steps.push_back(from_pod("41107: pa3 closes its side", 41107, kTcpFin | kTcpAck, "pa3", kPa3));
+  Step picked_up_reopened = to_pod("41107: pa2 replaced pa3; the port's next SYN goes to pa2",
+                                   41107, kTcpSyn, "pa2", kPa2);
+  picked_up_reopened.before = {backends_now(kPa2)};
+  steps.push_back(picked_up_reopened);
   // A pod that leaves takes its flows with it (as Cilium flushes a deleted
   // endpoint's). Otherwise a connection it never closed would hold its reply
   // tuple for the established timeout, and a new pod given the same address

@@ -223,13 +223,9 @@ void ConntrackShard::UpdateState(Flow& f, CtDir dir, uint8_t tcp_flags, uint64_t
     if (tcp_flags & kTcpRst) {
       state = CtState::kClosed;
     } else if (tcp_flags & kTcpSyn) {
-      if (!(tcp_flags & kTcpAck)) {
-        // A new SYN on a closed 4-tuple reuses it (a client recycling its port).
-        if (dir == CtDir::kOriginal && (state == CtState::kTimeWait || state == CtState::kClosed)) {
-          state = CtState::kSynSent;
-          fin_seen = 0;
-        }
-      } else if (dir == CtDir::kReply && state == CtState::kSynSent) {
+      // (A new SYN on a finished flow's tuple comes here only from a caller
+      // that did not remove the flow first, as Reopens says to: it stays over.)
+      if ((tcp_flags & kTcpAck) && dir == CtDir::kReply && state == CtState::kSynSent) {
         state = CtState::kSynRecv;
       }
     } else {

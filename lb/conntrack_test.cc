@@ -278,30 +278,33 @@ TEST_F(ConntrackTest, StrayFinOrRstDoesNotPinAnEstablishedEntry) {
   EXPECT_EQ(Expires(rst), 3 * kSec);
 }
 
-TEST_F(ConntrackTest, NewSynOnClosedFlowReopensIt) {
+// A client's SYN on the tuple of a connection that is over (both FINs, or a
+// RST) opens a new one, which its caller balances afresh (lb::Reopens):
+// nothing else does, and the shard itself does not revive the old flow.
+TEST_F(ConntrackTest, ANewSynReopensOnlyAFinishedFlow) {
   for (bool by_rst : {false, true}) {
-    const Conn c = ClientConn(by_rst ? 42001 : 42000);
-    const uint32_t id = Create(c, kAck, 0);
+    const uint32_t id = Create(ClientConn(by_rst ? 42001 : 42000), kAck, 0);
+    EXPECT_FALSE(Reopens(ct_->flow(id), CtDir::kOriginal, kSyn)) << "established";
     if (by_rst) {
       ct_->Update(id, CtDir::kOriginal, kRst, kSec);
-      ASSERT_EQ(State(id), CtState::kClosed);
     } else {
       ct_->Update(id, CtDir::kOriginal, kFinAck, kSec);
+      EXPECT_FALSE(Reopens(ct_->flow(id), CtDir::kOriginal, kSyn)) << "half-closed";
       ct_->Update(id, CtDir::kReply, kFinAck, kSec);
-      ASSERT_EQ(State(id), CtState::kTimeWait);
     }
+    const Flow& over = ct_->flow(id);
+    ASSERT_TRUE(IsFinished(over)) << CtStateName(over.state);
+    EXPECT_TRUE(Reopens(over, CtDir::kOriginal, kSyn));
+    EXPECT_FALSE(Reopens(over, CtDir::kReply, kSyn)) << "only the client opens";
+    EXPECT_FALSE(Reopens(over, CtDir::kOriginal, kSynAck));
+    EXPECT_FALSE(Reopens(over, CtDir::kOriginal, kAck));
 
-    // The client reuses its port for a new connection.
+    const CtState before = over.state;
     ct_->Update(id, CtDir::kOriginal, kSyn, 2 * kSec);
-    EXPECT_EQ(State(id), CtState::kSynSent);
-    EXPECT_EQ(Expires(id), 7 * kSec);
-    ct_->Update(id, CtDir::kReply, kSynAck, 2 * kSec);
-    ct_->Update(id, CtDir::kOriginal, kAck, 2 * kSec);
-    EXPECT_EQ(State(id), CtState::kEstablished);
-    // The old connection's FINs are forgotten: one FIN is a half-close again.
-    ct_->Update(id, CtDir::kReply, kFinAck, 3 * kSec);
-    EXPECT_EQ(State(id), CtState::kFinWait);
+    EXPECT_EQ(State(id), before) << "the shard does not reopen it itself";
   }
+  const uint32_t udp = Create(ClientConn(42002, IpProto::kUdp), 0, 0);
+  EXPECT_FALSE(Reopens(ct_->flow(udp), CtDir::kOriginal, kSyn));
 }
 
 // A reply tuple is one flow's while that flow lives. A finished TCP

@@ -57,6 +57,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "dataplane/ebpf/ebpf_dataplane.h"
+#include "grpc_status.h"
 #include "grpcpp/grpcpp.h"
 #include "lb/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -158,9 +159,7 @@ absl::StatusOr<std::vector<KubeServicePort>> ServicePorts(TestBed& bed, int n,
   req.set_kind(api::KIND_SERVICE);
   req.set_namespace_(kNamespace);
   api::ListResponse resp;
-  if (grpc::Status s = admin->List(&ctx, req, &resp); !s.ok()) {
-    return absl::UnavailableError("list services: " + s.error_message());
-  }
+  ATL_RETURN_IF_ERROR(api::FromGrpcStatus(admin->List(&ctx, req, &resp), "list services: "));
   std::map<std::string, std::string> ips;
   for (const api::Resource& r : resp.resources()) {
     if (r.service().cluster_ips_size() > 0) ips[r.service().name()] = r.service().cluster_ips(0);

@@ -80,11 +80,13 @@ absl::StatusOr<L4Address> ServiceAddress(const LbWorkload& w, int service);
 // (index % 65534 + 1), port 8080 + index / 65534.
 absl::StatusOr<L4Address> BackendAddress(const LbWorkload& w, int service, int backend);
 
-// Writes the workload as a pcap (microsecond, Ethernet) to `path`; the
-// number of packets written. Frames go from 02:00:00:00:00:01 to
-// kWorkloadDstMac, the MAC Atoll's measured uplink is given (it leaves frames
-// for other MACs to the host).
+// Where the workload's frames are addressed: the MAC Atoll's measured
+// uplink is given (it leaves frames for other MACs to the host). They come
+// from 02:00:00:00:00:01.
 inline constexpr std::array<uint8_t, 6> kWorkloadDstMac = {0x02, 0, 0, 0, 0, 0x11};
+
+// Writes the workload as a pcap (microsecond, Ethernet) to `path`; the
+// number of packets written.
 absl::StatusOr<int64_t> WriteWorkloadPcap(const LbWorkload& w, const std::string& path);
 
 // The OpenFlow groups and flows (ovs-ofctl -O OpenFlow15 add-groups /

@@ -527,10 +527,8 @@ absl::StatusOr<api::AgentStateResponse> Agent::State() {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   api::AgentStateResponse resp;
-  grpc::Status s = debug_->State(&ctx, api::AgentStateRequest(), &resp);
-  if (!s.ok()) {
-    return absl::UnavailableError(absl::StrCat("agent State: ", s.error_message()));
-  }
+  ATL_RETURN_IF_ERROR(
+      api::FromGrpcStatus(debug_->State(&ctx, api::AgentStateRequest(), &resp), "agent State: "));
   return resp;
 }
 

@@ -383,6 +383,14 @@ struct alignas(64) DpdkDataplane::Worker {
     Send(port, m);
   }
   [[gnu::noinline]] void SendElsewhere(uint16_t port, rte_mbuf* m) {
+    // No port at all would be a bug (SendIfPresent catches the two that may
+    // be absent): the frame is lost, not handed to a worker that would run
+    // it through the pipeline again.
+    if (port >= RTE_MAX_ETHPORTS) [[unlikely]] {
+      rte_pktmbuf_free(m);
+      pipeline->CountDrop(DropReason::kTxFull);
+      return;
+    }
     // Another worker's port: that worker alone sends on it.
     *dataplane->TxPortOf(m) = port;
     HandOff(dataplane->WorkerOf(port), m);

@@ -126,7 +126,9 @@ static __always_inline int atl_opening_syn(__u8 proto, __u8 tcp_flags) {
  * over: a RST, a FIN each way, or its other half gone. A new connection's SYN
  * may take its tuples, as Linux lets a SYN reuse a tuple in TIME_WAIT
  * (lb::IsFinished). Each entry sees its own direction's packets: the other
- * entry says what came the other way. */
+ * entry says what came the other way. A flow that lost one entry (the LRU
+ * map evicted it) cannot translate that direction any more, so it counts as
+ * over; lb::ConntrackShard keeps a flow whole or not at all. */
 static __always_inline int atl_ct_finished(const struct atl_ct *e, const struct atl_ct *o) {
   return !o || e->tcp_state == ATL_TCP_RESET || o->tcp_state == ATL_TCP_RESET ||
          (e->tcp_state == ATL_TCP_CLOSING && o->tcp_state == ATL_TCP_CLOSING);
@@ -177,6 +179,14 @@ static __always_inline int atl_ct_create(const struct atl_ct_key *orig,
     fwd.tcp_state = ATL_TCP_ESTABLISHED;
     rev.tcp_state = ATL_TCP_ESTABLISHED;
   }
+  /* A first packet carrying RST or FIN moves its entry on at once, as any
+   * packet would (atl_ct_seen; lb::ConntrackShard::Insert): a stray one does
+   * not pin the flow for the established timeout, and a connection picked up
+   * as it closes is over once the other side's FIN comes. */
+  if (orig->proto == IPPROTO_TCP && (tcp_flags & ATL_TCP_RST))
+    fwd.tcp_state = ATL_TCP_RESET;
+  else if (orig->proto == IPPROTO_TCP && (tcp_flags & ATL_TCP_FIN))
+    fwd.tcp_state = ATL_TCP_CLOSING;
   if (to->saddr != orig->saddr || to->sport != orig->sport) {
     fwd.flags |= ATL_CT_SNAT;
     fwd.nat_saddr = to->saddr;

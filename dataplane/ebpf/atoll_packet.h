@@ -37,8 +37,10 @@ struct icmphdr {
 #define ICMP_PARAMETERPROB 12
 
 /* skb->pkt_type, from <linux/if_packet.h> (which the tc headers lack). */
+#ifndef PACKET_HOST
 #define PACKET_HOST 0
 #define PACKET_OTHERHOST 3
+#endif
 
 #define ATL_IP_OFF ETH_HLEN
 #define ATL_IP_CSUM_OFF (ATL_IP_OFF + 10)

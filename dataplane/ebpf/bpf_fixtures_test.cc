@@ -51,9 +51,12 @@ constexpr uint64_t kClockOffsetNs = uint64_t{24} * 3600 * 1000000000;
 // it or another host (skb->pkt_type) by that device's MAC. Tables that name
 // the same pod share its interface.
 uint32_t MakeInterface(const std::string& name, const std::string& mac = "") {
-  if (const uint32_t existing = if_nametoindex(name.c_str())) return existing;
-  const std::string cmd = "ip link add " + name + (mac.empty() ? "" : " address " + mac) +
-                          " type veth peer name " + name + "-p && ip link set " + name + " up";
+  std::string cmd;
+  if (if_nametoindex(name.c_str()) == 0) {
+    cmd = "ip link add " + name + " type veth peer name " + name + "-p && ";
+  }
+  if (!mac.empty()) cmd += "ip link set " + name + " address " + mac + " && ";
+  cmd += "ip link set " + name + " up";
   if (std::system(cmd.c_str()) != 0) return 0;
   return if_nametoindex(name.c_str());
 }
